@@ -1,0 +1,60 @@
+"""The ``x3dsearch`` command line.
+
+Each sub-command lives in its own module and imports heavy libraries (torch,
+ray) inside the command, so ``x3dsearch --help`` stays fast. Bad input of any
+kind ends as one line on stderr and exit code 2.
+"""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import X3DSearchError
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="x3dsearch")
+def cli() -> None:
+    """Progressive expansion search for efficient video networks (X3D)."""
+
+
+def _register() -> None:
+    from . import flops_cmd
+
+    cli.add_command(flops_cmd.flops)
+    # Further sub-commands register here, one line each.
+
+
+_register()
+
+
+def fail(message: str, code: int = 2) -> "NoReturn":  # noqa: F821
+    click.echo(f"x3dsearch: error: {message}", err=True)
+    sys.exit(code)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the group, turning every user error into one line and exit 2."""
+    try:
+        rv = cli.main(args=argv, prog_name="x3dsearch", standalone_mode=False)
+    except click.exceptions.NoSuchOption as exc:
+        fail(exc.format_message())
+    except click.exceptions.UsageError as exc:
+        fail(exc.format_message())
+    except click.exceptions.Abort:
+        fail("aborted", 130)
+    except KeyboardInterrupt:
+        fail("interrupted; the run directory keeps its last saved state", 130)
+    except X3DSearchError as exc:
+        fail(str(exc))
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.exceptions.ClickException as exc:
+        fail(exc.format_message())
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":
+    main()
