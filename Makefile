@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==$(TORCH_VERSION)
 	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q --no-deps pytorchvideo==0.1.5
 	touch $(STAMP)
 
 install: $(STAMP)

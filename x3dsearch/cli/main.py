@@ -22,8 +22,10 @@ def cli() -> None:
 
 def _register() -> None:
     from . import flops_cmd
+    from . import convert_cmd
 
     cli.add_command(flops_cmd.flops)
+    cli.add_command(convert_cmd.convert)
     # Further sub-commands register here, one line each.
 
 

@@ -98,8 +98,9 @@ class SqueezeExcite(nn.Module):
 class XBlock(nn.Module):
     """Inverted bottleneck: 1x1x1 expand, 3x3x3 channel-wise (+SE), SiLU, 1x1x1 project.
 
-    ``shortcut_bn`` exists for checkpoints whose projection shortcut has no BN
-    (pytorchvideo builds one only when channels change).
+    ``shortcut_bn=False`` reproduces pytorchvideo checkpoints: their projection
+    shortcut has a BN only where channels change (so none in the first block of
+    stage 1, which only downsamples). ``True`` (SlowFast, the paper) always has one.
     """
 
     def __init__(self, in_ch: int, out_ch: int, inner: int, spatial_stride: int, use_se: bool,
@@ -115,7 +116,7 @@ class XBlock(nn.Module):
         self.bn_c.is_block_last = True  # zero-initialised so every block starts as identity
         if in_ch != out_ch or spatial_stride != 1:
             self.shortcut = nn.Conv3d(in_ch, out_ch, 1, stride=(1, spatial_stride, spatial_stride), bias=False)
-            self.shortcut_bn = nn.BatchNorm3d(out_ch) if shortcut_bn else nn.Identity()
+            self.shortcut_bn = nn.BatchNorm3d(out_ch) if shortcut_bn or in_ch != out_ch else nn.Identity()
         else:
             self.shortcut = None
             self.shortcut_bn = None
@@ -167,6 +168,7 @@ class X3D(nn.Module):
         super().__init__()
         self.factors = factors
         self.num_classes = num_classes
+        self.shortcut_bn = shortcut_bn
         stem_width, plans, head_inner = stage_plan(factors)
         self.stem = Stem(stem_width)
         stages = []
