@@ -1,0 +1,38 @@
+"""``x3dsearch plot`` and ``x3dsearch show``: read search run directories, never modify them."""
+from __future__ import annotations
+
+import json
+
+import click
+
+
+@click.command()
+@click.argument("run_dirs", nargs=-1, required=True, metavar="RUN_DIR [RUN_DIR ...]")
+@click.option("-o", "--output", "output", required=True, metavar="FILE",
+              help="Image to write; the extension picks the format (png, svg, pdf).")
+@click.option("--reference", type=click.Choice(["x3d"]), default=None,
+              help="Draw the published family's GFLOPs (X3D-XS, S, M, L, XL) as vertical markers.")
+@click.option("--title", default=None, help="Figure title (a partial run still adds its progress line).")
+def plot(run_dirs: tuple[str, ...], output: str, reference: str | None, title: str | None) -> None:
+    """Accuracy-vs-GFLOPs frontier of one or several searches."""
+    from ..report.plot import check_output_format, plot_runs
+    from ..report.runlog import load_run
+
+    check_output_format(output)  # before reading runs, so a typo costs nothing
+    runs = [load_run(d) for d in run_dirs]
+    plot_runs(runs, output, reference=reference, title=title)
+    partial = [f"{r.run_dir} ({r.progress})" for r in runs if r.partial]
+    click.echo(f"wrote {output}" + (f"; partial: {'; '.join(partial)}" if partial else ""))
+
+
+@click.command()
+@click.argument("run_dir", metavar="RUN_DIR")
+@click.option("--all", "all_candidates", is_flag=True, help="Also list every candidate of every step.")
+@click.option("--json", "as_json", is_flag=True, help="Print the same data as JSON.")
+def show(run_dir: str, all_candidates: bool, as_json: bool) -> None:
+    """The chosen path, the search's cost, and that cost against one full training."""
+    from ..report.runlog import load_run
+    from ..report.table import format_summary, summarize
+
+    summary = summarize(load_run(run_dir), all_candidates=all_candidates)
+    click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))

@@ -1,0 +1,231 @@
+"""Accuracy-vs-GFLOPs frontier figure of one or several searches.
+
+Every artist carries a ``gid`` (``run<i>:<part>``, ``reference:<name>``) so
+tests and scripts can read the plotted data back from the Figure instead of
+comparing pixels. The figure is built on a bare Agg canvas, never through
+pyplot, so plotting from a long-running search leaks no global figures.
+"""
+from __future__ import annotations
+
+import io
+import textwrap
+from pathlib import Path
+from typing import Sequence
+
+from ..errors import X3DSearchError
+from ..utils.io import atomic_write_bytes
+from .runlog import AXES, ModelRecord, RunLog, load_run
+
+#: Published X3D family (paper convention, K400 head), in GFLOPs, for --reference x3d.
+#: These equal ``x3dsearch.complexity.gflops(PRESETS[name])``; kept as numbers so plotting needs no torch.
+REFERENCE_FAMILIES: dict[str, tuple[tuple[str, str, float], ...]] = {
+    "x3d": (("x3d-xs", "XS", 0.6053), ("x3d-s", "S", 1.9629), ("x3d-m", "M", 4.7325),
+            ("x3d-l", "L", 18.368), ("x3d-xl", "XL", 35.838)),
+}
+AXIS_MARKERS = {"x-fast": ">", "x-temporal": "s", "x-spatial": "o", "x-depth": "^", "x-width": "D",
+                "x-bottleneck": "v"}
+_SPARE_MARKERS = ("p", "h", "<", "8", "d", "H")
+SEED_MARKER = "P"
+FINAL_MARKER = "*"
+#: Sizes chosen to stay legible when the figure is shrunk to one column of a paper.
+STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 12, "xtick.labelsize": 10,
+         "ytick.labelsize": 10, "legend.fontsize": 9, "lines.linewidth": 1.8, "savefig.dpi": 200}
+FIGSIZE = (7.5, 5.0)
+
+
+def pareto_frontier(models: Sequence[ModelRecord]) -> list[ModelRecord]:
+    """Models that no cheaper-or-equal model beats or ties on top-1, in increasing GFLOPs."""
+    best: float | None = None
+    frontier: list[ModelRecord] = []
+    ranked = sorted((m for m in models if m.evaluated), key=lambda m: (m.gflops, -m.top1))
+    for model in ranked:
+        if best is None or model.top1 > best:
+            frontier.append(model)
+            best = model.top1
+    return frontier
+
+
+def check_output_format(out_path: str | Path) -> str:
+    """The file format from the extension, refused early if matplotlib cannot write it."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    suffix = Path(out_path).suffix.lower().lstrip(".")
+    supported = sorted(FigureCanvasAgg(Figure()).get_supported_filetypes())
+    if suffix not in supported:
+        raise X3DSearchError(f"{out_path}: cannot tell the image format from the extension "
+                             f"(use .png, .svg or .pdf; also {', '.join(s for s in supported if s not in ('png', 'svg', 'pdf'))})")
+    return suffix
+
+
+def run_labels(runs: Sequence[RunLog]) -> list[str]:
+    """Directory names, widened with their parent where two runs share a name."""
+    names = [r.name for r in runs]
+    labels = []
+    for run, name in zip(runs, names):
+        if names.count(name) > 1:
+            resolved = run.run_dir.resolve()
+            name = f"{resolved.parent.name}/{resolved.name}"
+        labels.append(name)
+    return labels
+
+
+def _title(runs: Sequence[RunLog], labels: Sequence[str], title: str | None) -> str:
+    if title is None:
+        title = (f"Accuracy vs. complexity: {labels[0]}" if len(runs) == 1
+                 else f"Accuracy vs. complexity: {len(runs)} searches")
+    notes = [(r.progress if len(runs) == 1 else f"{label} {r.progress}")
+             for r, label in zip(runs, labels) if r.partial]
+    if notes:
+        title += "\n" + textwrap.fill("(partial: " + "; ".join(notes) + ")", width=64)
+    return title
+
+
+def _marker(axis: str, spare: dict[str, str]) -> str:
+    if axis in AXIS_MARKERS:
+        return AXIS_MARKERS[axis]
+    if axis not in spare:
+        spare[axis] = _SPARE_MARKERS[len(spare) % len(_SPARE_MARKERS)]
+    return spare[axis]
+
+
+def _draw_run(ax, run: RunLog, index: int, color, spare: dict[str, str]) -> None:
+    tag = f"run{index}"
+    by_axis: dict[str, list[tuple[float, float]]] = {}
+    for cand in run.evaluated_candidates():
+        by_axis.setdefault(cand.axis, []).append((cand.gflops, cand.top1))
+    order = [a for a in AXES if a in by_axis] + sorted(a for a in by_axis if a not in AXES)
+    for axis in order:
+        xs, ys = zip(*by_axis[axis])
+        ax.scatter(xs, ys, marker=_marker(axis, spare), s=42, facecolors=[color], edgecolors=[color],
+                   alpha=0.55, linewidths=0.8, zorder=3, gid=f"{tag}:candidates:{axis}")
+
+    seed = run.seed_model
+    if seed is not None and seed.evaluated:
+        ax.scatter([seed.gflops], [seed.top1], marker=SEED_MARKER, s=80, facecolors=[color],
+                   edgecolors="black", linewidths=0.6, zorder=4, gid=f"{tag}:seed")
+
+    frontier = pareto_frontier(run.evaluated_models())
+    if frontier:
+        ax.plot([m.gflops for m in frontier], [m.top1 for m in frontier], drawstyle="steps-post",
+                linestyle=":", linewidth=1.4, color=color, alpha=0.9, zorder=2, gid=f"{tag}:frontier")
+
+    path = [p for p in run.path() if p.label != "contracted" and p.model.evaluated]
+    if path:
+        ax.plot([p.model.gflops for p in path], [p.model.top1 for p in path], "-", color=color, zorder=5,
+                gid=f"{tag}:path")
+        for p in path:
+            text = "seed" if p.step is None else f"{p.step} {p.axis}"
+            ax.annotate(text, (p.model.gflops, p.model.top1), xytext=(5, 5), textcoords="offset points",
+                        fontsize=8, color=color, zorder=6, gid=f"{tag}:path-label:{p.label}")
+
+    if run.contraction is not None and run.contraction.model.evaluated:
+        start, end = run.contraction.start, run.contraction.model
+        if start.evaluated:
+            ax.plot([start.gflops, end.gflops], [start.top1, end.top1], "--", color=color, linewidth=1.2,
+                    zorder=5, gid=f"{tag}:contraction")
+        ax.annotate(f"contract {run.contraction.axis}", (end.gflops, end.top1), xytext=(6, -12),
+                    textcoords="offset points", fontsize=8, color=color, zorder=6,
+                    gid=f"{tag}:path-label:contracted")
+
+    final = run.final
+    if final is not None and final.evaluated:
+        ax.scatter([final.gflops], [final.top1], marker=FINAL_MARKER, s=260, facecolors=[color],
+                   edgecolors="black", linewidths=0.9, zorder=7, gid=f"{tag}:final")
+    elif final is not None:
+        # A final model that was never evaluated has no top-1: mark its GFLOPs only, never a made-up y.
+        ax.axvline(final.gflops, color=color, linestyle="-.", linewidth=1.0, zorder=1, gid=f"{tag}:final")
+
+    if run.target_gflops is not None:
+        ax.axvline(run.target_gflops, color=color, linestyle=(0, (1, 3)), linewidth=1.0, alpha=0.8, zorder=1,
+                   gid=f"{tag}:target")
+
+
+def _draw_reference(ax, family: str) -> None:
+    from matplotlib.transforms import blended_transform_factory
+
+    top = blended_transform_factory(ax.transData, ax.transAxes)
+    for name, short, value in REFERENCE_FAMILIES[family]:
+        ax.axvline(value, color="0.45", linestyle="--", linewidth=0.9, zorder=0, gid=f"reference:{name}")
+        ax.text(value, 0.015, f" {short}", transform=top, ha="left", va="bottom", fontsize=9, color="0.3",
+                gid=f"reference-label:{name}")
+
+
+def _legend(ax, runs: Sequence[RunLog], labels: Sequence[str], colors, spare: dict[str, str],
+            reference: str | None) -> None:
+    from matplotlib.lines import Line2D
+
+    handles = []
+    for run, label, color in zip(runs, labels, colors):
+        text = label + (f" ({run.status or 'partial'})" if run.partial else "")
+        if run.final is not None and run.final.evaluated:
+            text += f": {run.final.gflops:.3g} G, {run.final.top1:.1f}"
+        handles.append(Line2D([], [], color=color, linewidth=2.5, label=text))
+    used = {c.axis for r in runs for c in r.evaluated_candidates()}
+    for axis in [a for a in AXES if a in used] + sorted(a for a in used if a not in AXES):
+        handles.append(Line2D([], [], color="0.3", marker=_marker(axis, spare), linestyle="none", label=axis))
+    grey = "0.3"
+    handles.append(Line2D([], [], color=grey, linestyle="-", label="chosen path"))
+    handles.append(Line2D([], [], color=grey, linestyle=":", label="Pareto frontier"))
+    if any(r.final is not None and r.final.evaluated for r in runs):
+        handles.append(Line2D([], [], color=grey, marker=FINAL_MARKER, markersize=12, linestyle="none",
+                              markeredgecolor="black", label="final (contracted)"))
+    if any(r.seed_model is not None and r.seed_model.evaluated for r in runs):
+        handles.append(Line2D([], [], color=grey, marker=SEED_MARKER, markersize=9, linestyle="none",
+                              label="seed"))
+    if any(r.target_gflops is not None for r in runs):
+        handles.append(Line2D([], [], color=grey, linestyle=(0, (1, 3)), label="target GFLOPs"))
+    if reference:
+        handles.append(Line2D([], [], color="0.45", linestyle="--", linewidth=0.9,
+                              label=f"{reference.upper()} family"))
+    legend = ax.legend(handles=handles, loc="center left", bbox_to_anchor=(1.02, 0.5), frameon=False,
+                       borderaxespad=0.0)
+    legend.set_gid("legend")
+
+
+def plot_runs(run_dirs: Sequence[str | Path | RunLog], out_path: str | Path | None = None,
+              reference: str | None = None, title: str | None = None):
+    """Draw the runs on one accuracy-vs-GFLOPs figure, save it if ``out_path`` is given, return the Figure."""
+    from matplotlib import rc_context, ticker
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    if not run_dirs:
+        raise X3DSearchError("give at least one run directory")
+    if reference is not None and reference not in REFERENCE_FAMILIES:
+        raise X3DSearchError(f"unknown reference '{reference}' (choose from {', '.join(REFERENCE_FAMILIES)})")
+    fmt = check_output_format(out_path) if out_path is not None else None
+    runs = [r if isinstance(r, RunLog) else load_run(r) for r in run_dirs]
+    labels = run_labels(runs)
+
+    with rc_context(STYLE):
+        fig = Figure(figsize=FIGSIZE, layout="constrained")
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        ax.set_gid("frontier")
+        palette = [f"C{i % 10}" for i in range(len(runs))]
+        spare: dict[str, str] = {}
+        for i, (run, color) in enumerate(zip(runs, palette)):
+            _draw_run(ax, run, i, color, spare)
+        if reference:
+            _draw_reference(ax, reference)
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
+        ax.set_xlabel("GFLOPs per clip (multiply-adds, log scale)")
+        ax.set_ylabel("validation top-1 (%)")
+        ax.grid(True, which="major", linewidth=0.5, alpha=0.4)
+        ax.set_title(_title(runs, labels, title))
+        _legend(ax, runs, labels, palette, spare, reference)
+        if out_path is not None:
+            buffer = io.BytesIO()
+            fig.savefig(buffer, format=fmt)
+            atomic_write_bytes(out_path, buffer.getvalue())
+    return fig
+
+
+def find_artists(fig, gid: str) -> list:
+    """Artists of ``fig`` whose gid is ``gid`` or starts with ``gid:`` (e.g. ``run0:candidates``)."""
+    return [a for a in fig.findobj() if isinstance(a.get_gid(), str)
+            and (a.get_gid() == gid or a.get_gid().startswith(gid + ":"))]

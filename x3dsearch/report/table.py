@@ -1,0 +1,210 @@
+"""``show``'s data: the chosen path, the candidates, the cost, and the cost against one full training.
+
+:func:`summarize` builds one JSON-ready dict; :func:`format_summary` renders that
+same dict as terminal text, so ``--json`` and the table can never disagree.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..budget import load_budget, training_macs
+from .runlog import Candidate, ModelRecord, RunLog
+
+#: The budget a "full training" is measured under for the cost comparison.
+FULL_TRAINING_BUDGET = "paper"
+
+
+def _model(model: ModelRecord) -> dict[str, Any]:
+    return {"factors": model.factors.to_dict(), "factors_short": model.factors.short(),
+            "gflops": model.gflops, "params_m": model.params_m, "top1": model.top1}
+
+
+def _candidate(cand: Candidate, chosen: bool) -> dict[str, Any]:
+    return {"axis": cand.axis, "chosen": chosen, **_model(cand.model), "top1": cand.top1, "top5": cand.top5,
+            "train_time_s": cand.train_time_s, "train_macs": cand.train_macs, "status": cand.status,
+            "error": cand.error}
+
+
+def search_train_macs(run: RunLog) -> tuple[float | None, str]:
+    """Total training multiply-adds and where the number came from."""
+    if run.cost.train_macs is not None:
+        return run.cost.train_macs, "cost.train_macs"
+    known = [c.train_macs for c in run.candidates() if c.train_macs is not None]
+    if known:
+        return float(sum(known)), "sum of candidates' train_macs"
+    return None, "not recorded"
+
+
+def cost_block(run: RunLog) -> dict[str, Any]:
+    cost = run.cost
+    macs, source = search_train_macs(run)
+    block: dict[str, Any] = {"train_macs": macs, "train_macs_source": source, "wall_time_s": cost.wall_time_s,
+                             "train_s": cost.train_s, "flop_count_s": cost.flop_count_s, "ray_s": cost.ray_s,
+                             "outside_training_s": None, "outside_training_share": None,
+                             "outside_training_note": None}
+    wall, train = cost.wall_time_s, cost.train_s
+    if wall is None or train is None or wall <= 0:
+        block["outside_training_note"] = "unavailable: the log lacks cost.wall_time_s or cost.train_s"
+    elif train > wall:
+        # Trials ran in parallel, so summed training time exceeds the wall clock; no honest share exists.
+        block["outside_training_note"] = (f"unavailable: training time ({train:.0f} s) exceeds wall time "
+                                          f"({wall:.0f} s) because trials ran in parallel")
+    else:
+        block["outside_training_s"] = wall - train
+        block["outside_training_share"] = (wall - train) / wall
+    return block
+
+
+def full_training_comparison(run: RunLog, search_macs: float | None) -> dict[str, Any]:
+    """The search's training multiply-adds over one full training of its final model (paper budget)."""
+    budget = load_budget(FULL_TRAINING_BUDGET)
+    out: dict[str, Any] = {"available": False, "reason": None, "budget": budget.name,
+                           "full_epochs": budget.full_epochs, "train_videos": None, "final_gflops": None,
+                           "full_training_macs": None, "ratio": None, "one_in": None}
+    train_videos = (run.data or {}).get("train_videos")
+    if run.final is None:
+        out["reason"] = "the run has no final model yet"
+    elif not train_videos:
+        out["reason"] = "the run log has no data.train_videos"
+    elif not search_macs:
+        out["reason"] = "the run log records no training multiply-adds"
+    if out["reason"]:
+        return out
+    full = training_macs(run.final.gflops, budget.full_epochs * train_videos)
+    out.update(available=True, train_videos=train_videos, final_gflops=run.final.gflops,
+               full_training_macs=full, ratio=search_macs / full, one_in=full / search_macs)
+    return out
+
+
+def summarize(run: RunLog, all_candidates: bool = False) -> dict[str, Any]:
+    """Everything ``show`` prints, as plain data (``candidates`` per step only with ``all_candidates``)."""
+    path = []
+    for point in run.path():
+        row = {"step": point.label, "axis": point.axis, **_model(point.model), "time_s": point.time_s}
+        if row["params_m"] is None and run.final is not None and run.final.factors == point.model.factors:
+            row["params_m"] = run.final.params_m  # the log keeps the contracted model's params on ``final``
+        path.append(row)
+    in_progress = None
+    if run.steps and run.steps[-1].chosen is None:
+        last = run.steps[-1]
+        counts: dict[str, int] = {}
+        for cand in last.candidates:
+            counts[cand.status] = counts.get(cand.status, 0) + 1
+        in_progress = {"step": last.step, "evaluated": sum(c.evaluated for c in last.candidates),
+                       "candidates": len(last.candidates), "statuses": counts}
+    summary: dict[str, Any] = {
+        "run_dir": str(run.run_dir), "status": run.status, "partial": run.partial, "progress": run.progress,
+        "target_gflops": run.target_gflops, "seed": run.seed, "space": run.space, "budget": run.budget,
+        "data": dict(run.data) if run.data is not None else None,
+        "path": path, "in_progress": in_progress,
+        "final": _model(run.final) if run.final is not None else None,
+    }
+    if all_candidates:
+        summary["steps"] = [{"step": s.step, "from": _model(s.start), "chosen": s.chosen, "time_s": s.time_s,
+                             "candidates": [_candidate(c, c.axis == s.chosen) for c in s.candidates]}
+                            for s in run.steps]
+    summary["cost"] = cost_block(run)
+    summary["full_training"] = full_training_comparison(run, summary["cost"]["train_macs"])
+    return summary
+
+
+# --- text -----------------------------------------------------------------------------------
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    seconds = float(seconds)
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def _table(header: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(header)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths)))
+
+    return [line(header).rstrip(), "-" * len(line(header).rstrip()), *(line(r).rstrip() for r in rows)]
+
+
+def _params(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}M"
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    out: list[str] = []
+    state = summary["status"] or "status unknown"
+    out.append(f"run {summary['run_dir']} ({summary['progress'] if summary['partial'] else state})")
+    facts = [f"target {_num(summary['target_gflops'], 'g')} GFLOPs", f"seed {_num(summary['seed'], 'd')}",
+             f"space {summary['space'] or '-'}", f"budget {summary['budget'] or '-'}"]
+    data = summary["data"]
+    if data:
+        facts.append(f"data {data.get('root', '?')} ({data.get('num_classes', '?')} classes, "
+                     f"{data.get('train_videos', '?')} train / {data.get('val_videos', '?')} val videos)")
+    out.append(", ".join(facts))
+    out.append("")
+
+    rows = [[str(p["step"]), p["axis"] or "-", p["factors_short"], f"{p['gflops']:.4f}", _params(p["params_m"]),
+             _num(p["top1"], ".1f"), format_duration(p["time_s"])] for p in summary["path"]]
+    out += _table(["step", "axis", "factors", "GFLOPs", "params", "top-1", "time"], rows, {0, 3, 4, 5, 6})
+    if summary["in_progress"]:
+        ip = summary["in_progress"]
+        states = ", ".join(f"{n} {s}" for s, n in ip["statuses"].items())
+        out.append(f"step {ip['step']} in progress: {ip['evaluated']}/{ip['candidates']} evaluated ({states})")
+    final = summary["final"]
+    if final:
+        target = summary["target_gflops"]
+        share = f" = {final['gflops'] / target:.1%} of the {target:g} target" if target else ""
+        out.append(f"final: {final['factors_short']}, {final['gflops']:.4f} GFLOPs{share}, "
+                   f"{_params(final['params_m'])} params, top-1 {_num(final['top1'], '.1f')}")
+    else:
+        out.append("final: none yet")
+
+    for step in summary.get("steps", []):
+        start = step["from"]
+        out.append("")
+        outcome = (f"chose {step['chosen']}, took {format_duration(step['time_s'])}" if step["chosen"]
+                   else "not finished")
+        out.append(f"step {step['step']} from {start['factors_short']} ({start['gflops']:.4f} GFLOPs, "
+                   f"top-1 {_num(start['top1'], '.1f')}): {outcome}")
+        rows = [["*" if c["chosen"] else "", c["axis"], c["factors_short"], f"{c['gflops']:.4f}",
+                 _params(c["params_m"]), _num(c["top1"], ".1f"), _num(c["top5"], ".1f"),
+                 format_duration(c["train_time_s"]), c["status"] + (f": {c['error']}" if c["error"] else "")]
+                for c in step["candidates"]]
+        out += ["  " + line for line in _table(["", "axis", "factors", "GFLOPs", "params", "top-1", "top-5",
+                                                 "train", "status"], rows, {3, 4, 5, 6, 7})]
+
+    cost = summary["cost"]
+    out += ["", "cost"]
+    macs = cost["train_macs"]
+    source = "" if cost["train_macs_source"] == "cost.train_macs" else f" ({cost['train_macs_source']})"
+    out.append(f"  training multiply-adds  {_num(macs, '.3e')}{source}")
+    out.append(f"  wall time               {format_duration(cost['wall_time_s'])}"
+               + (f" ({cost['wall_time_s']:.0f} s)" if cost["wall_time_s"] is not None else ""))
+    if cost["outside_training_share"] is not None:
+        wall = cost["wall_time_s"]
+        parts = [f"{name} {cost[key] / wall:.1%}" for name, key in (("FLOP counting", "flop_count_s"),
+                                                                     ("Ray", "ray_s")) if cost[key] is not None]
+        detail = f" ({', '.join(parts)})" if parts else ""
+        out.append(f"  outside training        {format_duration(cost['outside_training_s'])} = "
+                   f"{cost['outside_training_share']:.1%} of wall time{detail}")
+    else:
+        out.append(f"  outside training        {cost['outside_training_note']}")
+
+    full = summary["full_training"]
+    if full["available"]:
+        one_in = full["one_in"]
+        head = (f"search cost = 1/{one_in:.1f} of one full training" if one_in >= 1
+                else f"search cost = {full['ratio']:.2f}x one full training")
+        out.append(f"  {head} of the final model ({full['budget']} budget: {full['full_epochs']} epochs x "
+                   f"{full['train_videos']} videos x 3 x {full['final_gflops']:.4f} GFLOPs = "
+                   f"{full['full_training_macs']:.3e} multiply-adds)")
+    else:
+        out.append(f"  search cost vs one full training: unavailable ({full['reason']})")
+    return "\n".join(out)
