@@ -26,6 +26,9 @@ def _register() -> None:
 
     cli.add_command(flops_cmd.flops)
     cli.add_command(convert_cmd.convert)
+    from . import report_cmd
+    cli.add_command(report_cmd.plot)
+    cli.add_command(report_cmd.show)
     # Further sub-commands register here, one line each.
 
 
