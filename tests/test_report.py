@@ -100,6 +100,18 @@ def test_unknown_keys_are_ignored_and_optional_blocks_may_be_missing(tmp_path):
     assert [p.label for p in run.path()][-1] == "5"
 
 
+def test_an_axis_that_proposed_nothing_is_listed_but_not_plotted(tmp_path):
+    def skip_width(raw):
+        raw["steps"][0]["candidates"][4] = {"axis": "x-width", "status": "skipped",
+                                            "error": "bound reached: width <= 1.0"}
+
+    run = load_run(edited_run(tmp_path, SEED0, skip_width))
+    assert len(run.candidates()) == 30 and len(run.evaluated_candidates()) == 27
+    assert sum(len(points(a)) for a in find_artists(plot_runs([run]), "run0:candidates")) == 27
+    text = format_summary(summarize(run, all_candidates=True))
+    assert "skipped: bound reached: width <= 1.0" in text
+
+
 @pytest.mark.parametrize("text, message", [
     ("steps: [\n", "not valid YAML (line 2"),
     ("- 1\n- 2\n", "expected a mapping at the top level, got list"),
@@ -122,6 +134,8 @@ def test_broken_logs_are_refused_with_one_line(tmp_path, text, message):
     (lambda raw: raw["steps"][0]["candidates"][2]["factors"].update(frames=0),
      "steps[0].candidates[2].factors: factor 'frames' must be a positive integer"),
     (lambda raw: raw["steps"][2].pop("from"), "steps[2].from: expected a mapping, got NoneType"),
+    (lambda raw: raw["steps"][0]["candidates"][1].pop("gflops"),
+     "steps[0].candidates[1].gflops: expected a number, got None"),
     (lambda raw: raw["data"].update(train_videos="many"), "data.train_videos: expected a non-negative integer"),
 ])
 def test_wrong_values_name_the_key(tmp_path, edit, message):

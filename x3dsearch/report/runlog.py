@@ -43,11 +43,15 @@ class ModelRecord:
 
 @dataclass(frozen=True)
 class Candidate:
-    """One proposal of one step: a trial trained briefly and validated."""
+    """One proposal of one step: a trial trained briefly and validated.
+
+    ``factors`` and ``gflops`` are required for an ``ok`` candidate only, so a
+    log may also record axes that proposed nothing (e.g. status ``skipped``).
+    """
 
     axis: str
-    factors: Factors
-    gflops: float
+    factors: Factors | None
+    gflops: float | None
     params_m: float | None
     top1: float | None
     top5: float | None
@@ -62,6 +66,8 @@ class Candidate:
 
     @property
     def model(self) -> ModelRecord:
+        if self.factors is None or self.gflops is None:
+            raise RunLogError(f"candidate '{self.axis}' ({self.status}) has no factors or gflops")
         return ModelRecord(self.factors, self.gflops, self.top1 if self.evaluated else None, self.params_m)
 
 
@@ -232,10 +238,11 @@ class _Reader:
     def candidate(self, raw: Any, where: str) -> Candidate:
         raw = self.mapping(raw, where)
         status = self.text(raw.get("status"), f"{where}.status", optional=False)
+        needed = status == "ok" or raw.get("factors") is not None
         return Candidate(
             axis=self.text(raw.get("axis"), f"{where}.axis", optional=False),
-            factors=self.factors(raw.get("factors"), f"{where}.factors"),
-            gflops=self.number(raw.get("gflops"), f"{where}.gflops", optional=False),
+            factors=self.factors(raw.get("factors"), f"{where}.factors") if needed else None,
+            gflops=self.number(raw.get("gflops"), f"{where}.gflops", optional=status != "ok"),
             params_m=self.number(raw.get("params_m"), f"{where}.params_m"),
             top1=self.number(raw.get("top1"), f"{where}.top1"),
             top5=self.number(raw.get("top5"), f"{where}.top5"),
@@ -258,8 +265,11 @@ class _Reader:
         chosen = self.text(raw.get("chosen"), f"{where}.chosen")
         step = Step(number, self.model(raw.get("from"), f"{where}.from"), cands, chosen,
                     self.number(raw.get("time_s"), f"{where}.time_s"))
-        if chosen is not None and step.chosen_candidate is None:
+        picked = step.chosen_candidate
+        if chosen is not None and picked is None:
             raise self.fail(f"{where}.chosen", f"'{chosen}' is not the axis of any candidate of step {number}")
+        if picked is not None and (picked.factors is None or picked.gflops is None):
+            raise self.fail(f"{where}.chosen", f"the chosen candidate '{chosen}' has no factors or gflops")
         return step
 
     def contraction(self, raw: Any) -> Contraction | None:

@@ -20,7 +20,10 @@ def _model(model: ModelRecord) -> dict[str, Any]:
 
 
 def _candidate(cand: Candidate, chosen: bool) -> dict[str, Any]:
-    return {"axis": cand.axis, "chosen": chosen, **_model(cand.model), "top1": cand.top1, "top5": cand.top5,
+    factors = cand.factors
+    return {"axis": cand.axis, "chosen": chosen, "factors": factors.to_dict() if factors else None,
+            "factors_short": factors.short() if factors else "-", "gflops": cand.gflops,
+            "params_m": cand.params_m, "top1": cand.top1, "top5": cand.top5,
             "train_time_s": cand.train_time_s, "train_macs": cand.train_macs, "status": cand.status,
             "error": cand.error}
 
@@ -173,7 +176,7 @@ def format_summary(summary: dict[str, Any]) -> str:
                    else "not finished")
         out.append(f"step {step['step']} from {start['factors_short']} ({start['gflops']:.4f} GFLOPs, "
                    f"top-1 {_num(start['top1'], '.1f')}): {outcome}")
-        rows = [["*" if c["chosen"] else "", c["axis"], c["factors_short"], f"{c['gflops']:.4f}",
+        rows = [["*" if c["chosen"] else "", c["axis"], c["factors_short"], _num(c["gflops"], ".4f"),
                  _params(c["params_m"]), _num(c["top1"], ".1f"), _num(c["top5"], ".1f"),
                  format_duration(c["train_time_s"]), c["status"] + (f": {c['error']}" if c["error"] else "")]
                 for c in step["candidates"]]
