@@ -1,0 +1,79 @@
+"""The record one training leaves behind: what the search compares candidates by."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+STATUSES = ("ok", "diverged", "failed")
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`~x3dsearch.train.train_and_evaluate`.
+
+    ``top1``/``top5`` are percent on validation and ``None`` unless ``status`` is
+    ``ok``; ``train_macs`` is 3 x GFLOPs x clips seen (forward + backward).
+    ``peak_memory_mb`` is CUDA peak allocated memory on a GPU and the process's
+    peak resident memory on CPU.
+    """
+
+    status: str
+    error: str | None
+    top1: float | None
+    top5: float | None
+    train_loss: float | None
+    wall_time_s: float
+    train_clips_per_s: float
+    peak_memory_mb: float
+    clips_seen: int
+    train_macs: float
+    gflops: float
+    params_m: float
+    epochs_done: int
+    bad_videos: int
+
+    def __post_init__(self) -> None:
+        if self.status not in STATUSES:
+            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-safe values (non-finite floats become ``None``)."""
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                value = None
+            out[f.name] = value
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "TrainResult":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    @classmethod
+    def load(cls, path: Path) -> "TrainResult":
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+    def summary(self) -> str:
+        """One line for terminals and logs."""
+        if self.status == "ok":
+            head = f"top-1 {self.top1:.2f}%  top-5 {self.top5:.2f}%  loss {_fmt(self.train_loss)}"
+        else:
+            head = f"{self.status.upper()}: {self.error}"
+        return (f"{head}  |  {self.epochs_done} epochs, {self.clips_seen} clips, "
+                f"{self.train_clips_per_s:.1f} clips/s, {self.wall_time_s:.1f} s, "
+                f"{self.gflops:.3f} GFLOPs, {self.train_macs / 1e12:.2f} T MACs, "
+                f"peak {self.peak_memory_mb:.0f} MB, {self.bad_videos} bad videos")
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"

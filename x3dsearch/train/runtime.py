@@ -1,0 +1,71 @@
+"""Where a training runs: device, CPU threads, memory format and peak memory."""
+from __future__ import annotations
+
+import copy
+import os
+import resource
+import time
+
+import torch
+from torch import nn
+
+from ..errors import X3DSearchError
+
+
+def resolve_device(device: str | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise X3DSearchError(f"unknown device '{device}' (use cpu, cuda or cuda:N)") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise X3DSearchError(f"device '{device}' asked for, but CUDA is not available")
+    return dev
+
+
+def granted_cpus() -> int:
+    """CPUs this process may use: Ray sets OMP_NUM_THREADS to a trial's CPUs; else the affinity mask."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+
+def _step_time(model: nn.Module, clips: torch.Tensor, repeats: int) -> float:
+    for i in range(repeats + 1):
+        if i == 1:
+            torch.cuda.synchronize(clips.device)
+            start = time.perf_counter()
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            loss = model(clips).float().logsumexp(dim=1).mean()
+        loss.backward()
+        model.zero_grad(set_to_none=True)
+    torch.cuda.synchronize(clips.device)
+    return (time.perf_counter() - start) / repeats
+
+
+def channels_last_is_faster(model: nn.Module, clip_shape: tuple[int, ...], device: torch.device,
+                            repeats: int = 3) -> bool:
+    """Time forward+backward of a copy in both memory formats (channel-wise 3D convs are not always
+    faster in ``channels_last_3d``). Only meaningful on CUDA; the copy keeps the real model's state."""
+    if device.type != "cuda":
+        return False
+    probe = copy.deepcopy(model).train()
+    generator = torch.Generator(device=device).manual_seed(0)  # leave the training RNG untouched
+    clips = torch.randn(clip_shape, device=device, generator=generator)
+    dense = _step_time(probe, clips, repeats)
+    probe = probe.to(memory_format=torch.channels_last_3d)
+    last = _step_time(probe, clips.contiguous(memory_format=torch.channels_last_3d), repeats)
+    del probe
+    torch.cuda.empty_cache()
+    return last < dense
