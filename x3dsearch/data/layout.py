@@ -1,0 +1,152 @@
+"""Dataset layouts on disk: where the videos of a split are and what their labels mean.
+
+Two layouts are read, the two video researchers use:
+
+* list files, as Kinetics/SlowFast ship them: ``ROOT/train.csv`` and ``ROOT/val.csv``,
+  one ``relative/path.mp4 label_index`` per line (space or comma separated; paths
+  relative to ROOT or absolute; blank lines and ``#`` comments ignored);
+* one folder per class: ``ROOT/{train,val}/<class_name>/*.{mp4,avi,mkv,webm}``.
+
+List files win when both exist. Class names come from ``ROOT/classes.txt`` (one per
+line, line i is label i), else from the class folders (sorted), else they are the
+label numbers. ``ROOT/dataset.yaml`` may set ``flip: false`` for datasets where
+left and right mean different classes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ConfigError
+
+SPLITS = ("train", "val")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm")
+
+
+@dataclass(frozen=True)
+class VideoRecord:
+    path: Path
+    label: int
+
+
+def resolve_data(spec: str | Path) -> Path:
+    """``"synthetic"`` -> the cached synthetic dataset (generated on first use); else a checked ROOT.
+
+    Write ``./synthetic`` to mean a folder of that name.
+    """
+    if isinstance(spec, str) and spec.strip() == "synthetic":
+        from .synthetic import ensure_synthetic
+
+        return ensure_synthetic()
+    root = Path(spec).expanduser()
+    if not root.is_dir():
+        raise ConfigError(f"data root {root} does not exist (give a dataset folder or 'synthetic')")
+    if layout(root) is None:
+        raise ConfigError(f"data root {root} holds neither train.csv + val.csv nor train/ + val/ class folders")
+    return root
+
+
+def layout(root: Path) -> str | None:
+    """``"csv"``, ``"folders"`` or None."""
+    if all((root / f"{s}.csv").is_file() for s in SPLITS):
+        return "csv"
+    if all((root / s).is_dir() for s in SPLITS):
+        return "folders"
+    return None
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+
+
+def _read_csv(root: Path, split: str) -> list[VideoRecord]:
+    path = root / f"{split}.csv"
+    records = []
+    for lineno, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.rsplit(",", 1) if "," in line else line.rsplit(None, 1)
+        label_text = parts[-1].strip() if len(parts) == 2 else ""
+        if len(parts) != 2 or not parts[0].strip() or not label_text.isdigit():
+            raise ConfigError(f"{path}:{lineno}: expected 'relative/path.mp4 label_index', got {line!r}")
+        video = Path(parts[0].strip())
+        records.append(VideoRecord(video if video.is_absolute() else root / video, int(label_text)))
+    return records
+
+
+def _folder_classes(root: Path) -> list[str]:
+    names = {p.name for s in SPLITS for p in (root / s).iterdir() if p.is_dir() and not p.name.startswith(".")}
+    return sorted(names)
+
+
+def _read_folders(root: Path, split: str, names: list[str]) -> list[VideoRecord]:
+    index = {name: i for i, name in enumerate(names)}
+    records = []
+    for folder in sorted(p for p in (root / split).iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if folder.name not in index:
+            raise ConfigError(f"class folder {folder} is not listed in {root / 'classes.txt'}")
+        for video in sorted(folder.iterdir()):
+            if video.suffix.lower() in VIDEO_EXTENSIONS and not video.name.startswith("."):
+                records.append(VideoRecord(video, index[folder.name]))
+    return records
+
+
+def class_names(root: str | Path) -> list[str]:
+    root = Path(root)
+    listed = root / "classes.txt"
+    if listed.is_file():
+        names = [line.strip() for line in listed.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if not names:
+            raise ConfigError(f"{listed} lists no classes")
+        return names
+    kind = layout(root)
+    if kind == "folders":
+        return _folder_classes(root)
+    if kind == "csv":
+        labels = [r.label for s in SPLITS for r in _read_csv(root, s)]
+        return [str(i) for i in range(max(labels, default=-1) + 1)]
+    raise ConfigError(f"data root {root} holds neither train.csv + val.csv nor train/ + val/ class folders")
+
+
+def load_split(root: str | Path, split: str) -> list[VideoRecord]:
+    """The videos of ``split`` in file order (list files) or sorted by class, then name (folders)."""
+    root = Path(root)
+    _check_split(split)
+    kind = layout(root)
+    names = class_names(root)
+    if kind == "csv":
+        records = _read_csv(root, split)
+    elif kind == "folders":
+        records = _read_folders(root, split, names)
+    else:
+        raise ConfigError(f"data root {root} holds neither train.csv + val.csv nor train/ + val/ class folders")
+    if not records:
+        raise ConfigError(f"the {split} split of {root} lists no videos")
+    for r in records:
+        if r.label >= len(names):
+            raise ConfigError(f"{r.path}: label {r.label} is out of range for {len(names)} classes")
+    return records
+
+
+def dataset_options(root: str | Path) -> dict[str, Any]:
+    """``ROOT/dataset.yaml`` as a mapping ({} when absent)."""
+    path = Path(root) / "dataset.yaml"
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping")
+    return data
+
+
+def allows_flip(root: str | Path) -> bool:
+    """False when the dataset says left and right matter (``flip: false`` in dataset.yaml)."""
+    return bool(dataset_options(root).get("flip", True))

@@ -1,0 +1,533 @@
+"""The embedded synthetic action dataset: real H.264 mp4 files in which every X3D axis matters.
+
+Each class is a scene family rendered from continuous time, so a 60 fps copy
+shows the same motion as the 30 fps one. Classes come in groups; the group is
+easy to tell apart from any single frame (a distinct object type, the way
+scene context gives away a Kinetics class), but the classes inside a group
+differ in exactly one thing, chosen so that one expansion axis is needed:
+
+==============  ==========================  ================================================
+group           classes                     what separates them, and what it takes
+==============  ==========================  ================================================
+slide           slide-left, slide-right     direction of a slow translation; invisible in one
+                                            frame, so it needs ``frames`` >= 2 (X-Temporal)
+spin            spin-cw, spin-ccw           direction of a fast rotation (1-2 rev/s); at
+                                            stride 12 the wagon-wheel effect makes half the
+                                            videos look reversed, stride <= 7 reads it
+                                            (X-Fast, frame rate)
+late            late-grow, late-vanish      what happens to a block 0.7-1.2 s before the end;
+                                            the centre window of a clip shorter than ~75
+                                            frames at 30 fps never sees it (duration)
+fine            fine-horizontal,            orientation of 1-pixel stripes on a panel; an
+                fine-vertical               antialiased resize to 128 px (crop 112) wipes them
+                                            out, 183 px (crop 160) keeps them (X-Spatial)
+conjunction     warm-star, cool-star,       a star and a cross, one coloured (warm or cool
+                warm-cross, cool-cross      tone), one grey; the class binds colour to shape,
+                                            which a wider or deeper network learns more easily
+==============  ==========================  ================================================
+
+Nuisances vary per video: background gradient and soft blobs, object colours,
+sizes, positions and speeds, one to three small bouncing distractors, video
+length (3-4 s) and sensor noise. Horizontal flips would swap left/right and
+cw/ccw, so the dataset's ``dataset.yaml`` says ``flip: false``.
+
+Files are byte-identical for a seed: every video draws from its own generator
+seeded by (seed, class, index), and x264 runs single-threaded with fixed
+options and bit-exact muxing (no timestamps or encoder metadata that vary).
+"""
+from __future__ import annotations
+
+import colorsys
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..utils.io import atomic_write_text, atomic_write_yaml, cache_dir
+from ..utils.logging import get_logger
+
+log = get_logger("data")
+
+#: Bump when the rendering changes, so cached copies are regenerated.
+SYNTHETIC_VERSION = 1
+DEFAULT_CLASSES = 12
+DEFAULT_VIDEOS_PER_CLASS = 20
+#: 192 px short side: crop 160 (183 px short side) sees the 1-pixel stripes, crop 112 (128 px) does not.
+DEFAULT_SIZE = (192, 256)
+DEFAULT_FPS = 30.0
+DEFAULT_SECONDS = (3.0, 4.0)
+DEFAULT_VAL_FRACTION = 0.25
+#: Keyframe every 8 frames and no B-frames, so decoding any frame touches at most 7 others.
+GOP = 8
+CRF = 20
+
+Colour = np.ndarray  # float32 (3,) in [0, 255]
+SDF = Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+# --- drawing primitives (signed distance fields, 1-pixel antialiased edges) ------------------------
+class Canvas:
+    """A float RGB frame; shapes are stamped inside their bounding box only, for speed."""
+
+    def __init__(self, background: np.ndarray):
+        self.img = background.copy()
+        self.h, self.w = background.shape[:2]
+
+    def stamp(self, cx: float, cy: float, reach: float, sdf: SDF, colour: Colour, opacity: float = 1.0) -> None:
+        if opacity <= 0:
+            return
+        y0, y1 = max(int(cy - reach) - 1, 0), min(int(cy + reach) + 2, self.h)
+        x0, x1 = max(int(cx - reach) - 1, 0), min(int(cx + reach) + 2, self.w)
+        if y0 >= y1 or x0 >= x1:
+            return
+        dy = (np.arange(y0, y1, dtype=np.float32) + 0.5 - cy)[:, None]
+        dx = (np.arange(x0, x1, dtype=np.float32) + 0.5 - cx)[None, :]
+        alpha = np.clip(0.5 - sdf(dx, dy), 0.0, 1.0) * opacity
+        region = self.img[y0:y1, x0:x1]
+        region += (colour - region) * alpha[..., None]
+
+
+def _rotate(dx: np.ndarray, dy: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
+    c, s = math.cos(angle), math.sin(angle)
+    return dx * c + dy * s, -dx * s + dy * c
+
+
+def disc(radius: float) -> SDF:
+    return lambda dx, dy: np.sqrt(dx * dx + dy * dy) - radius
+
+
+def ring(radius: float, thickness: float) -> SDF:
+    return lambda dx, dy: np.abs(np.sqrt(dx * dx + dy * dy) - radius) - thickness / 2
+
+
+def box(half_w: float, half_h: float, angle: float = 0.0, rounding: float = 0.0) -> SDF:
+    def sdf(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+        qx, qy = _rotate(dx, dy, angle)
+        ax, ay = np.abs(qx) - (half_w - rounding), np.abs(qy) - (half_h - rounding)
+        outside = np.sqrt(np.maximum(ax, 0) ** 2 + np.maximum(ay, 0) ** 2)
+        return outside + np.minimum(np.maximum(ax, ay), 0) - rounding
+    return sdf
+
+
+def star(radius: float, angle: float) -> SDF:
+    def sdf(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+        rho = np.sqrt(dx * dx + dy * dy)
+        phi = np.arctan2(dy, dx) - angle
+        return rho - radius * (0.6 + 0.4 * np.cos(5 * phi))
+    return sdf
+
+
+def cross(radius: float, angle: float) -> SDF:
+    arm, bar = box(radius, radius * 0.3, angle), box(radius * 0.3, radius, angle)
+    return lambda dx, dy: np.minimum(arm(dx, dy), bar(dx, dy))
+
+
+def propeller(length: float, thickness: float, angle: float) -> SDF:
+    """A bar through the centre with a knob on one end: one full turn is its only symmetry."""
+    bx, by = length * math.cos(angle), length * math.sin(angle)
+    knob = thickness * 1.9
+
+    def sdf(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
+        h = np.clip((dx * bx + dy * by) / (length * length), -1.0, 1.0)
+        bar = np.sqrt((dx - h * bx) ** 2 + (dy - h * by) ** 2) - thickness
+        tip = np.sqrt((dx - bx) ** 2 + (dy - by) ** 2) - knob
+        return np.minimum(bar, tip)
+    return sdf
+
+
+def _bounce(start: float, velocity: float, t: float, low: float, high: float) -> float:
+    """Position of a point moving at constant speed and reflecting between two walls."""
+    span = max(high - low, 1e-6)
+    u = (start - low + velocity * t) % (2 * span)
+    return low + (u if u <= span else 2 * span - u)
+
+
+def _ramp(t: float, start: float, length: float) -> float:
+    return min(max((t - start) / length, 0.0), 1.0)
+
+
+# --- per-video randomness ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Geometry:
+    height: int
+    width: int
+    fps: float
+    num_frames: int
+
+    @property
+    def duration(self) -> float:
+        return self.num_frames / self.fps
+
+
+def _hsv(h: float, s: float, v: float) -> Colour:
+    return np.array(colorsys.hsv_to_rgb(h % 1.0, s, v), dtype=np.float32) * 255
+
+
+def _any_colour(rng: np.random.Generator) -> Colour:
+    return _hsv(rng.random(), rng.uniform(0.5, 1.0), rng.uniform(0.45, 1.0))
+
+
+def _contrast(colour: Colour) -> Colour:
+    """Dark on light colours, light on dark ones, so outlines stay visible on any background."""
+    return np.full(3, 30.0 if colour.mean() > 128 else 230.0, dtype=np.float32)
+
+
+def _background(rng: np.random.Generator, g: Geometry) -> np.ndarray:
+    yy, xx = np.mgrid[0:g.height, 0:g.width].astype(np.float32)
+    a = rng.uniform(0, 2 * math.pi)
+    ramp = xx * math.cos(a) + yy * math.sin(a)
+    ramp = (ramp - ramp.min()) / max(float(ramp.max() - ramp.min()), 1e-6)
+    c1, c2 = rng.uniform(40, 215, 3).astype(np.float32), rng.uniform(40, 215, 3).astype(np.float32)
+    img = c1 + (c2 - c1) * ramp[..., None]
+    for _ in range(int(rng.integers(2, 6))):
+        cy, cx = rng.uniform(0, g.height), rng.uniform(0, g.width)
+        sigma = rng.uniform(0.1, 0.3) * g.height
+        weight = rng.uniform(0.2, 0.5) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma * sigma))
+        img += (rng.uniform(30, 225, 3).astype(np.float32) - img) * weight[..., None]
+    return img
+
+
+class Distractors:
+    """One to three small shapes bouncing around; the same distribution in every class."""
+
+    def __init__(self, rng: np.random.Generator, g: Geometry):
+        self.items = []
+        for _ in range(int(rng.integers(1, 4))):
+            r = rng.uniform(0.025, 0.045) * g.height
+            speed = rng.uniform(0.05, 0.3) * g.height
+            heading = rng.uniform(0, 2 * math.pi)
+            shape = disc(r) if rng.random() < 0.5 else box(r, r, rng.uniform(0, math.pi), r * 0.3)
+            self.items.append((shape, r, rng.uniform(r, g.width - r), rng.uniform(r, g.height - r),
+                               speed * math.cos(heading), speed * math.sin(heading), _any_colour(rng)))
+        self.g = g
+
+    def draw(self, canvas: Canvas, t: float) -> None:
+        for shape, r, x0, y0, vx, vy, colour in self.items:
+            x = _bounce(x0, vx, t, r, self.g.width - r)
+            y = _bounce(y0, vy, t, r, self.g.height - r)
+            canvas.stamp(x, y, r * 1.5, shape, colour)
+
+
+Scene = Callable[[Canvas, float], None]
+
+
+# --- the class families -----------------------------------------------------------------------------
+def _slide(direction: int) -> Callable[[np.random.Generator, Geometry], Scene]:
+    def make(rng: np.random.Generator, g: Geometry) -> Scene:
+        r = rng.uniform(0.09, 0.12) * g.height
+        v = rng.uniform(0.08, 0.15) * g.width
+        travel = v * g.duration
+        lo, hi = r + travel / 2, g.width - r - travel / 2
+        xc = rng.uniform(lo, hi) if hi > lo else g.width / 2
+        yc = rng.uniform(0.25, 0.75) * g.height
+        wobble, freq, phase = rng.uniform(0, 0.04) * g.height, rng.uniform(0.2, 0.6), rng.uniform(0, 2 * math.pi)
+        body, rim = _any_colour(rng), None
+        rim = _contrast(body)
+        mid = g.duration / 2
+
+        def draw(canvas: Canvas, t: float) -> None:
+            x = xc + direction * v * (t - mid)
+            y = yc + wobble * math.sin(2 * math.pi * freq * t + phase)
+            canvas.stamp(x, y, r + 1, disc(r), body)
+            canvas.stamp(x, y, r + 1, ring(r * 0.65, r * 0.22), rim)
+        return draw
+    return make
+
+
+def _spin(direction: int) -> Callable[[np.random.Generator, Geometry], Scene]:
+    def make(rng: np.random.Generator, g: Geometry) -> Scene:
+        length = rng.uniform(0.14, 0.2) * g.height
+        thick = 0.035 * g.height
+        omega = rng.uniform(1.0, 2.0) * 2 * math.pi  # 1-2 turns per second
+        theta0 = rng.uniform(0, 2 * math.pi)
+        reach = length + 2 * thick
+        xc, yc = rng.uniform(reach, g.width - reach), rng.uniform(reach, g.height - reach)
+        colour = _any_colour(rng)
+        hub = _contrast(colour)
+
+        def draw(canvas: Canvas, t: float) -> None:
+            # Image y points down, so a growing angle turns clockwise on screen.
+            canvas.stamp(xc, yc, reach, propeller(length, thick, theta0 + direction * omega * t), colour)
+            canvas.stamp(xc, yc, thick * 2, disc(thick * 0.9), hub)
+        return draw
+    return make
+
+
+def _late(kind: str) -> Callable[[np.random.Generator, Geometry], Scene]:
+    def make(rng: np.random.Generator, g: Geometry) -> Scene:
+        half = rng.uniform(0.08, 0.11) * g.height
+        reach = half * 1.8 * 1.5
+        xc = rng.uniform(reach, g.width - reach)
+        yc = rng.uniform(min(reach, g.height / 2), max(g.height - reach, g.height / 2))
+        angle = rng.uniform(0, math.pi / 2)
+        event = g.duration - rng.uniform(0.7, 1.2)
+        colour = _any_colour(rng)
+        edge = _contrast(colour)
+
+        def draw(canvas: Canvas, t: float) -> None:
+            p = _ramp(t, event, 0.25)
+            size = half * (1 + 0.8 * p) if kind == "grow" else half
+            opacity = 1 - p if kind == "vanish" else 1.0
+            canvas.stamp(xc, yc, size * 1.5, box(size, size, angle, size * 0.15), edge, opacity)
+            canvas.stamp(xc, yc, size * 1.5, box(size * 0.8, size * 0.8, angle, size * 0.12), colour, opacity)
+        return draw
+    return make
+
+
+def _fine(orientation: str) -> Callable[[np.random.Generator, Geometry], Scene]:
+    def make(rng: np.random.Generator, g: Geometry) -> Scene:
+        hw, hh = (rng.uniform(0.17, 0.22) * g.height for _ in range(2))
+        xc, yc = rng.uniform(hw + 2, g.width - hw - 2), rng.uniform(hh + 2, g.height - hh - 2)
+        grey = rng.uniform(80, 170)
+        tint = rng.uniform(-25, 25, 3).astype(np.float32)
+        amplitude = rng.uniform(35, 50)
+        y0, y1, x0, x1 = int(yc - hh) - 1, int(yc + hh) + 2, int(xc - hw) - 1, int(xc + hw) + 2
+        dy = (np.arange(y0, y1, dtype=np.float32) + 0.5 - yc)[:, None]
+        dx = (np.arange(x0, x1, dtype=np.float32) + 0.5 - xc)[None, :]
+        alpha = np.clip(0.5 - box(hw, hh, 0.0, 0.15 * hh)(dx, dy), 0, 1)[..., None]
+        # 1-pixel stripes in luma only (equal on R, G, B), so 4:2:0 chroma subsampling keeps them.
+        rows, cols = np.arange(y0, y1)[:, None], np.arange(x0, x1)[None, :]
+        phase = (rows % 2) if orientation == "horizontal" else (cols % 2)
+        texture = grey + tint + amplitude * (2.0 * np.broadcast_to(phase, alpha.shape[:2]) - 1)[..., None]
+
+        def draw(canvas: Canvas, t: float) -> None:
+            region = canvas.img[y0:y1, x0:x1]
+            region += (texture - region) * alpha
+        return draw
+    return make
+
+
+WARM_HUES = (-0.05, 0.13)
+COOL_HUES = (0.47, 0.68)
+
+
+def _conjunction(shape: str, tone: str) -> Callable[[np.random.Generator, Geometry], Scene]:
+    def make(rng: np.random.Generator, g: Geometry) -> Scene:
+        hues = WARM_HUES if tone == "warm" else COOL_HUES
+        coloured = _hsv(rng.uniform(*hues), rng.uniform(0.65, 1.0), rng.uniform(0.65, 1.0))
+        grey = np.full(3, rng.uniform(70, 200), dtype=np.float32)
+        objects = []
+        for name in ("star", "cross"):
+            r = rng.uniform(0.09, 0.13) * g.height
+            for _ in range(50):  # keep the two shapes apart
+                x, y = rng.uniform(r, g.width - r), rng.uniform(r, g.height - r)
+                if all(math.hypot(x - ox, y - oy) > r + orr + 4 for _, ox, oy, orr, *_ in objects):
+                    break
+            spin = rng.uniform(-0.3, 0.3) * 2 * math.pi
+            drift = rng.uniform(-0.03, 0.03, 2) * g.height
+            objects.append((name, x, y, r, rng.uniform(0, 2 * math.pi), spin, drift,
+                            coloured if name == shape else grey))
+
+        def draw(canvas: Canvas, t: float) -> None:
+            for name, x, y, r, angle, spin, drift, colour in objects:
+                sdf = (star if name == "star" else cross)(r, angle + spin * t)
+                canvas.stamp(x + drift[0] * t, y + drift[1] * t, r * 1.1, sdf, colour)
+        return draw
+    return make
+
+
+@dataclass(frozen=True)
+class ClassDesign:
+    name: str
+    group: str
+    axis: str
+    make: Callable[[np.random.Generator, Geometry], Scene]
+
+
+#: In label order; ``synthesize(classes=N)`` uses the first N.
+CLASS_DESIGNS: tuple[ClassDesign, ...] = (
+    ClassDesign("slide-left", "slide", "frames", _slide(-1)),
+    ClassDesign("slide-right", "slide", "frames", _slide(+1)),
+    ClassDesign("spin-cw", "spin", "frame rate", _spin(+1)),
+    ClassDesign("spin-ccw", "spin", "frame rate", _spin(-1)),
+    ClassDesign("late-grow", "late", "duration", _late("grow")),
+    ClassDesign("late-vanish", "late", "duration", _late("vanish")),
+    ClassDesign("fine-horizontal", "fine", "crop", _fine("horizontal")),
+    ClassDesign("fine-vertical", "fine", "crop", _fine("vertical")),
+    ClassDesign("warm-star", "conjunction", "width/depth", _conjunction("star", "warm")),
+    ClassDesign("cool-star", "conjunction", "width/depth", _conjunction("star", "cool")),
+    ClassDesign("warm-cross", "conjunction", "width/depth", _conjunction("cross", "warm")),
+    ClassDesign("cool-cross", "conjunction", "width/depth", _conjunction("cross", "cool")),
+)
+
+
+# --- rendering and encoding -------------------------------------------------------------------------
+def render_video(design: ClassDesign, rng: np.random.Generator, size: tuple[int, int], fps: float,
+                 seconds: tuple[float, float]) -> np.ndarray:
+    """All frames of one video as uint8 (N, H, W, 3); scene times are k / fps, so any fps shows the same motion."""
+    height, width = size
+    num_frames = max(2, int(round(rng.uniform(*seconds) * fps)))
+    g = Geometry(height, width, fps, num_frames)
+    background = _background(rng, g)
+    scene = design.make(rng, g)
+    distractors = Distractors(rng, g)
+    noise_sigma = rng.uniform(0.0, 4.0)
+    noise_bank = (rng.standard_normal((7, height, width, 1)) * noise_sigma).astype(np.float32)
+    frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
+    for k in range(num_frames):
+        t = k / fps
+        canvas = Canvas(background)
+        distractors.draw(canvas, t)
+        scene(canvas, t)
+        canvas.img += noise_bank[k % len(noise_bank)]
+        np.clip(canvas.img, 0, 255, out=canvas.img)
+        frames[k] = (canvas.img + 0.5).astype(np.uint8)
+    return frames
+
+
+def encode_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
+    """H.264 (yuv420p, CRF 20, GOP 8, no B-frames), single-threaded and bit-exact for reproducible bytes."""
+    import av
+    from fractions import Fraction
+
+    n, height, width = frames.shape[:3]
+    if height % 2 or width % 2:
+        raise ConfigError(f"frame size must be even for H.264 4:2:0, got {height}x{width}")
+    rate = Fraction(fps).limit_denominator(1001)
+    with av.open(str(path), "w", format="mp4", options={"fflags": "+bitexact"}) as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        ctx = stream.codec_context
+        ctx.gop_size = GOP
+        ctx.max_b_frames = 0
+        ctx.thread_count = 1
+        ctx.options = {"crf": str(CRF), "preset": "veryfast",
+                       "x264-params": f"keyint={GOP}:min-keyint={GOP}:scenecut=0:bframes=0:threads=1"}
+        ctx.flags |= av.codec.context.Flags.bitexact
+        for image in frames:
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+
+
+def _video_rng(seed: int, label: int, index: int) -> np.random.Generator:
+    return np.random.default_rng([seed, label, index, SYNTHETIC_VERSION])
+
+
+def _write_one(job: tuple) -> None:
+    out, rel, label, index, seed, size, fps, seconds = job
+    frames = render_video(CLASS_DESIGNS[label], _video_rng(seed, label, index), size, fps, seconds)
+    path = Path(out) / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    encode_mp4(path, frames, fps)
+
+
+def _check_size(size: Sequence[int]) -> tuple[int, int]:
+    if len(size) != 2 or any(int(s) != s or s < 16 or s % 2 for s in size):
+        raise ConfigError(f"synthetic frame size must be two even integers >= 16 (height, width), got {size}")
+    return int(size[0]), int(size[1])
+
+
+def synthesize(out: str | Path, classes: int = DEFAULT_CLASSES, videos_per_class: int = DEFAULT_VIDEOS_PER_CLASS,
+               seed: int = 0, *, size: Sequence[int] = DEFAULT_SIZE, fps: float = DEFAULT_FPS,
+               seconds: tuple[float, float] = DEFAULT_SECONDS, val_fraction: float = DEFAULT_VAL_FRACTION,
+               workers: int = 1, progress: bool = False) -> Path:
+    """Write the dataset to ``out`` (which must not exist or be empty), atomically; returns ``out``.
+
+    Everything is generated into a sibling temporary folder that is renamed into place at the end,
+    so an interrupted run never leaves a half dataset.
+    """
+    out = Path(out)
+    if not 2 <= classes <= len(CLASS_DESIGNS):
+        raise ConfigError(f"--classes must be between 2 and {len(CLASS_DESIGNS)}, got {classes}")
+    if videos_per_class < 2:
+        raise ConfigError(f"--videos-per-class must be at least 2 (one train, one val), got {videos_per_class}")
+    if not 0 < val_fraction < 1:
+        raise ConfigError(f"val fraction must be in (0, 1), got {val_fraction}")
+    if not 1 <= fps <= 240:
+        raise ConfigError(f"fps must be between 1 and 240, got {fps}")
+    if not 0.5 <= seconds[0] <= seconds[1] <= 60:
+        raise ConfigError(f"video length range must satisfy 0.5 <= min <= max <= 60 s, got {seconds}")
+    size = _check_size(size)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ConfigError(f"output folder {out} already exists and is not empty")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        _generate(tmp, classes, videos_per_class, seed, size, fps, seconds, val_fraction, workers, progress)
+        try:
+            os.rename(tmp, out)  # replaces an empty folder; fails if another writer got there first
+        except OSError:
+            raise ConfigError(f"output folder {out} already exists and is not empty") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _generate(root: Path, classes: int, per_class: int, seed: int, size: tuple[int, int], fps: float,
+              seconds: tuple[float, float], val_fraction: float, workers: int, progress: bool) -> None:
+    import time
+
+    n_val = min(per_class - 1, max(1, int(round(per_class * val_fraction))))
+    splits: dict[str, list[str]] = {"train": [], "val": []}
+    jobs = []
+    for label, design in enumerate(CLASS_DESIGNS[:classes]):
+        for index in range(per_class):
+            rel = f"videos/{design.name}/{design.name}_{index:03d}.mp4"
+            splits["val" if index >= per_class - n_val else "train"].append(f"{rel} {label}")
+            jobs.append((str(root), rel, label, index, seed, size, fps, seconds))
+    start = time.monotonic()
+    report_every = max(1, len(jobs) // 10)
+
+    def tick(done: int) -> None:
+        if progress and (done % report_every == 0 or done == len(jobs)):
+            elapsed = time.monotonic() - start
+            eta = elapsed / done * (len(jobs) - done)
+            log.info("synthetic: %d/%d videos, %.0f s elapsed, ETA %.0f s", done, len(jobs), elapsed, eta)
+
+    if workers > 1:
+        import multiprocessing as mp
+
+        with mp.get_context("spawn").Pool(workers) as pool:
+            for done, _ in enumerate(pool.imap_unordered(_write_one, jobs), 1):
+                tick(done)
+    else:
+        for done, job in enumerate(jobs, 1):
+            _write_one(job)
+            tick(done)
+    for split, lines in splits.items():
+        atomic_write_text(root / f"{split}.csv", "\n".join(lines) + "\n")
+    atomic_write_text(root / "classes.txt", "\n".join(d.name for d in CLASS_DESIGNS[:classes]) + "\n")
+    atomic_write_yaml(root / "dataset.yaml", {
+        "name": "x3dsearch-synthetic",
+        "version": SYNTHETIC_VERSION,
+        "seed": seed,
+        "classes": classes,
+        "videos_per_class": per_class,
+        "val_per_class": n_val,
+        "size": list(size),
+        "fps": fps,
+        "seconds": list(seconds),
+        "flip": False,
+        "class_design": [{"name": d.name, "group": d.group, "axis": d.axis} for d in CLASS_DESIGNS[:classes]],
+    })
+
+
+def synthetic_name(classes: int, videos_per_class: int, seed: int) -> str:
+    default = (classes, videos_per_class, seed) == (DEFAULT_CLASSES, DEFAULT_VIDEOS_PER_CLASS, 0)
+    suffix = "" if default else f"-c{classes}-k{videos_per_class}-s{seed}"
+    return f"synthetic-v{SYNTHETIC_VERSION}{suffix}"
+
+
+def ensure_synthetic(classes: int = DEFAULT_CLASSES, videos_per_class: int = DEFAULT_VIDEOS_PER_CLASS,
+                     seed: int = 0) -> Path:
+    """The cached synthetic dataset, generated on first use into ``cache_dir()/synthetic-v1``."""
+    root = cache_dir() / synthetic_name(classes, videos_per_class, seed)
+    if (root / "val.csv").is_file():
+        return root
+    log.info("generating the synthetic dataset into %s (once; reused afterwards)", root)
+    try:
+        synthesize(root, classes, videos_per_class, seed, workers=min(2, os.cpu_count() or 1), progress=True)
+    except ConfigError:
+        if (root / "val.csv").is_file():  # another process finished first
+            return root
+        raise
+    return root
