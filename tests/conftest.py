@@ -14,3 +14,12 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cache = tmp_path_factory.mktemp("x3dsearch-cache")
     os.environ["X3DSEARCH_CACHE"] = str(cache)
     return cache
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny synthetic dataset of real H.264 mp4 files: 3 classes x 4 videos (3 train, 1 val), 64x86 px."""
+    from x3dsearch.data import synthesize
+
+    root = tmp_path_factory.mktemp("data") / "tiny"
+    return synthesize(root, classes=3, videos_per_class=4, seed=0, size=(64, 86), seconds=(1.0, 1.5))
