@@ -134,3 +134,42 @@ def test_teacher_bn_mode_option(tmp_path) -> None:
 def test_bad_distill_config_names_the_key(bad, needle) -> None:
     with pytest.raises(ConfigError, match=needle):
         DistillConfig.from_dict(bad)
+
+
+def _cli(*args: str):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "x3dsearch.cli.main", *args], capture_output=True, text=True)
+
+
+def test_distill_cli_smoke(tiny_dataset, tmp_path) -> None:
+    import json
+
+    out = tmp_path / "kd"
+    proc = _cli("distill", "--teacher", "x2d", "--student", "x2d", "--student-crop", "64", "--data",
+                str(tiny_dataset), "--budget", "smoke", "--out", str(out), "--json", "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    record = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert record["student_crop"] == 64 and record["teacher_crop"] == 112
+    assert record["student_gflops"] < record["teacher_gflops"] / 2  # FLOPs at the student's resolution only
+    assert record["student"]["status"] == "ok"
+    assert (out / "teacher" / "model.pt").is_file() and (out / "student" / "model.pt").is_file()
+    stored = torch.load(out / "student" / "model.pt", weights_only=True)
+    assert stored["factors"]["crop"] == 64
+    # The student's training recorded the distillation settings in its budget.
+    config = json.loads((out / "student" / "config.json").read_text())
+    assert config["budget"]["distill"]["teacher"] == str((out / "teacher" / "model.pt").resolve())
+    assert config["budget"]["distill"]["kind"] == "auto"
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--teacher", "nowhere/model.pt", "--student", "x2d"], "teacher checkpoint not found"),
+    (["--teacher", "x2d", "--student", "x9d"], "neither a preset"),
+    (["--teacher", "x2d", "--student", "x2d", "--kd", "pixel"], "--kd"),
+])
+def test_distill_cli_bad_input(tiny_dataset, tmp_path, args, needle) -> None:
+    proc = _cli("distill", *args, "--data", str(tiny_dataset), "--budget", "smoke", "--out", str(tmp_path / "o"))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0], proc.stderr
