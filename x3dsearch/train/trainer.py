@@ -214,6 +214,9 @@ class _Run:
             self.fit_set = VideoClipDataset(self.root, "train", fit_factors, train=True, seed=self.seed)
             log.info("training clips at %s for the objective; the model sees %s", fit_factors.short(),
                      self.factors.short())
+        # Set-up may or may not draw random numbers (a FLOP count not yet cached builds a model, a
+        # teacher loads): restart the stream so the training steps' dropout never depends on it.
+        seed_everything(self.seed)
         if checkpoint is not None:
             self.model.load_state_dict(checkpoint["model"])
             self.optimizer.load_state_dict(checkpoint["optimizer"])
