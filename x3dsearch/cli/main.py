@@ -29,6 +29,7 @@ def _register() -> None:
     from . import report_cmd
     cli.add_command(report_cmd.plot)
     cli.add_command(report_cmd.show)
+    from . import train_cmd; cli.add_command(train_cmd.train)  # noqa: E702
     # Further sub-commands register here, one line each.
 
 
