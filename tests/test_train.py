@@ -1,0 +1,187 @@
+"""The trainer on a tiny real mp4 dataset: result record, determinism, exact resumption, divergence, failures."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from x3dsearch.budget import Budget, load_budget, training_macs
+from x3dsearch.complexity import complexity
+from x3dsearch.errors import X3DSearchError
+from x3dsearch.factors import preset
+from x3dsearch.train import TrainResult, train_and_evaluate
+
+X2D = preset("x2d")
+TIME_KEYS = ("train_clips_per_s", "train_time_s", "wall_time_s")
+
+
+def smoke(**changes) -> Budget:
+    return load_budget("smoke").replace(**changes)
+
+
+def steps_per_epoch(root: Path, batch: int = 2) -> int:
+    from x3dsearch.data import load_split
+
+    return len(load_split(root, "train")) // batch
+
+
+def val_videos(root: Path) -> int:
+    from x3dsearch.data import load_split
+
+    return len(load_split(root, "val"))
+
+
+def weights(out: Path) -> dict[str, torch.Tensor]:
+    return torch.load(out / "model.pt", weights_only=True)["model_state"]
+
+
+def metric_lines(out: Path) -> list[dict]:
+    return [{k: v for k, v in json.loads(line).items() if k not in TIME_KEYS}
+            for line in (out / "metrics.jsonl").read_text().splitlines()]
+
+
+# Two epochs, a checkpoint every 3 steps, dropout on (so the RNG state matters) and precise-BN.
+RESUMABLE = dict(epochs=2, checkpoint_every=3, dropout=0.5, precise_bn_batches=2)
+
+
+@pytest.fixture(scope="module")
+def reference(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[TrainResult, Path, list]:
+    """One uninterrupted training, shared by the determinism and resumption tests."""
+    out = tmp_path_factory.mktemp("reference")
+    reports: list = []
+    result = train_and_evaluate(X2D, tiny_dataset, smoke(**RESUMABLE), 3, out, progress=False,
+                                report=lambda metrics, ckpt_dir: reports.append((metrics, ckpt_dir)))
+    return result, out, reports
+
+
+def test_result_record_and_files(reference: tuple, tiny_dataset: Path) -> None:
+    result, out, reports = reference
+    assert result.status == "ok" and result.error is None
+    assert 0.0 <= result.top1 <= result.top5 <= 100.0
+    assert result.train_loss is not None and result.train_loss > 0
+    from x3dsearch.data import class_names
+
+    cost = complexity(X2D, len(class_names(tiny_dataset)))
+    assert result.gflops == pytest.approx(cost.gflops) and result.params_m == pytest.approx(cost.params_m)
+    spe = steps_per_epoch(tiny_dataset)  # batch 2, last partial batch dropped
+    total = 2 * spe
+    assert result.clips_seen == 2 * total and result.epochs_done == 2
+    assert result.train_macs == pytest.approx(training_macs(result.gflops, 2 * total))
+    assert result.train_clips_per_s > 0 and result.wall_time_s > 0 and result.peak_memory_mb > 0
+    assert result.bad_videos == 0
+    for name in ("checkpoint.pt", "metrics.jsonl", "result.json", "train.log", "model.pt", "config.json"):
+        assert (out / name).is_file(), name
+    assert json.loads((out / "result.json").read_text()) == result.to_dict()
+    lines = metric_lines(out)
+    assert [line["epoch"] for line in lines] == [1, 2] and [line["step"] for line in lines] == [spe, total]
+    assert "top1" not in lines[0] and lines[1]["top1"] == result.top1
+    # Reports: every 3rd step inside an epoch, each epoch end, then the final one with the result.
+    mid_epoch = {step for step in range(3, total, 3) if step % spe}
+    assert [m["step"] for m, _ in reports] == sorted(mid_epoch | {spe}) + [total]
+    assert all(ckpt_dir == out for _, ckpt_dir in reports)
+    final = reports[-1][0]
+    assert final["done"] is True and final["top1"] == result.top1 and final["status"] == "ok"
+    epoch_end = next(m for m, _ in reports if m["step"] == spe)
+    assert "top1" not in epoch_end and epoch_end["train_loss"] == lines[0]["train_loss"]
+    log = (out / "train.log").read_text()
+    assert "precise-BN: statistics recomputed over 2 batches" in log and f"validation: {min(4, val_videos(tiny_dataset))} videos" in log
+
+
+def test_finished_out_dir_returns_stored_result(reference: tuple, tiny_dataset: Path) -> None:
+    result, out, _ = reference
+    stamp = (out / "checkpoint.pt").stat().st_mtime_ns
+    reports: list = []
+    again = train_and_evaluate(X2D, tiny_dataset, smoke(**RESUMABLE), 3, out, progress=False,
+                               report=lambda m, d: reports.append(m))
+    assert again == result and reports == []
+    assert (out / "checkpoint.pt").stat().st_mtime_ns == stamp
+
+
+def test_same_inputs_give_same_numbers(reference: tuple, tiny_dataset: Path, tmp_path: Path) -> None:
+    result, out, _ = reference
+    twin = train_and_evaluate(X2D, tiny_dataset, smoke(**RESUMABLE), 3, tmp_path, progress=False)
+    assert twin.top1 == result.top1 and twin.top5 == result.top5 and twin.train_loss == result.train_loss
+    assert metric_lines(tmp_path) == metric_lines(out)
+    a, b = weights(out), weights(tmp_path)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("stop_at_report", [2, 3, -1])  # mid-epoch 1, epoch 1 end, after validation
+def test_interrupted_then_resumed_equals_uninterrupted(reference: tuple, tiny_dataset: Path, tmp_path: Path,
+                                                       stop_at_report: int) -> None:
+    result, out, reports = reference
+    stop_at_report = stop_at_report if stop_at_report > 0 else len(reports)
+    calls = []
+
+    def interrupt(metrics: dict, ckpt_dir: Path) -> None:
+        calls.append(metrics["step"])
+        if len(calls) == stop_at_report:
+            raise KeyboardInterrupt  # like Ctrl-C or a kill: the call never returns
+
+    with pytest.raises(KeyboardInterrupt):
+        train_and_evaluate(X2D, tiny_dataset, smoke(**RESUMABLE), 3, tmp_path, progress=False, report=interrupt)
+    assert not (tmp_path / "result.json").exists()
+    resumed_reports: list = []
+    resumed = train_and_evaluate(X2D, tiny_dataset, smoke(**RESUMABLE), 3, tmp_path, progress=False,
+                                 report=lambda m, d: resumed_reports.append(m["step"]))
+    assert resumed_reports and resumed_reports[0] >= calls[-1] > 0
+    assert resumed.status == "ok"
+    for key in ("top1", "top5", "train_loss", "clips_seen", "epochs_done", "train_macs"):
+        assert getattr(resumed, key) == getattr(result, key), key
+    assert metric_lines(tmp_path) == metric_lines(out)
+    a, b = weights(out), weights(tmp_path)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert "resuming from step" in (tmp_path / "train.log").read_text()
+
+
+def test_huge_learning_rate_diverges_without_raising(tiny_dataset: Path, tmp_path: Path) -> None:
+    result = train_and_evaluate(X2D, tiny_dataset, smoke(lr=1e12, dropout=0.0), 0, tmp_path, progress=False)
+    assert result.status == "diverged"
+    assert "loss became" in result.error and result.top1 is None and result.top5 is None
+    assert result.clips_seen < 2 * steps_per_epoch(tiny_dataset)
+    assert TrainResult.load(tmp_path / "result.json") == result
+
+
+def test_error_inside_training_is_a_failed_status(tiny_dataset: Path, tmp_path: Path) -> None:
+    def broken_report(metrics: dict, ckpt_dir: Path) -> None:
+        raise RuntimeError("disk full")
+
+    result = train_and_evaluate(X2D, tiny_dataset, smoke(checkpoint_every=2), 0, tmp_path, progress=False,
+                                report=broken_report)
+    assert result.status == "failed" and result.error == "RuntimeError: disk full"
+    assert result.clips_seen == 4 and result.top1 is None
+    assert "Traceback" in (tmp_path / "train.log").read_text()
+    # A failed result is not final: the next call resumes from the checkpoint and finishes.
+    retried = train_and_evaluate(X2D, tiny_dataset, smoke(checkpoint_every=2), 0, tmp_path, progress=False)
+    assert retried.status == "ok" and retried.clips_seen == 2 * steps_per_epoch(tiny_dataset)
+
+
+def test_out_dir_of_another_training_is_refused(reference: tuple, tiny_dataset: Path) -> None:
+    _, out, _ = reference
+    with pytest.raises(X3DSearchError, match="different seed"):
+        train_and_evaluate(X2D, tiny_dataset, smoke(**RESUMABLE), 4, out, progress=False)
+    with pytest.raises(X3DSearchError, match="different factors"):
+        train_and_evaluate(X2D.replace(crop=96), tiny_dataset, smoke(**RESUMABLE), 3, out, progress=False)
+
+
+def test_bad_input_raises_before_training(tiny_dataset: Path, tmp_path: Path) -> None:
+    with pytest.raises(X3DSearchError, match="unknown budget"):
+        train_and_evaluate(X2D, tiny_dataset, "nope", 0, tmp_path / "a", progress=False)
+    with pytest.raises(X3DSearchError, match="does not exist"):
+        train_and_evaluate(X2D, tmp_path / "missing", "smoke", 0, tmp_path / "b", progress=False)
+
+
+def test_init_from_model_file_and_mismatch(reference: tuple, tiny_dataset: Path, tmp_path: Path) -> None:
+    _, out, _ = reference
+    budget = smoke(iterations=1, lr=1e-9)  # one step at a negligible rate: weights stay the loaded ones
+    tuned = train_and_evaluate(X2D, tiny_dataset, budget, 0, tmp_path / "ok", progress=False,
+                               init=out / "model.pt")
+    assert tuned.status == "ok"
+    start, loaded = weights(out), weights(tmp_path / "ok")
+    assert torch.allclose(start["stages.0.0.conv_a.weight"], loaded["stages.0.0.conv_a.weight"], atol=1e-6)
+    with pytest.raises(X3DSearchError, match="different factors"):
+        train_and_evaluate(preset("x3d-xs"), tiny_dataset, budget, 0, tmp_path / "bad", progress=False,
+                           init=out / "model.pt")
+    assert not (tmp_path / "bad" / "config.json").exists()
