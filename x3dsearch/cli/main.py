@@ -30,6 +30,8 @@ def _register() -> None:
     cli.add_command(report_cmd.plot)
     cli.add_command(report_cmd.show)
     from . import train_cmd; cli.add_command(train_cmd.train)  # noqa: E702
+    from . import search_cmd
+    cli.add_command(search_cmd.expand); cli.add_command(search_cmd.resume)  # noqa: E702
     # Further sub-commands register here, one line each.
 
 

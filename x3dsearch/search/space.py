@@ -147,9 +147,8 @@ class SearchSpace:
         if not isinstance(name, str) or not name:
             raise bad("name", "must be a non-empty string")
         return cls(name=name, seed=seed, expansion_rate=float(rate), axes=axes, proposal=proposal,
-                   min_stride=int(min_stride),
-                   max_span=None if max_span is None else int(max_span), tolerance=float(tolerance), selection=selection,
-                   contraction=contraction, budget=budget)
+                   min_stride=int(min_stride), max_span=None if max_span is None else int(max_span),
+                   tolerance=float(tolerance), selection=selection, contraction=contraction, budget=budget)
 
 
 def _is_number(value: Any) -> bool:

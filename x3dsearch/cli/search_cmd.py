@@ -1,0 +1,121 @@
+"""``x3dsearch expand`` (run the X3D search) and ``x3dsearch resume RUN_DIR`` (continue one)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+
+CRITERIA = ("top1", "gain-per-gflop")
+CONTRACT_AXES = ("own", "all")
+_WHERE = ("address", "cpus_per_trial", "gpus_per_trial", "max_failures")
+
+
+def _resource_options(fn: Any) -> Any:
+    fn = click.option("--max-failures", type=click.IntRange(min=0), default=1, show_default=True,
+                      help="Retries of a crashed trial (Ray Tune FailureConfig).")(fn)
+    fn = click.option("--gpus-per-trial", type=click.FloatRange(min=0), metavar="N",
+                      help="GPUs per trial, fractional allowed (e.g. 0.5) [default: 1 if the cluster has "
+                           "GPUs, else 0].")(fn)
+    fn = click.option("--cpus-per-trial", type=click.FloatRange(min=0, min_open=True), metavar="N",
+                      help="CPUs per trial, fractional allowed [default: 1 on CPU, so trials run in "
+                           "parallel; CPUs/GPUs with GPUs].")(fn)
+    fn = click.option("--address", metavar="HOST:PORT|auto",
+                      help="Join a running Ray cluster instead of starting Ray locally.")(fn)
+    return fn
+
+
+def _given(ctx: click.Context, names: tuple[str, ...]) -> frozenset[str]:
+    sources = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
+    return frozenset(n for n in names if ctx.get_parameter_source(n) in sources)
+
+
+def _print(outcome: Any) -> None:
+    if outcome.already_finished:
+        click.echo(f"the search in {outcome.run_dir} had already finished:")
+    click.echo("")
+    for line in outcome.table:
+        click.echo(line)
+    state = outcome.state
+    if state.stop_reason:
+        click.echo(f"stopped early: {state.stop_reason}")
+    click.echo("")
+    click.echo("files:")
+    for path in outcome.files:
+        click.echo(f"  {path}{'/' if path.is_dir() else ''}")
+
+
+@click.command()
+@click.option("--target-gflops", type=float, metavar="G", help="Complexity the final model must not exceed.")
+@click.option("--data", default="synthetic", show_default=True, metavar="synthetic|ROOT",
+              help="Dataset root (train.csv/val.csv or train/ and val/ class folders).")
+@click.option("--budget", metavar="NAME|FILE",
+              help="Training budget of every candidate: auto, smoke, quick, standard, paper or a YAML file "
+                   "[default: the space's, auto].")
+@click.option("--space", "space_file", metavar="FILE", help="Search space YAML [default: the shipped x3d space].")
+@click.option("--run-dir", type=click.Path(path_type=Path), metavar="DIR",
+              help="Where the run lives [default: runs/<date-time>].")
+@click.option("--seed", type=int, default=0, show_default=True, help="Random seed of every training.")
+@_resource_options
+@click.option("--criterion", type=click.Choice(CRITERIA),
+              help="Selection: best top-1 (ties to lower GFLOPs) or top-1 gained per added GFLOP "
+                   "[default: the space's, top1].")
+@click.option("--contract-axes", type=click.Choice(CONTRACT_AXES),
+              help="Contract the overshooting step along its own axis, or also try all others "
+                   "[default: the space's, own].")
+@click.option("--resume", "resume_dir", type=click.Path(path_type=Path), metavar="RUN_DIR",
+              help="Continue the search in RUN_DIR instead of starting one.")
+@click.pass_context
+def expand(ctx: click.Context, target_gflops: float | None, data: str, budget: str | None, space_file: str | None,
+           run_dir: Path | None, seed: int, address: str | None, cpus_per_trial: float | None,
+           gpus_per_trial: float | None, max_failures: int, criterion: str | None, contract_axes: str | None,
+           resume_dir: Path | None) -> None:
+    """Search an X3D model of at most --target-gflops by progressive expansion from X2D.
+
+    Each step trains one candidate per axis (about 2x the current GFLOPs each) as one Ray Tune
+    experiment and keeps the best; the overshooting last step is contracted to the target.
+    """
+    from ..errors import X3DSearchError
+    from ..search import Resources, SearchSettings, expand as run_expand, load_space, resume as run_resume
+
+    if target_gflops is not None and not target_gflops > 0:
+        raise X3DSearchError(f"--target-gflops must be positive, got {target_gflops:g}")
+    given = _given(ctx, ("target_gflops", "data", "budget", "space_file", "seed", "criterion", "contract_axes"))
+    given = frozenset("space" if g == "space_file" else g for g in given)
+    space = load_space(space_file)
+    if resume_dir is not None:
+        if run_dir is not None and Path(run_dir).resolve() != Path(resume_dir).resolve():
+            raise X3DSearchError("give either --run-dir or --resume, not two different folders")
+        settings = SearchSettings(target_gflops=target_gflops or 0.0, space=space, data=data, budget=budget,
+                                  seed=seed, criterion=criterion, contract_axes=contract_axes)
+        overrides = {k: v for k, v in (("address", address), ("cpus_per_trial", cpus_per_trial),
+                                       ("gpus_per_trial", gpus_per_trial), ("max_failures", max_failures))
+                     if k in _given(ctx, _WHERE)}
+        _print(run_resume(resume_dir, settings, overrides, given=given))
+        return
+    if target_gflops is None:
+        raise X3DSearchError("--target-gflops is required (or --resume RUN_DIR)")
+    settings = SearchSettings(target_gflops=target_gflops, space=space, data=data, budget=budget, seed=seed,
+                              criterion=criterion, contract_axes=contract_axes)
+    resources = Resources(address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                          max_failures=max_failures)
+    _print(run_expand(settings, resources, run_dir))
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@_resource_options
+@click.pass_context
+def resume(ctx: click.Context, run_dir: Path, address: str | None, cpus_per_trial: float | None,
+           gpus_per_trial: float | None, max_failures: int) -> None:
+    """Continue the search in RUN_DIR where it stopped (also after kill -9).
+
+    Finished trials are not trained again; started ones continue from their checkpoint. A
+    finished search prints its result.
+    """
+    from ..search import resume as run_resume
+
+    overrides = {k: v for k, v in (("address", address), ("cpus_per_trial", cpus_per_trial),
+                                   ("gpus_per_trial", gpus_per_trial), ("max_failures", max_failures))
+                 if k in _given(ctx, _WHERE)}
+    _print(run_resume(run_dir, overrides=overrides))
