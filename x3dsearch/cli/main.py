@@ -21,18 +21,12 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import flops_cmd
-    from . import convert_cmd
+    from . import (convert_cmd, data_cmd, distill_cmd, flops_cmd, report_cmd, search_cmd,  # noqa: I001
+                   train_cmd)
 
-    cli.add_command(flops_cmd.flops)
-    cli.add_command(convert_cmd.convert)
-    from . import report_cmd
-    cli.add_command(report_cmd.plot)
-    cli.add_command(report_cmd.show)
-    from . import train_cmd; cli.add_command(train_cmd.train)  # noqa: E702
-    from . import search_cmd
-    cli.add_command(search_cmd.expand); cli.add_command(search_cmd.resume)  # noqa: E702
-    # Further sub-commands register here, one line each.
+    for command in (flops_cmd.flops, data_cmd.data, train_cmd.train, search_cmd.expand, search_cmd.resume,
+                    report_cmd.plot, report_cmd.show, distill_cmd.distill, convert_cmd.convert):
+        cli.add_command(command)
 
 
 _register()
