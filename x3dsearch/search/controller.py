@@ -29,8 +29,8 @@ from . import pathlog
 from .estimate import count_params_m, estimate_gflops
 from .progress import EtaModel, LiveTable, Row, future_trials
 from .proposals import Proposal, Skip, contract, propose_step
-from .runner import (Cluster, Job, Outcome, TrialContext, check_resources, prepare_ray, run_experiment, start_ray,
-                     stop_ray)
+from .runner import (Cluster, Job, Outcome, TrialContext, place_trials, prepare_ray, route_ray_logs, run_experiment,
+                     start_ray, stop_ray)
 from .space import CONTRACTIONS, CRITERIA, SearchSpace
 from .state import (PENDING, RUNNING, STATE_NAME, ContractionRecord, SearchState, StepRecord, TrialRecord)
 
@@ -177,19 +177,20 @@ class Search:
     """One session of a search in ``run_dir`` (new or resumed)."""
 
     def __init__(self, run_dir: Path, settings: SearchSettings, resources: Resources, budget: Budget,
-                 data: DataInfo, state: SearchState, session_start: float | None = None, budget_auto: bool = False):
+                 data: DataInfo, state: SearchState, cluster: Cluster, placement: tuple[float, float],
+                 session_start: float | None = None):
         self.run_dir = run_dir
         self.settings = settings
         self.space = settings.space
         self.resources = resources
         self.budget = budget
-        self.budget_auto = budget_auto
         self.data = data
         self.state = state
         self.target = settings.target_gflops
         self.session_start = session_start if session_start is not None else time.monotonic()
-        self.cluster: Cluster | None = None
-        self.eta = EtaModel(1)
+        self.cluster = cluster
+        self.cpus_per_trial, self.gpus_per_trial = placement
+        self.eta = EtaModel(cluster.slots(*placement))
         self._running_since: dict[str, float] = {}
         self._experiment: dict[str, TrialRecord] = {}
         self._eta_future: Callable[[], list[float]] = lambda: []
@@ -225,12 +226,19 @@ class Search:
 
     # --- the loop -----------------------------------------------------------------------------
     def run(self) -> SearchState:
+        """One session; the caller owns the Ray cluster."""
         self.state.sessions += 1
+        self.state.cost.ray_start_s += self.cluster.start_s
+        self.ctx = TrialContext(data=str(self.data.root), budget=self.budget.to_dict(), seed=self.settings.seed,
+                                threads=max(1, int(self.cpus_per_trial)),
+                                device="cuda" if self.gpus_per_trial > 0 else "cpu")
+        log.info("Ray %s: %g CPUs, %g GPUs (%.1f s)", f"cluster at {self.cluster.address}" if self.cluster.address
+                 else "started locally", self.cluster.cpus, self.cluster.gpus, self.cluster.start_s)
+        log.info("trials: %g CPU, %g GPU each, up to %d at once; budget %s; data %s (%d classes, %d train / %d val)",
+                 self.cpus_per_trial, self.gpus_per_trial, self.eta.slots, self.budget.name, self.data.root,
+                 self.data.num_classes, self.data.train_videos, self.data.val_videos)
         interrupted = True
         try:
-            self.cluster = start_ray(self.resources.address, self.run_dir / LOG_NAME)
-            self.state.cost.ray_start_s += self.cluster.start_s
-            self._resolve_resources()
             self.save()
             self._expand()
             self._contract()
@@ -242,32 +250,7 @@ class Search:
             self.state.cost.wall_s += self.live_wall_s
             self.session_start = time.monotonic()
             self.state.save(self.run_dir)
-            stop_ray(self.cluster)
         return self.state
-
-    def _resolve_resources(self) -> None:
-        assert self.cluster is not None
-        gpus = self.resources.gpus_per_trial
-        if gpus is None:
-            gpus = 1.0 if self.cluster.gpus >= 1 else 0.0
-        cpus = self.resources.cpus_per_trial
-        if cpus is None:
-            cpus = max(1.0, math.floor(self.cluster.cpus / max(self.cluster.gpus, 1.0))) if gpus > 0 else 1.0
-        check_resources(self.cluster, cpus, gpus)
-        self.cpus_per_trial, self.gpus_per_trial = cpus, gpus
-        if self.budget_auto and self.state.sessions == 1 and not self.state.steps:
-            # "auto" follows where trials run (standard on GPUs, quick on CPUs), known only now.
-            self.budget = load_budget("auto", cuda=gpus > 0)
-            config_path = self.run_dir / CONFIG_NAME
-            config = yaml.safe_load(config_path.read_text())
-            config["budget"] = self.budget.to_dict()
-            atomic_write_yaml(config_path, config)
-        self.eta.slots = self.cluster.slots(cpus, gpus)
-        self.ctx = TrialContext(data=str(self.data.root), budget=self.budget.to_dict(), seed=self.settings.seed,
-                                threads=max(1, int(cpus)), device="cuda" if gpus > 0 else "cpu")
-        log.info("trials: %g CPU, %g GPU each, up to %d at once; budget %s; data %s (%d classes, %d train / %d val)",
-                 cpus, gpus, self.eta.slots, self.budget.name, self.data.root, self.data.num_classes,
-                 self.data.train_videos, self.data.val_videos)
 
     def _reached(self, record: TrialRecord) -> bool:
         return record.gflops >= self.target * (1.0 - self.space.tolerance)
@@ -513,33 +496,41 @@ def _outcome(run_dir: Path, state: SearchState, target: float, already: bool = F
 
 def expand(settings: SearchSettings, resources: Resources, run_dir: Path | None = None,
            console: bool = True) -> SearchOutcome:
-    """Start a new search in ``run_dir`` (default ``runs/<date-time>``)."""
+    """Start a new search in ``run_dir`` (default ``runs/<date-time>``).
+
+    Every check that can fail (target, options, run dir, budget, address, data, resources)
+    runs before the run directory is created.
+    """
     session_start = time.monotonic()
     check_target(settings.target_gflops, settings.space)
     check_choices(settings.criterion, settings.contract_axes)
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
     check_new_run_dir(run_dir)
     budget_spec = settings.budget or settings.space.budget
-    cuda = resources.gpus_per_trial > 0 if resources.gpus_per_trial is not None else None
-    budget = load_budget(budget_spec, cuda=cuda)
+    load_budget(budget_spec, cuda=False)  # a bad name fails now; "auto" is resolved once trials are placed
     prepare_ray(resources.address)
     data = resolve_data_info(settings.data)
     check_target(settings.target_gflops, settings.space, data.num_classes)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    setup_logging(run_dir / LOG_NAME, console=console)
-    seed = settings.space.seed
-    seed_record = TrialRecord(name=SEED_TRIAL, axis=None, factors=seed,
-                              gflops=estimate_gflops(seed, data.num_classes),
-                              params_m=count_params_m(seed, data.num_classes))
-    state = SearchState(seed=seed_record)
-    atomic_write_yaml(run_dir / CONFIG_NAME, _config(settings, resources, budget, data))
-    log.info("search in %s: target %g GFLOPs from %s (%.4f GFLOPs), space %s, budget %s, seed %d",
-             run_dir, settings.target_gflops, seed.short(), seed_record.gflops, settings.space.name, budget.name,
-             settings.seed)
-    search = Search(run_dir, settings, resources, budget, data, state, session_start,
-                    budget_auto=budget_spec == "auto" and resources.gpus_per_trial is None)
-    search.save()
-    search.run()
+    cluster = start_ray(resources.address)
+    try:
+        placement = place_trials(cluster, resources.cpus_per_trial, resources.gpus_per_trial)
+        budget = load_budget(budget_spec, cuda=placement[1] > 0)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        setup_logging(run_dir / LOG_NAME, console=console)
+        route_ray_logs(run_dir / LOG_NAME)
+        seed = settings.space.seed
+        seed_record = TrialRecord(name=SEED_TRIAL, axis=None, factors=seed,
+                                  gflops=estimate_gflops(seed, data.num_classes),
+                                  params_m=count_params_m(seed, data.num_classes))
+        atomic_write_yaml(run_dir / CONFIG_NAME, _config(settings, resources, budget, data))
+        log.info("search in %s: target %g GFLOPs from %s (%.4f GFLOPs), space %s, budget %s, seed %d",
+                 run_dir, settings.target_gflops, seed.short(), seed_record.gflops, settings.space.name,
+                 budget.name, settings.seed)
+        search = Search(run_dir, settings, resources, budget, data, SearchState(seed=seed_record), cluster,
+                        placement, session_start)
+        search.run()
+    finally:
+        stop_ray(cluster)
     return _outcome(run_dir, search.state, settings.target_gflops)
 
 
@@ -584,11 +575,17 @@ def resume(run_dir: Path, settings: SearchSettings | None = None, overrides: dic
     prepare_ray(resources.address)
     data = resolve_data_info(stored.data)
     budget = Budget.from_dict(config["budget"])
-    setup_logging(run_dir / LOG_NAME, console=console)
-    log.info("resuming the search in %s (session %d): %d steps so far", run_dir, state.sessions + 1,
-             len(state.steps))
-    search = Search(run_dir, stored, resources, budget, data, state, session_start)
-    search.run()
+    cluster = start_ray(resources.address)
+    try:
+        placement = place_trials(cluster, resources.cpus_per_trial, resources.gpus_per_trial)
+        setup_logging(run_dir / LOG_NAME, console=console)
+        route_ray_logs(run_dir / LOG_NAME)
+        log.info("resuming the search in %s (session %d): %d steps so far", run_dir, state.sessions + 1,
+                 len(state.steps))
+        search = Search(run_dir, stored, resources, budget, data, state, cluster, placement, session_start)
+        search.run()
+    finally:
+        stop_ray(cluster)
     return _outcome(run_dir, search.state, stored.target_gflops)
 
 

@@ -229,7 +229,7 @@ def prepare_ray(address: str | None) -> None:
         _prefer_token_auth()
 
 
-def start_ray(address: str | None, log_file: Path | None) -> Cluster:
+def start_ray(address: str | None) -> Cluster:
     """``ray.init`` once per search: local by default, or join ``HOST:PORT`` / ``auto``."""
     prepare_ray(address)
     started = time.monotonic()
@@ -247,13 +247,10 @@ def start_ray(address: str | None, log_file: Path | None) -> Cluster:
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"at {address}" if address else "locally"
         raise X3DSearchError(f"cannot start or join a Ray cluster {where} ({one_line(exc)})") from None
-    _route_ray_logs(log_file)
+    route_ray_logs(None)
     resources = ray.cluster_resources()
-    cluster = Cluster(address=address, cpus=float(resources.get("CPU", 0.0)), gpus=float(resources.get("GPU", 0.0)),
-                      start_s=time.monotonic() - started, owned=not address)
-    log.info("Ray %s: %g CPUs, %g GPUs (%.1f s)", f"cluster at {address}" if address else "started locally",
-             cluster.cpus, cluster.gpus, cluster.start_s)
-    return cluster
+    return Cluster(address=address, cpus=float(resources.get("CPU", 0.0)), gpus=float(resources.get("GPU", 0.0)),
+                   start_s=time.monotonic() - started, owned=not address)
 
 
 def _has_auth_token() -> bool:
@@ -269,7 +266,7 @@ def _prefer_token_auth() -> None:
         os.environ["RAY_AUTH_MODE"] = "token"
 
 
-def _route_ray_logs(log_file: Path | None) -> None:
+def route_ray_logs(log_file: Path | None) -> None:
     """Ray's and Tune's own messages go to search.log, not the terminal."""
     for name in ("ray", "ray.tune", "ray.train"):
         logger = logging.getLogger(name)
@@ -298,13 +295,20 @@ def stop_ray(cluster: Cluster | None) -> None:
             handler.close()
 
 
-def check_resources(cluster: Cluster, cpus_per_trial: float, gpus_per_trial: float) -> None:
-    """A trial that can never be scheduled would hang Tune forever: refuse it up front."""
-    if cpus_per_trial > cluster.cpus:
-        raise X3DSearchError(f"--cpus-per-trial {cpus_per_trial:g} exceeds the cluster's {cluster.cpus:g} CPUs")
-    if gpus_per_trial > cluster.gpus:
-        raise X3DSearchError(f"--gpus-per-trial {gpus_per_trial:g} asks for GPUs, but the cluster has "
-                             f"{cluster.gpus:g}")
+def place_trials(cluster: Cluster, cpus_per_trial: float | None, gpus_per_trial: float | None,
+                 ) -> tuple[float, float]:
+    """Resources of one trial: one GPU each when the cluster has GPUs (and its CPUs shared among
+    them), else one CPU each so trials run side by side. A trial that can never be scheduled
+    would hang Tune forever, so it is refused here."""
+    gpus = gpus_per_trial if gpus_per_trial is not None else (1.0 if cluster.gpus >= 1 else 0.0)
+    cpus = cpus_per_trial
+    if cpus is None:
+        cpus = max(1.0, math.floor(cluster.cpus / max(cluster.gpus, 1.0))) if gpus > 0 else 1.0
+    if cpus > cluster.cpus:
+        raise X3DSearchError(f"--cpus-per-trial {cpus:g} is more than the cluster's {cluster.cpus:g} CPUs")
+    if gpus > cluster.gpus:
+        raise X3DSearchError(f"--gpus-per-trial {gpus:g} is more than the cluster's {cluster.gpus:g} GPUs")
+    return cpus, gpus
 
 
 def run_experiment(name: str, jobs: list[Job], ctx: TrialContext, storage: Path, cpus_per_trial: float,

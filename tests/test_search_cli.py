@@ -1,0 +1,98 @@
+"""Bad input to ``x3dsearch expand`` / ``resume``: one line on stderr, exit code 2, nothing started."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from x3dsearch.cli.main import main
+from x3dsearch.search.space import DEFAULT_SPACE
+
+
+def _error(capsys: pytest.CaptureFixture, *args: str) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2, err
+    assert err.count("\n") == 1 and err.startswith("x3dsearch: error: ") and "Traceback" not in err, err
+    return err
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens once the socket is closed
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--target-gflops", "0"], "must be positive"),
+    (["--target-gflops", "-1.5"], "must be positive"),
+    (["--target-gflops", "lots"], "'lots' is not a valid float"),
+    (["--target-gflops", "0.01"], "below the seed's"),
+    ([], "--target-gflops is required"),
+    (["--target-gflops", "1", "--criterion", "best"], "Invalid value for '--criterion'"),
+    (["--target-gflops", "1", "--contract-axes", "some"], "Invalid value for '--contract-axes'"),
+    (["--target-gflops", "1", "--cpus-per-trial", "0"], "Invalid value for '--cpus-per-trial'"),
+    (["--target-gflops", "1", "--gpus-per-trial", "-1"], "Invalid value for '--gpus-per-trial'"),
+    (["--target-gflops", "1", "--budget", "huge"], "unknown budget 'huge'"),
+    (["--target-gflops", "1", "--data", "/nonexistent/videos"], "data root /nonexistent/videos does not exist"),
+    (["--target-gflops", "1", "--address", "nowhere"], "must be HOST:PORT or auto"),
+    (["--target-gflops", "1", "--space", "/nonexistent/space.yaml"], "search space not found"),
+    (["--target-gflops", "1", "--bogus"], "No such option '--bogus'"),
+])
+def test_bad_expand_input_is_one_line_and_starts_nothing(capsys, tmp_path: Path, args: list[str], message: str):
+    run_dir = tmp_path / "run"
+    err = _error(capsys, "expand", *args, "--run-dir", str(run_dir))
+    assert message in err
+    assert not run_dir.exists()
+
+
+def test_unreachable_ray_address(capsys, tmp_path: Path):
+    port = _closed_port()
+    err = _error(capsys, "expand", "--target-gflops", "1", "--address", f"127.0.0.1:{port}", "--run-dir",
+                 str(tmp_path / "run"))
+    assert f"cannot reach a Ray cluster at 127.0.0.1:{port}" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_malformed_space_names_the_key(capsys, tmp_path: Path):
+    data = yaml.safe_load(DEFAULT_SPACE.read_text())
+    data["axes"]["x-depth"]["step"] = -0.1
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump(data))
+    err = _error(capsys, "expand", "--target-gflops", "1", "--space", str(space), "--run-dir", str(tmp_path / "r"))
+    assert "'axes.x-depth.step'" in err
+
+
+def test_an_existing_run_dir_needs_resume(capsys, tmp_path: Path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "notes.txt").write_text("mine\n")
+    err = _error(capsys, "expand", "--target-gflops", "1", "--run-dir", str(run_dir))
+    assert "already exists and is not empty" in err and "x3dsearch resume" in err
+    assert sorted(p.name for p in run_dir.iterdir()) == ["notes.txt"]
+
+
+def test_resume_needs_a_search_run(capsys, tmp_path: Path):
+    assert "does not exist" in _error(capsys, "resume", str(tmp_path / "missing"))
+    (tmp_path / "empty").mkdir()
+    assert "is not a search run" in _error(capsys, "resume", str(tmp_path / "empty"))
+    assert "is not a search run" in _error(capsys, "expand", "--resume", str(tmp_path / "empty"))
+
+
+@pytest.mark.slow
+def test_more_gpus_per_trial_than_the_cluster_has_is_refused_before_the_run_starts(tiny_dataset: Path,
+                                                                                    tmp_path: Path):
+    import torch
+
+    proc = subprocess.run([str(Path(sys.executable).parent / "x3dsearch"), "expand", "--target-gflops", "0.06",
+                           "--data", str(tiny_dataset), "--budget", "smoke", "--gpus-per-trial", "64",
+                           "--run-dir", str(tmp_path / "run")], capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    assert proc.stderr == f"x3dsearch: error: --gpus-per-trial 64 is more than the cluster's {gpus} GPUs\n"
+    assert not (tmp_path / "run").exists()
