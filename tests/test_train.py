@@ -82,7 +82,7 @@ def test_result_record_and_files(reference: tuple, tiny_dataset: Path) -> None:
     assert [m["step"] for m, _ in reports] == sorted(mid_epoch | {spe}) + [total]
     assert all(ckpt_dir == out for _, ckpt_dir in reports)
     final = reports[-1][0]
-    assert final["done"] is True and final["top1"] == result.top1 and final["status"] == "ok"
+    assert final["final"] is True and final["top1"] == result.top1 and final["status"] == "ok"
     epoch_end = next(m for m, _ in reports if m["step"] == spe)
     assert "top1" not in epoch_end and epoch_end["train_loss"] == lines[0]["train_loss"]
     log = (out / "train.log").read_text()

@@ -93,7 +93,8 @@ def train_and_evaluate(factors: Factors, data: str | Path, budget: Budget | str,
     ``diverged``) or an error (status ``failed``); the result is returned and stored.
     A finished ``out_dir`` returns its stored result. ``report(metrics, out_dir)``
     is called after every checkpoint with flat metrics; ``out_dir`` then holds that
-    checkpoint.
+    checkpoint. The last report has ``final: True`` plus the result's fields (the key is
+    not ``done``, which Ray Tune reserves to stop a trial).
     """
     from ..data import VideoClipDataset, resolve_data
 
@@ -387,7 +388,7 @@ class _Run:
                                   else s.loss_sum / max(1, s.loss_batches)),
                    "lr": self._last_lr(), "clips_seen": s.clips_seen,
                    "train_clips_per_s": s.clips_seen / s.train_time_s if s.train_time_s else 0.0,
-                   "wall_time_s": self._wall_time(), "bad_videos": len(set(s.bad)), "done": final}
+                   "wall_time_s": self._wall_time(), "bad_videos": len(set(s.bad)), "final": final}
         if final and s.history:
             metrics.update({k: s.history[-1][k] for k in ("top1", "top5") if k in s.history[-1]})
         return metrics
