@@ -10,6 +10,7 @@ every axis) to the largest setting at most the target. All progress lives in
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import math
 import platform
@@ -400,9 +401,11 @@ class Search:
         if todo:
             name = self._experiment_name(experiment)
             jobs = [Job(r.name, r.factors.to_dict(), str((self.run_dir / r.out_dir).resolve())) for r in todo]
+            cpus = self._trial_cpus(len(records))
+            ctx = dataclasses.replace(self.ctx, threads=max(1, int(cpus)))
             started = time.monotonic()
             try:
-                run_experiment(name, jobs, self.ctx, (self.run_dir / TRIALS_DIR).resolve(), self.cpus_per_trial,
+                run_experiment(name, jobs, ctx, (self.run_dir / TRIALS_DIR).resolve(), cpus,
                                self.gpus_per_trial, self.resources.max_failures,
                                lambda event, job, payload: self._on_event(table, event, job, payload))
             finally:
@@ -412,6 +415,16 @@ class Search:
                     r.status, r.error = "failed", r.error or "the trial never reported"
         table.close()
         self.save()
+
+    def _trial_cpus(self, trials: int) -> float:
+        """CPUs per trial for an experiment of ``trials`` trials: on CPU-only runs without an
+        explicit --cpus-per-trial, an experiment too small to fill the cluster (a contraction)
+        spreads it over its trials. It depends on the experiment's size, not on how many trials
+        are left, so a resumed trial keeps its thread count."""
+        cpus = self.cpus_per_trial
+        if self.resources.cpus_per_trial is None and self.gpus_per_trial == 0 and trials < self.eta.slots:
+            cpus = max(cpus, math.floor(self.cluster.cpus / trials))
+        return cpus
 
     def _experiment_name(self, base: str) -> str:
         storage = self.run_dir / TRIALS_DIR
