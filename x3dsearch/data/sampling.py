@@ -33,7 +33,8 @@ def temporal_indices(num_frames: int, fps: float, frames: int, stride: int, posi
     scale = fps / NOMINAL_FPS  # source frames per nominal frame
     length = num_frames / scale  # video length in nominal frames
     span = (frames - 1) * stride + 1  # nominal frames the clip covers
-    start = min(max(position, 0.0), 1.0) * max(length - span, 0.0)
+    # Windows start on the nominal frame grid, so a 60 fps copy gives exactly the frames 2j.
+    start = math.floor(min(max(position, 0.0), 1.0) * max(length - span, 0.0) + 1e-9)
     return [min(int(math.floor((start + k * stride) * scale + 1e-6)), num_frames - 1) for k in range(frames)]
 
 

@@ -1,35 +1,37 @@
 """The embedded synthetic action dataset: real H.264 mp4 files in which every X3D axis matters.
 
 Each class is a scene family rendered from continuous time, so a 60 fps copy
-shows the same motion as the 30 fps one. Classes come in groups; the group is
-easy to tell apart from any single frame (a distinct object type, the way
-scene context gives away a Kinetics class), but the classes inside a group
-differ in exactly one thing, chosen so that one expansion axis is needed:
+shows the same motion as the 30 fps one. Classes come in groups. The group is
+given away by any single frame (its background hue and object type, the way
+scene context gives away a Kinetics class), so even a 2D network trained on a
+few hundred clips learns something. The classes inside a group differ in
+exactly one thing, chosen so that one expansion axis is needed to see it:
 
-==============  ==========================  ================================================
-group           classes                     what separates them, and what it takes
-==============  ==========================  ================================================
-slide           slide-left, slide-right     direction of a slow translation; invisible in one
-                                            frame, so it needs ``frames`` >= 2 (X-Temporal)
-spin            spin-cw, spin-ccw           direction of a fast rotation (1-2 rev/s); at
-                                            stride 12 the wagon-wheel effect makes half the
-                                            videos look reversed, stride <= 7 reads it
-                                            (X-Fast, frame rate)
-late            late-grow, late-vanish      what happens to a block 0.7-1.2 s before the end;
-                                            the centre window of a clip shorter than ~75
-                                            frames at 30 fps never sees it (duration)
-fine            fine-horizontal,            orientation of 1-pixel stripes on a panel; an
-                fine-vertical               antialiased resize to 128 px (crop 112) wipes them
-                                            out, 183 px (crop 160) keeps them (X-Spatial)
-conjunction     warm-star, cool-star,       a star and a cross, one coloured (warm or cool
-                warm-cross, cool-cross      tone), one grey; the class binds colour to shape,
-                                            which a wider or deeper network learns more easily
-==============  ==========================  ================================================
+===========  ========================  ===================================================
+group        classes                   what separates them, and which axis sees it
+===========  ========================  ===================================================
+slide        slide-left, slide-right   direction of a steady glide (0.12-0.2 frame heights
+                                       per second); no single frame shows it: ``frames`` >= 2
+shake        shake, still              a bell jumping side to side at 7.5 Hz, or hanging
+                                       still; a stride that is a multiple of 4 frames (12,
+                                       as X2D and X3D-XS use) samples one phase and sees it
+                                       still, strides 6, 5 and 3 see it jump: frame rate
+late         lights-out, lights-up     the scene goes dark or bright 0.7-1.2 s before the
+                                       end; the centre window of a clip shorter than ~75
+                                       frames at 30 fps (XS: 37) never sees it: duration
+fine         striped, plain            a panel with 1-pixel luma stripes, or plain with the
+                                       same mean; crop 112 resizes the 256 px short side
+                                       2:1 and averages them away exactly, crop 160 (183 px)
+                                       keeps a moire: spatial resolution
+conjunction  warm-star, cool-star,     a star and a cross, one coloured (warm or cool), one
+             warm-cross, cool-cross    grey; the class binds the colour to the shape, which
+                                       a wider or deeper network learns more easily
+===========  ========================  ===================================================
 
-Nuisances vary per video: background gradient and soft blobs, object colours,
-sizes, positions and speeds, one to three small bouncing distractors, video
-length (3-4 s) and sensor noise. Horizontal flips would swap left/right and
-cw/ccw, so the dataset's ``dataset.yaml`` says ``flip: false``.
+Nuisances vary per video: background shade, gradient and soft blobs within the
+group's hue family, object colours, sizes, positions and speeds, up to two small
+bouncing distractors, video length (3-4 s) and sensor noise. A horizontal flip
+would swap slide-left and slide-right, so ``dataset.yaml`` says ``flip: false``.
 
 Files are byte-identical for a seed: every video draws from its own generator
 seeded by (seed, class, index), and x264 runs single-threaded with fixed
@@ -55,11 +57,11 @@ from ..utils.logging import get_logger
 log = get_logger("data")
 
 #: Bump when the rendering changes, so cached copies are regenerated.
-SYNTHETIC_VERSION = 1
+SYNTHETIC_VERSION = 2
 DEFAULT_CLASSES = 12
 DEFAULT_VIDEOS_PER_CLASS = 20
-#: 192 px short side: crop 160 (183 px short side) sees the 1-pixel stripes, crop 112 (128 px) does not.
-DEFAULT_SIZE = (192, 256)
+#: 256 px short side (as the usual Kinetics copies): crop 112 resizes it 2:1, which cancels 1-pixel stripes.
+DEFAULT_SIZE = (256, 340)
 DEFAULT_FPS = 30.0
 DEFAULT_SECONDS = (3.0, 4.0)
 DEFAULT_VAL_FRACTION = 0.25
@@ -128,16 +130,13 @@ def cross(radius: float, angle: float) -> SDF:
     return lambda dx, dy: np.minimum(arm(dx, dy), bar(dx, dy))
 
 
-def propeller(length: float, thickness: float, angle: float) -> SDF:
-    """A bar through the centre with a knob on one end: one full turn is its only symmetry."""
-    bx, by = length * math.cos(angle), length * math.sin(angle)
-    knob = thickness * 1.9
+def bell(radius: float) -> SDF:
+    """A dome over a wide rim: a shape no other class uses."""
+    dome, rim = disc(radius * 0.8), box(radius, radius * 0.18, 0.0, radius * 0.08)
 
     def sdf(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
-        h = np.clip((dx * bx + dy * by) / (length * length), -1.0, 1.0)
-        bar = np.sqrt((dx - h * bx) ** 2 + (dy - h * by) ** 2) - thickness
-        tip = np.sqrt((dx - bx) ** 2 + (dy - by) ** 2) - knob
-        return np.minimum(bar, tip)
+        upper = np.maximum(dome(dx, dy + radius * 0.1), dy - radius * 0.55)
+        return np.minimum(upper, rim(dx, dy - radius * 0.55))
     return sdf
 
 
@@ -178,18 +177,25 @@ def _contrast(colour: Colour) -> Colour:
     return np.full(3, 30.0 if colour.mean() > 128 else 230.0, dtype=np.float32)
 
 
-def _background(rng: np.random.Generator, g: Geometry) -> np.ndarray:
+def _background(rng: np.random.Generator, g: Geometry, hue: float | None) -> np.ndarray:
+    """A soft gradient plus blobs in the group's hue family (its "scene"), or grey when ``hue`` is None."""
     yy, xx = np.mgrid[0:g.height, 0:g.width].astype(np.float32)
     a = rng.uniform(0, 2 * math.pi)
     ramp = xx * math.cos(a) + yy * math.sin(a)
     ramp = (ramp - ramp.min()) / max(float(ramp.max() - ramp.min()), 1e-6)
-    c1, c2 = rng.uniform(40, 215, 3).astype(np.float32), rng.uniform(40, 215, 3).astype(np.float32)
+
+    def scene_colour() -> Colour:
+        if hue is None:
+            return _hsv(rng.random(), rng.uniform(0.0, 0.08), rng.uniform(0.35, 0.8))
+        return _hsv(hue + rng.uniform(-0.05, 0.05), rng.uniform(0.3, 0.55), rng.uniform(0.35, 0.8))
+
+    c1, c2 = scene_colour(), scene_colour()
     img = c1 + (c2 - c1) * ramp[..., None]
-    for _ in range(int(rng.integers(2, 6))):
+    for _ in range(int(rng.integers(1, 5))):
         cy, cx = rng.uniform(0, g.height), rng.uniform(0, g.width)
         sigma = rng.uniform(0.1, 0.3) * g.height
         weight = rng.uniform(0.2, 0.5) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma * sigma))
-        img += (rng.uniform(30, 225, 3).astype(np.float32) - img) * weight[..., None]
+        img += (scene_colour() - img) * weight[..., None]
     return img
 
 
@@ -198,9 +204,9 @@ class Distractors:
 
     def __init__(self, rng: np.random.Generator, g: Geometry):
         self.items = []
-        for _ in range(int(rng.integers(1, 4))):
-            r = rng.uniform(0.025, 0.045) * g.height
-            speed = rng.uniform(0.05, 0.3) * g.height
+        for _ in range(int(rng.integers(0, 3))):
+            r = rng.uniform(0.02, 0.035) * g.height
+            speed = rng.uniform(0.03, 0.15) * g.height
             heading = rng.uniform(0, 2 * math.pi)
             shape = disc(r) if rng.random() < 0.5 else box(r, r, rng.uniform(0, math.pi), r * 0.3)
             self.items.append((shape, r, rng.uniform(r, g.width - r), rng.uniform(r, g.height - r),
@@ -218,14 +224,17 @@ Scene = Callable[[Canvas, float], None]
 
 
 # --- the class families -----------------------------------------------------------------------------
+def _centre(rng: np.random.Generator, g: Geometry, reach: float) -> tuple[float, float]:
+    """A random point near the frame centre, so that random square crops keep the object in view."""
+    spread = 0.6 * max(g.height / 2 - reach, 0.0)
+    return (g.width / 2 + rng.uniform(-spread, spread), g.height / 2 + rng.uniform(-spread, spread))
+
+
 def _slide(direction: int) -> Callable[[np.random.Generator, Geometry], Scene]:
     def make(rng: np.random.Generator, g: Geometry) -> Scene:
-        r = rng.uniform(0.09, 0.12) * g.height
-        v = rng.uniform(0.08, 0.15) * g.width
-        travel = v * g.duration
-        lo, hi = r + travel / 2, g.width - r - travel / 2
-        xc = rng.uniform(lo, hi) if hi > lo else g.width / 2
-        yc = rng.uniform(0.25, 0.75) * g.height
+        r = rng.uniform(0.13, 0.17) * g.height
+        v = rng.uniform(0.12, 0.2) * g.height
+        xc, yc = _centre(rng, g, r)
         wobble, freq, phase = rng.uniform(0, 0.04) * g.height, rng.uniform(0.2, 0.6), rng.uniform(0, 2 * math.pi)
         body, rim = _any_colour(rng), None
         rim = _contrast(body)
@@ -240,61 +249,73 @@ def _slide(direction: int) -> Callable[[np.random.Generator, Geometry], Scene]:
     return make
 
 
-def _spin(direction: int) -> Callable[[np.random.Generator, Geometry], Scene]:
+def _shake(shaking: bool) -> Callable[[np.random.Generator, Geometry], Scene]:
+    """A bell that jumps side to side at 7.5 Hz (period 4 frames at 30 fps), or hangs still.
+
+    Any stride that is a multiple of 4 nominal frames (12, 8, 4) samples the shake at
+    one phase, so the bell looks still; strides 6, 5 and 3 see it jump.
+    """
     def make(rng: np.random.Generator, g: Geometry) -> Scene:
-        length = rng.uniform(0.14, 0.2) * g.height
-        thick = 0.035 * g.height
-        omega = rng.uniform(1.0, 2.0) * 2 * math.pi  # 1-2 turns per second
-        theta0 = rng.uniform(0, 2 * math.pi)
-        reach = length + 2 * thick
-        xc, yc = rng.uniform(reach, g.width - reach), rng.uniform(reach, g.height - reach)
+        r = rng.uniform(0.14, 0.18) * g.height
+        amplitude = rng.uniform(0.05, 0.07) * g.height
+        xc, yc = _centre(rng, g, r + amplitude)
+        phase = rng.uniform(0, 1)
         colour = _any_colour(rng)
-        hub = _contrast(colour)
+        clapper = _contrast(colour)
 
         def draw(canvas: Canvas, t: float) -> None:
-            # Image y points down, so a growing angle turns clockwise on screen.
-            canvas.stamp(xc, yc, reach, propeller(length, thick, theta0 + direction * omega * t), colour)
-            canvas.stamp(xc, yc, thick * 2, disc(thick * 0.9), hub)
+            side = 1.0 if (t * SHAKE_HZ + phase) % 1.0 < 0.5 else -1.0
+            x = xc + (amplitude * side if shaking else 0.0)
+            canvas.stamp(x, yc, r * 1.2, bell(r), colour)
+            canvas.stamp(x, yc + r * 0.75, r * 0.3, disc(r * 0.2), clapper)
         return draw
     return make
 
 
 def _late(kind: str) -> Callable[[np.random.Generator, Geometry], Scene]:
+    """A block on a stage whose lights go out (``dark``) or flare up (``bright``) 0.7-1.2 s before the end."""
     def make(rng: np.random.Generator, g: Geometry) -> Scene:
-        half = rng.uniform(0.08, 0.11) * g.height
-        reach = half * 1.8 * 1.5
-        xc = rng.uniform(reach, g.width - reach)
-        yc = rng.uniform(min(reach, g.height / 2), max(g.height - reach, g.height / 2))
+        half = rng.uniform(0.12, 0.16) * g.height
+        xc, yc = _centre(rng, g, half * 1.4)
         angle = rng.uniform(0, math.pi / 2)
         event = g.duration - rng.uniform(0.7, 1.2)
         colour = _any_colour(rng)
         edge = _contrast(colour)
+        target = np.float32(15.0 if kind == "dark" else 245.0)
+        strength = rng.uniform(0.6, 0.8)
 
         def draw(canvas: Canvas, t: float) -> None:
-            p = _ramp(t, event, 0.25)
-            size = half * (1 + 0.8 * p) if kind == "grow" else half
-            opacity = 1 - p if kind == "vanish" else 1.0
-            canvas.stamp(xc, yc, size * 1.5, box(size, size, angle, size * 0.15), edge, opacity)
-            canvas.stamp(xc, yc, size * 1.5, box(size * 0.8, size * 0.8, angle, size * 0.12), colour, opacity)
+            canvas.stamp(xc, yc, half * 1.5, box(half, half, angle, half * 0.15), edge)
+            canvas.stamp(xc, yc, half * 1.5, box(half * 0.8, half * 0.8, angle, half * 0.12), colour)
+            p = _ramp(t, event, 0.25) * strength
+            if p > 0:
+                canvas.img += (target - canvas.img) * p
         return draw
     return make
 
 
-def _fine(orientation: str) -> Callable[[np.random.Generator, Geometry], Scene]:
+def _fine(striped: bool) -> Callable[[np.random.Generator, Geometry], Scene]:
+    """A panel covered in 1-pixel stripes (horizontal or vertical), or a plain panel of the same mean colour.
+
+    At the default 256 px short side, the 2:1 antialiased resize that crop 112 uses
+    (short side 128) averages each light and dark line pair to exactly the mean, so the
+    two classes look identical; crop 160 (short side 183) keeps a visible moire of them.
+    """
     def make(rng: np.random.Generator, g: Geometry) -> Scene:
-        hw, hh = (rng.uniform(0.17, 0.22) * g.height for _ in range(2))
-        xc, yc = rng.uniform(hw + 2, g.width - hw - 2), rng.uniform(hh + 2, g.height - hh - 2)
+        hw, hh = (rng.uniform(0.2, 0.26) * g.height for _ in range(2))
+        xc, yc = _centre(rng, g, max(hw, hh))
         grey = rng.uniform(80, 170)
         tint = rng.uniform(-25, 25, 3).astype(np.float32)
-        amplitude = rng.uniform(35, 50)
+        amplitude = rng.uniform(40, 60) if striped else 0.0
+        horizontal = rng.random() < 0.5
         y0, y1, x0, x1 = int(yc - hh) - 1, int(yc + hh) + 2, int(xc - hw) - 1, int(xc + hw) + 2
         dy = (np.arange(y0, y1, dtype=np.float32) + 0.5 - yc)[:, None]
         dx = (np.arange(x0, x1, dtype=np.float32) + 0.5 - xc)[None, :]
         alpha = np.clip(0.5 - box(hw, hh, 0.0, 0.15 * hh)(dx, dy), 0, 1)[..., None]
-        # 1-pixel stripes in luma only (equal on R, G, B), so 4:2:0 chroma subsampling keeps them.
+        # Stripes in luma only (equal on R, G, B), so 4:2:0 chroma subsampling keeps them.
         rows, cols = np.arange(y0, y1)[:, None], np.arange(x0, x1)[None, :]
-        phase = (rows % 2) if orientation == "horizontal" else (cols % 2)
-        texture = grey + tint + amplitude * (2.0 * np.broadcast_to(phase, alpha.shape[:2]) - 1)[..., None]
+        phase = np.broadcast_to((rows % 2) if horizontal else (cols % 2), alpha.shape[:2])
+        texture = grey + tint + amplitude * (2.0 * phase - 1)[..., None]
 
         def draw(canvas: Canvas, t: float) -> None:
             region = canvas.img[y0:y1, x0:x1]
@@ -303,6 +324,7 @@ def _fine(orientation: str) -> Callable[[np.random.Generator, Geometry], Scene]:
     return make
 
 
+SHAKE_HZ = 7.5
 WARM_HUES = (-0.05, 0.13)
 COOL_HUES = (0.47, 0.68)
 
@@ -313,12 +335,12 @@ def _conjunction(shape: str, tone: str) -> Callable[[np.random.Generator, Geomet
         coloured = _hsv(rng.uniform(*hues), rng.uniform(0.65, 1.0), rng.uniform(0.65, 1.0))
         grey = np.full(3, rng.uniform(70, 200), dtype=np.float32)
         objects = []
+        cx, cy = _centre(rng, g, 0.4 * g.height)
+        side = 1 if rng.random() < 0.5 else -1  # which of the two stands left
         for name in ("star", "cross"):
-            r = rng.uniform(0.09, 0.13) * g.height
-            for _ in range(50):  # keep the two shapes apart
-                x, y = rng.uniform(r, g.width - r), rng.uniform(r, g.height - r)
-                if all(math.hypot(x - ox, y - oy) > r + orr + 4 for _, ox, oy, orr, *_ in objects):
-                    break
+            r = rng.uniform(0.11, 0.14) * g.height
+            x, y = cx + side * 0.16 * g.height, cy + rng.uniform(-0.1, 0.1) * g.height
+            side = -side
             spin = rng.uniform(-0.3, 0.3) * 2 * math.pi
             drift = rng.uniform(-0.03, 0.03, 2) * g.height
             objects.append((name, x, y, r, rng.uniform(0, 2 * math.pi), spin, drift,
@@ -340,16 +362,19 @@ class ClassDesign:
     make: Callable[[np.random.Generator, Geometry], Scene]
 
 
+#: Background hue family of each group: the "scene" that gives the group away in any frame.
+GROUP_HUES: dict[str, float | None] = {"slide": 0.6, "shake": 0.33, "late": 0.8, "fine": 0.1, "conjunction": None}
+
 #: In label order; ``synthesize(classes=N)`` uses the first N.
 CLASS_DESIGNS: tuple[ClassDesign, ...] = (
     ClassDesign("slide-left", "slide", "frames", _slide(-1)),
     ClassDesign("slide-right", "slide", "frames", _slide(+1)),
-    ClassDesign("spin-cw", "spin", "frame rate", _spin(+1)),
-    ClassDesign("spin-ccw", "spin", "frame rate", _spin(-1)),
-    ClassDesign("late-grow", "late", "duration", _late("grow")),
-    ClassDesign("late-vanish", "late", "duration", _late("vanish")),
-    ClassDesign("fine-horizontal", "fine", "crop", _fine("horizontal")),
-    ClassDesign("fine-vertical", "fine", "crop", _fine("vertical")),
+    ClassDesign("shake", "shake", "frame rate", _shake(True)),
+    ClassDesign("still", "shake", "frame rate", _shake(False)),
+    ClassDesign("lights-out", "late", "duration", _late("dark")),
+    ClassDesign("lights-up", "late", "duration", _late("bright")),
+    ClassDesign("striped", "fine", "crop", _fine(True)),
+    ClassDesign("plain", "fine", "crop", _fine(False)),
     ClassDesign("warm-star", "conjunction", "width/depth", _conjunction("star", "warm")),
     ClassDesign("cool-star", "conjunction", "width/depth", _conjunction("star", "cool")),
     ClassDesign("warm-cross", "conjunction", "width/depth", _conjunction("cross", "warm")),
@@ -364,10 +389,10 @@ def render_video(design: ClassDesign, rng: np.random.Generator, size: tuple[int,
     height, width = size
     num_frames = max(2, int(round(rng.uniform(*seconds) * fps)))
     g = Geometry(height, width, fps, num_frames)
-    background = _background(rng, g)
+    background = _background(rng, g, GROUP_HUES[design.group])
     scene = design.make(rng, g)
     distractors = Distractors(rng, g)
-    noise_sigma = rng.uniform(0.0, 4.0)
+    noise_sigma = rng.uniform(0.0, 3.0)
     noise_bank = (rng.standard_normal((7, height, width, 1)) * noise_sigma).astype(np.float32)
     frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
     for k in range(num_frames):

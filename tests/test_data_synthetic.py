@@ -1,0 +1,141 @@
+"""The synthetic dataset's class design holds on real encoded files, and its cache is written atomically."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from x3dsearch.data import VideoClipDataset, ensure_synthetic, load_split, resolve_data
+from x3dsearch.data.decode import open_video, video_info
+from x3dsearch.data.synthetic import CLASS_DESIGNS, Canvas, Geometry, _video_rng
+from x3dsearch.errors import ConfigError
+from x3dsearch.factors import Factors, preset
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _scene(name: str, seed: int = 0, fps: float = 30.0):
+    label = [d.name for d in CLASS_DESIGNS].index(name)
+    g = Geometry(256, 340, fps, int(3.5 * fps))
+    scene = CLASS_DESIGNS[label].make(_video_rng(seed, label, 0), g)
+
+    def frame(t: float) -> np.ndarray:
+        canvas = Canvas(np.full((g.height, g.width, 3), 128.0, dtype=np.float32))
+        scene(canvas, t)
+        return canvas.img
+    return frame, g
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_shake_is_invisible_at_stride_12_and_visible_at_stride_6(seed: int) -> None:
+    shake, _ = _scene("shake", seed)
+    for start in (0, 5, 31):
+        t = start / 30
+        assert np.array_equal(shake(t), shake(t + 12 / 30))  # one phase every 12 frames: looks still
+        assert not np.array_equal(shake(t), shake(t + 6 / 30))  # half a period later: jumped
+    still, _ = _scene("still", seed)
+    assert np.array_equal(still(0.1), still(0.3))
+
+
+def test_lights_change_only_late() -> None:
+    for name, sign in (("lights-out", -1), ("lights-up", 1)):
+        frame, g = _scene(name)
+        early, centre, end = frame(0.2).mean(), frame(g.duration / 2).mean(), frame(g.duration - 0.05).mean()
+        assert early == pytest.approx(centre) and sign * (end - centre) > 40
+        # the centre window of X3D-XS (4 x 12) ends before the event; X3D-S (13 x 6) reaches it
+        for f, sees in ((preset("x3d-xs"), False), (preset("x3d-s"), True)):
+            span = (f.frames - 1) * f.stride + 1
+            last = (g.num_frames - span) // 2 + span - 1
+            assert (abs(frame(last / 30).mean() - centre) > 10) == sees, f.short()
+
+
+@pytest.fixture(scope="module")
+def fine_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from x3dsearch.data import synthesize
+
+    # the first 8 classes include striped (6) and plain (7), at the default 256x340
+    return synthesize(tmp_path_factory.mktemp("fine") / "d", classes=8, videos_per_class=4, seed=0,
+                      seconds=(1.0, 1.0))
+
+
+def _detail(clip) -> float:
+    """Energy of the finest detail: mean absolute second difference along rows or columns, whichever is larger."""
+    c = clip[0, 0]
+    return max(float((c[2:] - 2 * c[1:-1] + c[:-2]).abs().mean()), float((c[:, 2:] - 2 * c[:, 1:-1] + c[:, :-2]).abs().mean()))
+
+
+def test_stripes_vanish_at_crop_112_and_show_at_crop_160(fine_root: Path) -> None:
+    energy = {}
+    for crop in (112, 160):
+        ds = VideoClipDataset(fine_root, "train", Factors(frames=1, crop=crop), train=False)
+        for label in (6, 7):
+            energy[crop, label] = np.mean([_detail(ds[v]["clip"]) for v, r in enumerate(ds.records)
+                                           if r.label == label])
+    assert energy[160, 6] > 3 * energy[160, 7]  # striped vs plain: plain to see at 160
+    assert energy[112, 6] < 1.6 * energy[112, 7]  # and close to indistinguishable at 112
+
+
+def test_files_are_real_h264_at_the_requested_rate(tiny_dataset: Path) -> None:
+    import av
+
+    for record in load_split(tiny_dataset, "val"):
+        info = video_info(open_video(record.path))
+        assert (info.height, info.width) == (64, 86) and info.fps == pytest.approx(30)
+        assert 30 <= info.num_frames <= 45  # 1.0-1.5 s
+        with av.open(str(record.path)) as container:
+            assert container.streams.video[0].codec_context.name == "h264"
+    assert (tiny_dataset / "classes.txt").read_text().split() == [d.name for d in CLASS_DESIGNS[:3]]
+
+
+def test_synthesize_rejects_bad_arguments(tmp_path: Path) -> None:
+    from x3dsearch.data import synthesize
+
+    for kwargs in ({"classes": 1}, {"classes": 13}, {"videos_per_class": 1}, {"size": (63, 86)}):
+        with pytest.raises(ConfigError):
+            synthesize(tmp_path / "x", **kwargs)
+    assert not (tmp_path / "x").exists()
+
+
+def test_ensure_synthetic_generates_once_into_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("X3DSEARCH_CACHE", str(tmp_path))
+    root = ensure_synthetic(classes=2, videos_per_class=2, seed=4)
+    assert root.parent == tmp_path and (root / "train.csv").is_file()
+    stamp = (root / "train.csv").stat().st_mtime_ns
+    assert ensure_synthetic(classes=2, videos_per_class=2, seed=4) == root
+    assert (root / "train.csv").stat().st_mtime_ns == stamp  # reused, not regenerated
+    assert [p.name for p in tmp_path.iterdir()] == [root.name]  # no temporary folder left behind
+
+
+def test_resolve_data_checks_the_root(tiny_dataset: Path, tmp_path: Path) -> None:
+    assert resolve_data(str(tiny_dataset)) == tiny_dataset
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="neither train.csv"):
+        resolve_data(tmp_path / "empty")
+
+
+@pytest.mark.slow
+def test_killed_generation_leaves_no_half_dataset(tmp_path: Path) -> None:
+    out = tmp_path / "synth"
+    proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "x3dsearch") if (REPO / ".venv").exists() else "x3dsearch",
+                             "data", "synth", str(out), "--workers", "1"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any(tmp_path.glob(".synth.*/videos/*/*.mp4")):
+            time.sleep(0.2)
+        assert any(tmp_path.glob(".synth.*/videos/*/*.mp4")), "generation never started writing"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert not out.exists()  # the half-written dataset stays in a hidden temporary folder
+    # a later run writes the complete dataset
+    done = subprocess.run([sys.executable, "-m", "x3dsearch.cli.main", "data", "synth", str(out), "--classes", "2",
+                           "--videos-per-class", "2", "--size", "64x86"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert len(load_split(out, "train")) + len(load_split(out, "val")) == 4
