@@ -20,9 +20,9 @@ from x3dsearch.factors import Factors, preset
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _scene(name: str, seed: int = 0, fps: float = 30.0):
+def _scene(name: str, seed: int = 0, fps: float = 30.0, seconds: float = 3.5):
     label = [d.name for d in CLASS_DESIGNS].index(name)
-    g = Geometry(256, 340, fps, int(3.5 * fps))
+    g = Geometry(256, 340, fps, int(seconds * fps))
     scene = CLASS_DESIGNS[label].make(_video_rng(seed, label, 0), g)
 
     def frame(t: float) -> np.ndarray:
@@ -43,9 +43,11 @@ def test_shake_is_invisible_at_stride_12_and_visible_at_stride_6(seed: int) -> N
     assert np.array_equal(still(0.1), still(0.3))
 
 
-def test_lights_change_only_late() -> None:
+@pytest.mark.parametrize("seconds", [3.0, 3.5, 4.0])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_lights_change_only_late(seconds: float, seed: int) -> None:
     for name, sign in (("lights-out", -1), ("lights-up", 1)):
-        frame, g = _scene(name)
+        frame, g = _scene(name, seed, seconds=seconds)
         early, centre, end = frame(0.2).mean(), frame(g.duration / 2).mean(), frame(g.duration - 0.05).mean()
         assert early == pytest.approx(centre) and sign * (end - centre) > 40
         # the centre window of X3D-XS (4 x 12) ends before the event; X3D-S (13 x 6) reaches it

@@ -5,6 +5,8 @@ loader with 1 and 2 workers and a baseline that decodes every frame with PyAV
 and then samples the same clip. Also measures how many clips/s X3D-XS training
 consumes here, to check that data never bounds the proxy trainings. Goals: the
 loader is >= 3x the PyAV baseline, and with 2 workers >= 4x the XS training rate.
+Last, it times decord's resize-on-decode against a full-size decode of a 480x640
+file, which is why the loader decodes at full size (see x3dsearch/data/decode.py).
 Usage: python experiments/benchmarks/loader_speed.py [--data ROOT] [--clips 48]
 """
 from __future__ import annotations
@@ -70,6 +72,28 @@ def xs_training_rate(threads: int = 2, batch: int = 8, steps: int = 4) -> float:
     return batch * steps / (time.perf_counter() - start)
 
 
+def decode_resize_ratio(reps: int = 20) -> tuple[float, float]:
+    """ms per 4-frame read of a 480x640 H.264 file: full size vs decord resizing to 128 px while decoding."""
+    import tempfile
+    from pathlib import Path
+
+    import decord
+
+    from x3dsearch.data.synthetic import CLASS_DESIGNS, _video_rng, encode_mp4, render_video
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "big.mp4")
+        encode_mp4(Path(path), render_video(CLASS_DESIGNS[8], _video_rng(0, 8, 0), (480, 640), 30.0, (3.0, 3.0)), 30.0)
+        times = []
+        for kwargs in ({}, {"width": 170, "height": 128}):
+            start = time.perf_counter()
+            for _ in range(reps):
+                reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1, **kwargs)
+                reader.get_batch([10, 22, 34, 46]).asnumpy()
+            times.append((time.perf_counter() - start) / reps * 1000)
+    return times[0], times[1]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="synthetic")
@@ -79,7 +103,7 @@ def main() -> None:
     train_rate = xs_training_rate()
     print(f"X3D-XS training consumes {train_rate:.1f} clips/s here (2 threads, batch 8, channels_last_3d)")
     print(f"{'sampling':<16} {'PyAV full decode':>17} {'ours, 1 worker':>15} {'ours, 2 workers':>16} "
-          f"{'vs PyAV':>8} {'vs XS training':>15}")
+          f"{'vs PyAV (1w/2w)':>15} {'2w vs XS train':>14}")
     for name in ("x3d-xs", "x3d-s"):
         f = preset(name)
         ds = VideoClipDataset(root, "train", f, train=True, seed=0)
@@ -87,8 +111,11 @@ def main() -> None:
         one = loader_rate(ds, 1, args.clips)
         two = loader_rate(ds, 2, args.clips)
         label = f"{name} {f.frames}x{f.stride}@{f.crop}"
-        print(f"{label:<16} {baseline:>17.1f} {one:>15.1f} {two:>16.1f} {two / baseline:>7.1f}x "
-              f"{two / train_rate:>14.1f}x")
+        print(f"{label:<16} {baseline:>17.1f} {one:>15.1f} {two:>16.1f} {f'{one / baseline:.1f}x/{two / baseline:.1f}x':>15} "
+              f"{f'{two / train_rate:.1f}x':>14}")
+    full, resized = decode_resize_ratio()
+    print(f"decord, 4 frames of 480x640: full size {full:.1f} ms, resized to 128 px while decoding {resized:.1f} ms "
+          f"(ratio {full / resized:.2f})")
 
 
 if __name__ == "__main__":

@@ -126,28 +126,28 @@ class VideoClipDataset(Dataset):
         f = self.factors
         window, scale, x, y, flip = sample_fractions(self.seed, self.epoch, video)
         reader = decode.open_video(path)
-        info = decode.video_info(reader)
-        if self.train:
-            position, short_side_scale, flip_it = window, train_scale(scale), self.flip and flip < 0.5
-        else:
-            temporal, spatial = divmod(view, self.spatial_views)
-            position = window_positions(self.temporal_views)[temporal]
-            x, y = spatial_positions(self.spatial_views, info.height, info.width)[spatial]
-            short_side_scale, flip_it = VAL_SCALE, False
-        indices = temporal_indices(info.num_frames, info.fps, f.frames, f.stride, position)
+        num_frames, fps = decode.timing(reader)
+        temporal, spatial = divmod(view, self.spatial_views)
+        position = window if self.train else window_positions(self.temporal_views)[temporal]
+        indices = temporal_indices(num_frames, fps, f.frames, f.stride, position)
         frames = torch.from_numpy(decode.read_frames(reader, indices))
-        box = crop_box(info.height, info.width, f.crop, short_side_scale, x, y)
+        height, width = frames.shape[1:3]
+        if self.train:
+            short_side_scale, flip_it = train_scale(scale), self.flip and flip < 0.5
+        else:
+            x, y = spatial_positions(self.spatial_views, height, width)[spatial]
+            short_side_scale, flip_it = VAL_SCALE, False
+        box = crop_box(height, width, f.crop, short_side_scale, x, y)
         return frames_to_clip(frames, box, f.crop, flip_it)
 
     def clip_indices(self, video: int, view: int = 0) -> list[int]:
         """The source frame indices item (video, view) reads; for tests and debugging."""
-        reader = decode.open_video(self.records[video].path)
-        info = decode.video_info(reader)
+        num_frames, fps = decode.timing(decode.open_video(self.records[video].path))
         if self.train:
             position = sample_fractions(self.seed, self.epoch, video)[0]
         else:
             position = window_positions(self.temporal_views)[view // self.spatial_views]
-        return temporal_indices(info.num_frames, info.fps, self.factors.frames, self.factors.stride, position)
+        return temporal_indices(num_frames, fps, self.factors.frames, self.factors.stride, position)
 
 
 def collate_clips(items: list[dict[str, Any]]) -> dict[str, Any]:

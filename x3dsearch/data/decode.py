@@ -58,12 +58,19 @@ def open_video(path: str | Path):
     return reader
 
 
-def video_info(reader) -> VideoInfo:
+def timing(reader) -> tuple[int, float]:
+    """(frame count, frames per second) from the container, without decoding anything."""
     fps = float(reader.get_avg_fps())
     if not math.isfinite(fps) or fps <= 0:
         fps = NOMINAL_FPS  # some containers store no rate; the nominal one is the best guess
-    height, width = reader[0].shape[:2]
-    return VideoInfo(len(reader), fps, int(height), int(width))
+    return len(reader), fps
+
+
+def video_info(reader) -> VideoInfo:
+    """Frame count, rate and size; decord only knows the size after decoding a frame."""
+    num_frames, fps = timing(reader)
+    height, width = read_frames(reader, [0]).shape[1:3]
+    return VideoInfo(num_frames, fps, int(height), int(width))
 
 
 def read_frames(reader, indices: list[int]) -> np.ndarray:

@@ -16,9 +16,10 @@ shake        shake, still              a bell jumping side to side at 7.5 Hz, or
                                        still; a stride that is a multiple of 4 frames (12,
                                        as X2D and X3D-XS use) samples one phase and sees it
                                        still, strides 6, 5 and 3 see it jump: frame rate
-late         lights-out, lights-up     the scene goes dark or bright 0.7-1.2 s before the
-                                       end; the centre window of a clip shorter than ~75
-                                       frames at 30 fps (XS: 37) never sees it: duration
+late         lights-out, lights-up     the scene goes dark or bright 0.6-0.9 s after the
+                                       middle of the video; the centre window of XS (37
+                                       frames at 30 fps) never sees it, S (73) always:
+                                       duration
 fine         striped, plain            a panel with 1-pixel luma stripes, or plain with the
                                        same mean; crop 112 resizes the 256 px short side
                                        2:1 and averages them away exactly, crop 160 (183 px)
@@ -273,12 +274,16 @@ def _shake(shaking: bool) -> Callable[[np.random.Generator, Geometry], Scene]:
 
 
 def _late(kind: str) -> Callable[[np.random.Generator, Geometry], Scene]:
-    """A block on a stage whose lights go out (``dark``) or flare up (``bright``) 0.7-1.2 s before the end."""
+    """A block on a stage whose lights go out (``dark``) or flare up (``bright``) late in the video.
+
+    The event comes 0.6-0.9 s (18-27 frames) after the middle, so the centre window
+    misses it for spans up to 45 nominal frames (XS: 37) and sees it from 64 (S: 73).
+    """
     def make(rng: np.random.Generator, g: Geometry) -> Scene:
         half = rng.uniform(0.12, 0.16) * g.height
         xc, yc = _centre(rng, g, half * 1.4)
         angle = rng.uniform(0, math.pi / 2)
-        event = g.duration - rng.uniform(0.7, 1.2)
+        event = g.duration / 2 + rng.uniform(0.6, 0.9)
         colour = _any_colour(rng)
         edge = _contrast(colour)
         target = np.float32(15.0 if kind == "dark" else 245.0)
