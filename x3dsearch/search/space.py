@@ -61,7 +61,7 @@ class SearchSpace:
     proposal: str = "at-most"
     min_stride: int = 1
     max_span: int | None = None
-    tolerance: float = 0.05
+    tolerance: float = 0.29
     selection: str = "top1"
     contraction: str = "own"
     budget: str = "auto"
@@ -131,7 +131,7 @@ class SearchSpace:
             raise bad("bounds.max_span", f"must be null or an integer >= the seed's span {seed.span}, "
                                          f"got {max_span!r}")
 
-        tolerance = data.get("tolerance", 0.05)
+        tolerance = data.get("tolerance", 0.29)
         if not _is_number(tolerance) or not 0 <= tolerance < 1:
             raise bad("tolerance", f"must be a number in [0, 1), got {tolerance!r}")
         selection = data.get("selection", "top1")
