@@ -311,16 +311,21 @@ def _fine(striped: bool) -> Callable[[np.random.Generator, Geometry], Scene]:
         xc, yc = _centre(rng, g, max(hw, hh))
         grey = rng.uniform(80, 170)
         tint = rng.uniform(-25, 25, 3).astype(np.float32)
-        amplitude = rng.uniform(40, 60) if striped else 0.0
+        amplitude = rng.uniform(40, 60) * striped  # drawn for both, so a plain twin differs only in stripes
         horizontal = rng.random() < 0.5
         y0, y1, x0, x1 = int(yc - hh) - 1, int(yc + hh) + 2, int(xc - hw) - 1, int(xc + hw) + 2
         dy = (np.arange(y0, y1, dtype=np.float32) + 0.5 - yc)[:, None]
         dx = (np.arange(x0, x1, dtype=np.float32) + 0.5 - xc)[None, :]
-        alpha = np.clip(0.5 - box(hw, hh, 0.0, 0.15 * hh)(dx, dy), 0, 1)[..., None]
+        inside = -box(hw, hh, 0.0, 0.15 * hh)(dx, dy)
+        alpha = np.clip(0.5 + inside, 0, 1)[..., None]
+        # The stripes fade in over 3% of the frame height from the panel's border: a hard cut
+        # would leave a comb along the border that survives any resize.
+        fade = np.clip(inside / (0.03 * g.height), 0, 1)
+        fade = fade * fade * (3 - 2 * fade)
         # Stripes in luma only (equal on R, G, B), so 4:2:0 chroma subsampling keeps them.
         rows, cols = np.arange(y0, y1)[:, None], np.arange(x0, x1)[None, :]
-        phase = np.broadcast_to((rows % 2) if horizontal else (cols % 2), alpha.shape[:2])
-        texture = grey + tint + amplitude * (2.0 * phase - 1)[..., None]
+        phase = np.broadcast_to((rows % 2) if horizontal else (cols % 2), fade.shape)
+        texture = grey + tint + (amplitude * fade * (2.0 * phase - 1))[..., None]
 
         def draw(canvas: Canvas, t: float) -> None:
             region = canvas.img[y0:y1, x0:x1]
@@ -513,7 +518,7 @@ def _generate(root: Path, classes: int, per_class: int, seed: int, size: tuple[i
             eta = elapsed / done * (len(jobs) - done)
             log.info("synthetic: %d/%d videos, %.0f s elapsed, ETA %.0f s", done, len(jobs), elapsed, eta)
 
-    if workers > 1:
+    if workers > 1 and len(jobs) >= 16 * workers:  # a process pool costs seconds to start
         import multiprocessing as mp
 
         with mp.get_context("spawn").Pool(workers) as pool:
@@ -549,15 +554,24 @@ def synthetic_name(classes: int, videos_per_class: int, seed: int) -> str:
 
 def ensure_synthetic(classes: int = DEFAULT_CLASSES, videos_per_class: int = DEFAULT_VIDEOS_PER_CLASS,
                      seed: int = 0) -> Path:
-    """The cached synthetic dataset, generated on first use into ``cache_dir()/synthetic-v1``."""
-    root = cache_dir() / synthetic_name(classes, videos_per_class, seed)
+    """The cached synthetic dataset, generated on first use into ``cache_dir()/synthetic-v2``.
+
+    A lock file makes concurrent first uses (several search trials starting at once)
+    wait for one generation instead of each running their own; leftovers of a killed
+    generation are removed under the lock.
+    """
+    import fcntl
+
+    name = synthetic_name(classes, videos_per_class, seed)
+    root = cache_dir() / name
     if (root / "val.csv").is_file():
         return root
-    log.info("generating the synthetic dataset into %s (once; reused afterwards)", root)
-    try:
-        synthesize(root, classes, videos_per_class, seed, workers=min(2, os.cpu_count() or 1), progress=True)
-    except ConfigError:
-        if (root / "val.csv").is_file():  # another process finished first
+    with open(cache_dir() / f".{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (root / "val.csv").is_file():  # another process generated it while we waited
             return root
-        raise
+        for stale in cache_dir().glob(f".{name}.*.tmp"):
+            shutil.rmtree(stale, ignore_errors=True)
+        log.info("generating the synthetic dataset into %s (once; reused afterwards)", root)
+        synthesize(root, classes, videos_per_class, seed, workers=min(2, os.cpu_count() or 1), progress=True)
     return root
