@@ -32,8 +32,10 @@ FINAL = "x3d_final"
 SESSION_START = "x3d_session_start"
 SESSION_END = "x3d_session_end"
 
-# Quiet Tune's console output (our own table replaces it); must be set before ray.tune is imported.
-_RAY_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
+# Quiet Tune's console output (our own table replaces it), and let Ctrl-C reach the search as
+# KeyboardInterrupt (Tune's own handler would end the experiment as if it had finished). Must be
+# set before ray.tune is imported.
+_RAY_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "TUNE_DISABLE_SIGINT_HANDLER": "1"}
 
 
 @dataclass(frozen=True)
