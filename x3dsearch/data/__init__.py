@@ -1,12 +1,32 @@
 """The video data pipeline: dataset layouts, decord clip sampling by the X3D factors, loaders,
-bad-file accounting and the embedded synthetic dataset (the default everywhere)."""
-from .dataset import VideoClipDataset, collate_clips
-from .health import DataError, DataHealth
-from .layout import VideoRecord, allows_flip, class_names, load_split, resolve_data
-from .loader import EpochSampler, make_loader
-from .synthetic import ensure_synthetic, synthesize
+bad-file accounting and the embedded synthetic dataset (the default everywhere).
 
-__all__ = [
-    "DataError", "DataHealth", "EpochSampler", "VideoClipDataset", "VideoRecord", "allows_flip", "class_names",
-    "collate_clips", "ensure_synthetic", "load_split", "make_loader", "resolve_data", "synthesize",
-]
+Names are imported on first use, so ``x3dsearch data synth`` and ``data check`` start without torch.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_WHERE = {
+    "VideoClipDataset": "dataset", "collate_clips": "dataset",
+    "DataError": "health", "DataHealth": "health",
+    "VideoRecord": "layout", "allows_flip": "layout", "class_names": "layout", "load_split": "layout",
+    "resolve_data": "layout",
+    "EpochSampler": "loader", "make_loader": "loader",
+    "ensure_synthetic": "synthetic", "synthesize": "synthetic",
+}
+
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_WHERE[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
