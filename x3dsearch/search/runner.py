@@ -247,14 +247,18 @@ def start_ray(address: str | None) -> Cluster:
 
     kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
                   configure_logging=True)
+    # Trials share cores; OpenMP threads that spin while they wait make a multi-threaded trial
+    # several times slower than a single-threaded one once cores are oversubscribed.
+    env_vars = {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
     try:
         if address:
-            ray.init(address=address, **kwargs)
+            ray.init(address=address, runtime_env={"env_vars": env_vars}, **kwargs)
         else:
             # "local" always starts a private cluster: with no address Ray would join whatever
             # RAY_ADDRESS or the last `ray start` on this machine points to.
             ray.init(address="local", num_cpus=_local_cpus(), num_gpus=_local_gpus(),
-                     runtime_env={"worker_process_setup_hook": "x3dsearch.search.runner.warm_worker"}, **kwargs)
+                     runtime_env={"env_vars": env_vars,
+                                  "worker_process_setup_hook": "x3dsearch.search.runner.warm_worker"}, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"at {address}" if address else "locally"
         raise X3DSearchError(f"cannot start or join a Ray cluster {where} ({one_line(exc)})") from None
