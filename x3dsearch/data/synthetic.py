@@ -10,7 +10,7 @@ exactly one thing, chosen so that one expansion axis is needed to see it:
 ===========  ========================  ===================================================
 group        classes                   what separates them, and which axis sees it
 ===========  ========================  ===================================================
-slide        slide-left, slide-right   direction of a steady glide (0.12-0.2 frame heights
+slide        slide-left, slide-right   direction of a steady glide (0.15-0.25 frame heights
                                        per second); no single frame shows it: ``frames`` >= 2
 shake        shake, still              a bell jumping side to side at 7.5 Hz, or hanging
                                        still; a stride that is a multiple of 4 frames (12,
@@ -234,7 +234,7 @@ def _centre(rng: np.random.Generator, g: Geometry, reach: float) -> tuple[float,
 def _slide(direction: int) -> Callable[[np.random.Generator, Geometry], Scene]:
     def make(rng: np.random.Generator, g: Geometry) -> Scene:
         r = rng.uniform(0.13, 0.17) * g.height
-        v = rng.uniform(0.12, 0.2) * g.height
+        v = rng.uniform(0.15, 0.25) * g.height
         xc, yc = _centre(rng, g, r)
         wobble, freq, phase = rng.uniform(0, 0.04) * g.height, rng.uniform(0.2, 0.6), rng.uniform(0, 2 * math.pi)
         body, rim = _any_colour(rng), None
@@ -307,7 +307,7 @@ def _fine(striped: bool) -> Callable[[np.random.Generator, Geometry], Scene]:
     two classes look identical; crop 160 (short side 183) keeps a visible moire of them.
     """
     def make(rng: np.random.Generator, g: Geometry) -> Scene:
-        hw, hh = (rng.uniform(0.2, 0.26) * g.height for _ in range(2))
+        hw, hh = (rng.uniform(0.28, 0.36) * g.height for _ in range(2))  # large: texture energy dominates
         xc, yc = _centre(rng, g, max(hw, hh))
         grey = rng.uniform(80, 170)
         tint = rng.uniform(-25, 25, 3).astype(np.float32)
