@@ -4,6 +4,7 @@ A session-wide reference search is run once; the kill -9 test must land on exact
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -293,6 +294,8 @@ def test_search_joins_a_ray_head_and_records_a_raising_candidate(ray_head: str, 
     by_axis = {c["axis"]: c for c in step["candidates"]}
     assert by_axis["x-width"]["status"] == "failed" and by_axis["x-width"]["top1"] is None
     assert "s01-x-width" in by_axis["x-width"]["error"] and "\n" not in by_axis["x-width"]["error"]
+    errors = (run_dir / "trials" / "step01" / "s01-x-width" / "error.txt").read_text()
+    assert "Failure # 2" in errors  # FailureConfig retried it once (--max-failures 1) before giving up
     assert by_axis["x-spatial"]["status"] == "ok" and step["chosen"] == "x-spatial"
     assert log["final"]["factors"] == by_axis["x-spatial"]["factors"] and log["contraction"] is None
     assert "x-width" in err and "failed" in err
@@ -320,6 +323,11 @@ def test_a_step_where_every_candidate_fails_stops_and_resume_retries(tiny_datase
     assert _load(run_dir)["status"] == "interrupted"
 
     (run_dir / "candidates" / "s01-x-spatial").unlink()  # the cause is fixed
+    with open(run_dir / ".lock", "w") as held:  # as if another search process were running it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        busy = run_cli("resume", str(run_dir))
+    assert busy.returncode == 2 and busy.stderr == f"x3dsearch: error: run dir {run_dir} is in use by another " \
+                                                   f"x3dsearch process\n"
     resumed = run_cli("resume", str(run_dir))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     log = _load(run_dir)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import math
+import os
 import platform
 import time
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ from .state import (PENDING, RUNNING, STATE_NAME, ContractionRecord, SearchState
 log = get_logger("search")
 
 CONFIG_NAME = "config.yaml"
+LOCK_NAME = ".lock"
 LOG_NAME = "search.log"
 TRIALS_DIR = "trials"
 FRONTIER_NAME = "frontier.png"
@@ -525,10 +527,12 @@ def expand(settings: SearchSettings, resources: Resources, run_dir: Path | None 
     data = resolve_data_info(settings.data)
     check_target(settings.target_gflops, settings.space, data.num_classes)
     cluster = start_ray(resources.address)
+    lock: RunLock | None = None
     try:
         placement = place_trials(cluster, resources.cpus_per_trial, resources.gpus_per_trial)
         budget = load_budget(budget_spec, cuda=placement[1] > 0)
         run_dir.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(run_dir)
         setup_logging(run_dir / LOG_NAME, console=console)
         route_ray_logs(run_dir / LOG_NAME)
         seed = settings.space.seed
@@ -544,7 +548,29 @@ def expand(settings: SearchSettings, resources: Resources, run_dir: Path | None 
         search.run()
     finally:
         stop_ray(cluster)
+        if lock is not None:
+            lock.release()
     return _outcome(run_dir, search.state, settings.target_gflops)
+
+
+class RunLock:
+    """One search process per run directory: an exclusive ``flock`` on ``.lock``, taken at once
+    and released on exit (the OS releases it when a killed process dies)."""
+
+    def __init__(self, run_dir: Path):
+        import fcntl
+
+        self.fd: int | None = os.open(Path(run_dir) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.release()
+            raise X3DSearchError(f"run dir {run_dir} is in use by another x3dsearch process") from None
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
 
 
 def load_run_config(run_dir: Path) -> dict[str, Any]:
@@ -585,11 +611,13 @@ def resume(run_dir: Path, settings: SearchSettings | None = None, overrides: dic
     res = {**config.get("resources", {}), **(overrides or {})}
     resources = Resources(address=res.get("address"), cpus_per_trial=res.get("cpus_per_trial"),
                           gpus_per_trial=res.get("gpus_per_trial"), max_failures=int(res.get("max_failures", 1)))
-    prepare_ray(resources.address)
-    data = resolve_data_info(stored.data)
-    budget = Budget.from_dict(config["budget"])
-    cluster = start_ray(resources.address)
+    lock = RunLock(run_dir)
+    cluster = None
     try:
+        prepare_ray(resources.address)
+        data = resolve_data_info(stored.data)
+        budget = Budget.from_dict(config["budget"])
+        cluster = start_ray(resources.address)
         placement = place_trials(cluster, resources.cpus_per_trial, resources.gpus_per_trial)
         setup_logging(run_dir / LOG_NAME, console=console)
         route_ray_logs(run_dir / LOG_NAME)
@@ -599,6 +627,7 @@ def resume(run_dir: Path, settings: SearchSettings | None = None, overrides: dic
         search.run()
     finally:
         stop_ray(cluster)
+        lock.release()
     return _outcome(run_dir, search.state, stored.target_gflops)
 
 

@@ -300,6 +300,8 @@ def route_ray_logs(log_file: Path | None) -> None:
 
 
 def stop_ray(cluster: Cluster | None) -> None:
+    if cluster is None:
+        return
     import ray
 
     if ray.is_initialized():
