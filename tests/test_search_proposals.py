@@ -209,3 +209,33 @@ def test_contraction_with_nothing_under_the_target_is_skipped():
     start = preset("x2d")
     result = contract(space.axis("x-temporal"), start, space, 400, target_gflops=0.03)
     assert isinstance(result, Skip) and "exceeds the target" in result.reason
+
+
+# --- selection --------------------------------------------------------------------------------
+def _trial(name: str, gflops: float, top1: float | None, status: str = "ok"):
+    from x3dsearch.search.state import TrialRecord
+
+    return TrialRecord(name=name, axis=name, factors=preset("x2d"), gflops=gflops, params_m=1.0, status=status,
+                       top1=top1)
+
+
+def test_selection_best_top1_ties_to_lower_gflops_and_skips_failures():
+    from x3dsearch.search.controller import select
+
+    start = _trial("seed", 0.02, 30.0)
+    cands = [_trial("x-fast", 0.040, 45.0), _trial("x-depth", 0.039, 45.0), _trial("x-width", 0.041, 44.0),
+             _trial("x-spatial", 0.038, None, status="failed"), _trial("x-temporal", 0.040, None, "diverged")]
+    assert select(cands, start, "top1").name == "x-depth"
+
+
+def test_selection_by_gain_per_added_gflop():
+    from x3dsearch.search.controller import select
+
+    start = _trial("seed", 0.020, 30.0)
+    cands = [_trial("x-fast", 0.040, 40.0),      # +10 over +0.020 -> 500 per GFLOP
+             _trial("x-depth", 0.030, 38.0),     # +8 over +0.010 -> 800 per GFLOP
+             _trial("x-width", 0.041, 42.0)]     # best top-1, 571 per GFLOP
+    assert select(cands, start, "gain-per-gflop").name == "x-depth"
+    assert select(cands, start, "top1").name == "x-width"
+    unknown = _trial("seed", 0.020, None)  # a start model without top-1 falls back to top-1
+    assert select(cands, unknown, "gain-per-gflop").name == "x-width"

@@ -335,3 +335,34 @@ def test_a_step_where_every_candidate_fails_stops_and_resume_retries(tiny_datase
     assert log["steps"][0]["candidates"][0]["status"] == "ok"
     seed_log = (run_dir / "candidates" / "seed" / "train.log").read_text()
     assert seed_log.count("fresh start") == 1 and "resuming" not in seed_log  # the seed was not retrained
+
+
+def test_contraction_along_every_axis_with_gain_per_gflop(tiny_dataset: Path, tmp_path: Path):
+    space = _space_file(tmp_path, ("x-spatial", "x-bottleneck"))
+    run_dir = tmp_path / "run"
+    proc = run_cli("expand", "--target-gflops", "0.03", "--data", str(tiny_dataset), "--budget", "smoke",
+                   "--space", str(space), "--run-dir", str(run_dir), "--criterion", "gain-per-gflop",
+                   "--contract-axes", "all")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = json.loads((run_dir / "state.json").read_text())
+    (step,) = state["steps"]
+    seed = state["seed"]
+    usable = [c for c in step["candidates"] if c["status"] == "ok"]
+
+    def gain(c: dict, base: dict) -> tuple:
+        return ((c["top1"] - base["top1"]) / (c["gflops"] - base["gflops"]), -c["gflops"])
+
+    assert step["chosen"] == max(usable, key=lambda c: gain(c, seed))["axis"] and max(
+        c["gflops"] for c in usable) > 0.03
+    contraction = state["contraction"]
+    assert contraction["axis"] == step["chosen"] and contraction["start"] == "seed"
+    tried = {c["axis"]: c for c in contraction["candidates"]}
+    assert set(tried) == {"x-spatial", "x-bottleneck"}  # its own axis and every other one
+    for c in tried.values():
+        assert c["gflops"] <= 0.03 and c["status"] == "ok"
+        assert complexity(Factors.from_dict(c["factors"]), 3).gflops <= 0.03
+    kept = max(tried.values(), key=lambda c: gain(c, seed))
+    assert contraction["chosen"] == kept["name"]
+    log = _load(run_dir)
+    assert log["contraction"]["axis"] == kept["axis"] and log["final"]["factors"] == kept["factors"]
+    assert log["final"]["gflops"] <= 0.03
