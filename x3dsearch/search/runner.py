@@ -192,7 +192,6 @@ class Cluster:
     cpus: float
     gpus: float
     start_s: float
-    owned: bool
 
     def slots(self, cpus_per_trial: float, gpus_per_trial: float) -> int:
         by_cpu = math.floor(self.cpus / cpus_per_trial + 1e-9) if cpus_per_trial > 0 else 10 ** 6
@@ -265,7 +264,7 @@ def start_ray(address: str | None) -> Cluster:
     route_ray_logs(None)
     resources = ray.cluster_resources()
     return Cluster(address=address, cpus=float(resources.get("CPU", 0.0)), gpus=float(resources.get("GPU", 0.0)),
-                   start_s=time.monotonic() - started, owned=not address)
+                   start_s=time.monotonic() - started)
 
 
 def _has_auth_token() -> bool:
