@@ -8,13 +8,12 @@ A path to a YAML file is accepted wherever a preset name is.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from .errors import ConfigError
+from .utils.io import read_yaml
 
 BUDGET_DIR = Path(__file__).parent / "budgets"
 PRESET_NAMES = ("smoke", "quick", "standard", "paper")
@@ -133,10 +132,7 @@ def load_budget(spec: str | Path | Budget, cuda: bool | None = None) -> Budget:
         if not path.is_file():
             raise ConfigError(f"unknown budget '{text}' (choose from auto, {', '.join(PRESET_NAMES)} "
                               f"or give a YAML file)")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"budget file {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = read_yaml(path, f"budget file {path}") or {}
     return Budget.from_dict(data, name=data.get("name", name) if isinstance(data, Mapping) else name)
 
 

@@ -5,11 +5,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import ConfigError
 from .factors import Factors
-from .utils.io import atomic_write_yaml
+from .utils.io import atomic_write_yaml, read_yaml
 
 
 @dataclass(frozen=True)
@@ -27,10 +25,7 @@ def load_model_file(path: Path) -> ModelFile:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"model file not found: {path}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    data = read_yaml(path)
     if not isinstance(data, dict) or "factors" not in data:
         raise ConfigError(f"{path}: missing key 'factors'")
     factors = Factors.from_dict(data["factors"])

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
-
 from ..errors import ConfigError
 from ..factors import Factors
+from ..utils.io import read_yaml
 
 SPACE_DIR = Path(__file__).resolve().parents[1] / "spaces"
 DEFAULT_SPACE = SPACE_DIR / "x3d.yaml"
@@ -199,12 +198,7 @@ def load_space(spec: str | Path | None = None) -> SearchSpace:
             path = SPACE_DIR / f"{spec}.yaml"
         if not path.is_file():
             raise ConfigError(f"search space not found: {spec}")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"space {path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    except OSError as exc:
-        raise ConfigError(f"space {path}: cannot be read ({exc.strerror})") from None
+    data = read_yaml(path, f"space {path}")
     if isinstance(data, Mapping) and "name" not in data:
         data = {"name": path.stem, **data}
     return SearchSpace.from_dict(data, label=f"space {path.name}")

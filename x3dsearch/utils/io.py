@@ -41,6 +41,22 @@ def atomic_write_yaml(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, yaml.safe_dump(obj, sort_keys=False, default_flow_style=False))
 
 
+def read_yaml(path: str | os.PathLike, label: str | None = None) -> Any:
+    """Parse a YAML file; bad syntax or an unreadable file is a one-line :class:`ConfigError`.
+
+    ``label`` names the file in the message (default: its path).
+    """
+    from ..errors import ConfigError
+
+    label = label or str(path)
+    try:
+        return yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{label}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    except OSError as exc:
+        raise ConfigError(f"{label}: cannot be read ({exc.strerror})") from None
+
+
 def cache_dir() -> Path:
     """Where generated datasets and FLOP counts live (``$X3DSEARCH_CACHE``)."""
     root = Path(os.environ.get("X3DSEARCH_CACHE", "~/.cache/x3dsearch")).expanduser()
