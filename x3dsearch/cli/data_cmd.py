@@ -20,10 +20,11 @@ def data() -> None:
 
 @data.command()
 @click.argument("out", type=click.Path(file_okay=False, writable=True))
-@click.option("--classes", type=int, default=None, help="Number of classes (2-12; default 12).")
-@click.option("--videos-per-class", type=int, default=None, help="Videos per class; a quarter go to val. [default: 20]")
+@click.option("--classes", type=int, default=None, help="Number of classes (2-13; default 13).")
+@click.option("--videos-per-class", type=int, default=None, help="Videos per class; a third go to val. [default: 24]")
 @click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
-@click.option("--size", default="192x256", show_default=True, help="Frame size HEIGHTxWIDTH (even numbers).")
+@click.option("--size", default="256x340", show_default=True,
+              help="Frame size HEIGHTxWIDTH (even numbers); the class design assumes a 256 px short side.")
 @click.option("--fps", type=float, default=30.0, show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Encoding processes.")
 def synth(out: str, classes: int | None, videos_per_class: int | None, seed: int, size: str, fps: float,

@@ -10,12 +10,15 @@ exactly one thing, chosen so that one expansion axis is needed to see it:
 ===========  ========================  ===================================================
 group        classes                   what separates them, and which axis sees it
 ===========  ========================  ===================================================
-slide        slide-left, slide-right   direction of a steady glide (0.15-0.25 frame heights
-                                       per second); no single frame shows it: ``frames`` >= 2
-shake        shake, still              a bell jumping side to side at 7.5 Hz, or hanging
-                                       still; a stride that is a multiple of 4 frames (12,
-                                       as X2D and X3D-XS use) samples one phase and sees it
-                                       still, strides 6, 5 and 3 see it jump: frame rate
+slide        slide-left, slide-right,  a tracking shot of a ball gliding left or right at
+             resting                   0.25-0.35 frame heights per second (the whole scene
+                                       streams past), or resting; no single frame shows
+                                       it: ``frames`` >= 2
+shake        shake, still              the whole frame (a bell in its belfry) jolts side to
+                                       side at 7.5 Hz, or hangs still; a stride that is a
+                                       multiple of 4 frames (12, as X2D and X3D-XS use)
+                                       samples one phase and sees it still, strides 6, 5
+                                       and 3 see it jump: frame rate
 late         lights-out, lights-up     the scene goes dark or bright 0.6-0.9 s after the
                                        middle of the video; the centre window of XS (37
                                        frames at 30 fps) never sees it, S (73) always:
@@ -58,14 +61,14 @@ from ..utils.logging import get_logger
 log = get_logger("data")
 
 #: Bump when the rendering changes, so cached copies are regenerated.
-SYNTHETIC_VERSION = 2
-DEFAULT_CLASSES = 12
-DEFAULT_VIDEOS_PER_CLASS = 20
+SYNTHETIC_VERSION = 3
+DEFAULT_CLASSES = 13
+DEFAULT_VIDEOS_PER_CLASS = 24
 #: 256 px short side (as the usual Kinetics copies): crop 112 resizes it 2:1, which cancels 1-pixel stripes.
 DEFAULT_SIZE = (256, 340)
 DEFAULT_FPS = 30.0
 DEFAULT_SECONDS = (3.0, 4.0)
-DEFAULT_VAL_FRACTION = 0.25
+DEFAULT_VAL_FRACTION = 1 / 3  # a large validation split: it is the search's judge
 #: Keyframe every 8 frames and no B-frames, so decoding any frame touches at most 7 others.
 GOP = 8
 CRF = 20
@@ -178,9 +181,14 @@ def _contrast(colour: Colour) -> Colour:
     return np.full(3, 30.0 if colour.mean() > 128 else 230.0, dtype=np.float32)
 
 
-def _background(rng: np.random.Generator, g: Geometry, hue: float | None) -> np.ndarray:
-    """A soft gradient plus blobs in the group's hue family (its "scene"), or grey when ``hue`` is None."""
-    yy, xx = np.mgrid[0:g.height, 0:g.width].astype(np.float32)
+def _background(rng: np.random.Generator, g: Geometry, hue: float | None, margin: int = 0) -> np.ndarray:
+    """A soft gradient plus blobs in the group's hue family (its "scene"), or grey when ``hue`` is None.
+
+    The blobs give a moving camera something to show; their density per view area is the
+    same with or without a margin, so a single frame never tells a moving shot from a still one.
+    """
+    height, width = g.height + 2 * margin, g.width + 2 * margin
+    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
     a = rng.uniform(0, 2 * math.pi)
     ramp = xx * math.cos(a) + yy * math.sin(a)
     ramp = (ramp - ramp.min()) / max(float(ramp.max() - ramp.min()), 1e-6)
@@ -192,10 +200,10 @@ def _background(rng: np.random.Generator, g: Geometry, hue: float | None) -> np.
 
     c1, c2 = scene_colour(), scene_colour()
     img = c1 + (c2 - c1) * ramp[..., None]
-    for _ in range(int(rng.integers(1, 5))):
-        cy, cx = rng.uniform(0, g.height), rng.uniform(0, g.width)
-        sigma = rng.uniform(0.1, 0.3) * g.height
-        weight = rng.uniform(0.2, 0.5) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma * sigma))
+    for _ in range(int(round(rng.uniform(4, 8) * height * width / (g.height * g.width)))):
+        cy, cx = rng.uniform(0, height), rng.uniform(0, width)
+        sigma = rng.uniform(0.05, 0.2) * g.height
+        weight = rng.uniform(0.3, 0.7) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma * sigma))
         img += (scene_colour() - img) * weight[..., None]
     return img
 
@@ -214,14 +222,33 @@ class Distractors:
                                speed * math.cos(heading), speed * math.sin(heading), _any_colour(rng)))
         self.g = g
 
-    def draw(self, canvas: Canvas, t: float) -> None:
+    def draw(self, canvas: Canvas, t: float, origin: int = 0) -> None:
         for shape, r, x0, y0, vx, vy, colour in self.items:
             x = _bounce(x0, vx, t, r, self.g.width - r)
             y = _bounce(y0, vy, t, r, self.g.height - r)
-            canvas.stamp(x, y, r * 1.5, shape, colour)
+            canvas.stamp(origin + x, origin + y, r * 1.5, shape, colour)
 
 
 Scene = Callable[[Canvas, float], None]
+Camera = Callable[[float], tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class Shot:
+    """A scene drawn in world coordinates and the camera that films it.
+
+    ``camera(t)`` is the view's integer offset in pixels; the world is rendered with
+    ``margin`` pixels on every side so that the view never leaves it. A moving camera
+    moves every pixel, which makes the motion a global cue, as fast to learn as a hue,
+    yet invisible in any single frame.
+    """
+
+    draw: Scene
+    camera: Camera | None = None
+    margin: int = 0
+
+    def view(self, t: float) -> tuple[int, int]:
+        return (0, 0) if self.camera is None else self.camera(t)
 
 
 # --- the class families -----------------------------------------------------------------------------
@@ -231,55 +258,64 @@ def _centre(rng: np.random.Generator, g: Geometry, reach: float) -> tuple[float,
     return (g.width / 2 + rng.uniform(-spread, spread), g.height / 2 + rng.uniform(-spread, spread))
 
 
-def _slide(direction: int) -> Callable[[np.random.Generator, Geometry], Scene]:
-    def make(rng: np.random.Generator, g: Geometry) -> Scene:
+def _slide(direction: int) -> Callable[[np.random.Generator, Geometry], Shot]:
+    """A tracking shot: the camera follows a ball gliding left or right (0.25-0.35 frame heights per
+    second), so the whole scene streams past a ball that stays put; or the ball rests and the camera
+    too. No single frame shows the difference; two frames show it everywhere."""
+    def make(rng: np.random.Generator, g: Geometry) -> Shot:
         r = rng.uniform(0.13, 0.17) * g.height
-        v = rng.uniform(0.15, 0.25) * g.height
+        v = rng.uniform(0.25, 0.35) * g.height
+        margin = int(math.ceil(v * g.duration / 2)) + 2
         xc, yc = _centre(rng, g, r)
-        wobble, freq, phase = rng.uniform(0, 0.04) * g.height, rng.uniform(0.2, 0.6), rng.uniform(0, 2 * math.pi)
-        body, rim = _any_colour(rng), None
+        body = _any_colour(rng)
         rim = _contrast(body)
         mid = g.duration / 2
 
+        def pan(t: float) -> tuple[int, int]:
+            return int(round(direction * v * (t - mid))), 0
+
         def draw(canvas: Canvas, t: float) -> None:
-            x = xc + direction * v * (t - mid)
-            y = yc + wobble * math.sin(2 * math.pi * freq * t + phase)
-            canvas.stamp(x, y, r + 1, disc(r), body)
-            canvas.stamp(x, y, r + 1, ring(r * 0.65, r * 0.22), rim)
-        return draw
+            x = margin + xc + pan(t)[0]  # world coordinates: the ball moves with the camera
+            canvas.stamp(x, margin + yc, r + 1, disc(r), body)
+            canvas.stamp(x, margin + yc, r + 1, ring(r * 0.65, r * 0.22), rim)
+        return Shot(draw, pan, margin)
     return make
 
 
-def _shake(shaking: bool) -> Callable[[np.random.Generator, Geometry], Scene]:
-    """A bell that jumps side to side at 7.5 Hz (period 4 frames at 30 fps), or hangs still.
+def _shake(shaking: bool) -> Callable[[np.random.Generator, Geometry], Shot]:
+    """A bell in a belfry that shakes side to side at 7.5 Hz (period 4 frames at 30 fps), camera and
+    all, or hangs still.
 
     Any stride that is a multiple of 4 nominal frames (12, 8, 4) samples the shake at
-    one phase, so the bell looks still; strides 6, 5 and 3 see it jump.
+    one phase, so the scene looks still; strides 6, 5 and 3 see the whole frame jump.
     """
-    def make(rng: np.random.Generator, g: Geometry) -> Scene:
+    def make(rng: np.random.Generator, g: Geometry) -> Shot:
         r = rng.uniform(0.14, 0.18) * g.height
-        amplitude = rng.uniform(0.05, 0.07) * g.height
-        xc, yc = _centre(rng, g, r + amplitude)
+        amplitude = int(round(rng.uniform(0.05, 0.07) * g.height))
+        xc, yc = _centre(rng, g, r)
         phase = rng.uniform(0, 1)
         colour = _any_colour(rng)
         clapper = _contrast(colour)
+        margin = amplitude + 2
+
+        def jolt(t: float) -> tuple[int, int]:
+            side = 1 if (t * SHAKE_HZ + phase) % 1.0 < 0.5 else -1
+            return (amplitude * side if shaking else 0), 0
 
         def draw(canvas: Canvas, t: float) -> None:
-            side = 1.0 if (t * SHAKE_HZ + phase) % 1.0 < 0.5 else -1.0
-            x = xc + (amplitude * side if shaking else 0.0)
-            canvas.stamp(x, yc, r * 1.2, bell(r), colour)
-            canvas.stamp(x, yc + r * 0.75, r * 0.3, disc(r * 0.2), clapper)
-        return draw
+            canvas.stamp(margin + xc, margin + yc, r * 1.2, bell(r), colour)
+            canvas.stamp(margin + xc, margin + yc + r * 0.75, r * 0.3, disc(r * 0.2), clapper)
+        return Shot(draw, jolt, margin)
     return make
 
 
-def _late(kind: str) -> Callable[[np.random.Generator, Geometry], Scene]:
+def _late(kind: str) -> Callable[[np.random.Generator, Geometry], Shot]:
     """A block on a stage whose lights go out (``dark``) or flare up (``bright``) late in the video.
 
     The event comes 0.6-0.9 s (18-27 frames) after the middle, so the centre window
     misses it for spans up to 45 nominal frames (XS: 37) and sees it from 64 (S: 73).
     """
-    def make(rng: np.random.Generator, g: Geometry) -> Scene:
+    def make(rng: np.random.Generator, g: Geometry) -> Shot:
         half = rng.uniform(0.12, 0.16) * g.height
         xc, yc = _centre(rng, g, half * 1.4)
         angle = rng.uniform(0, math.pi / 2)
@@ -295,18 +331,18 @@ def _late(kind: str) -> Callable[[np.random.Generator, Geometry], Scene]:
             p = _ramp(t, event, 0.25) * strength
             if p > 0:
                 canvas.img += (target - canvas.img) * p
-        return draw
+        return Shot(draw)
     return make
 
 
-def _fine(striped: bool) -> Callable[[np.random.Generator, Geometry], Scene]:
+def _fine(striped: bool) -> Callable[[np.random.Generator, Geometry], Shot]:
     """A panel covered in 1-pixel stripes (horizontal or vertical), or a plain panel of the same mean colour.
 
     At the default 256 px short side, the 2:1 antialiased resize that crop 112 uses
     (short side 128) averages each light and dark line pair to exactly the mean, so the
     two classes look identical; crop 160 (short side 183) keeps a visible moire of them.
     """
-    def make(rng: np.random.Generator, g: Geometry) -> Scene:
+    def make(rng: np.random.Generator, g: Geometry) -> Shot:
         hw, hh = (rng.uniform(0.28, 0.36) * g.height for _ in range(2))  # large: texture energy dominates
         xc, yc = _centre(rng, g, max(hw, hh))
         grey = rng.uniform(80, 170)
@@ -330,7 +366,7 @@ def _fine(striped: bool) -> Callable[[np.random.Generator, Geometry], Scene]:
         def draw(canvas: Canvas, t: float) -> None:
             region = canvas.img[y0:y1, x0:x1]
             region += (texture - region) * alpha
-        return draw
+        return Shot(draw)
     return make
 
 
@@ -339,8 +375,8 @@ WARM_HUES = (-0.05, 0.13)
 COOL_HUES = (0.47, 0.68)
 
 
-def _conjunction(shape: str, tone: str) -> Callable[[np.random.Generator, Geometry], Scene]:
-    def make(rng: np.random.Generator, g: Geometry) -> Scene:
+def _conjunction(shape: str, tone: str) -> Callable[[np.random.Generator, Geometry], Shot]:
+    def make(rng: np.random.Generator, g: Geometry) -> Shot:
         hues = WARM_HUES if tone == "warm" else COOL_HUES
         coloured = _hsv(rng.uniform(*hues), rng.uniform(0.65, 1.0), rng.uniform(0.65, 1.0))
         grey = np.full(3, rng.uniform(70, 200), dtype=np.float32)
@@ -360,7 +396,7 @@ def _conjunction(shape: str, tone: str) -> Callable[[np.random.Generator, Geomet
             for name, x, y, r, angle, spin, drift, colour in objects:
                 sdf = (star if name == "star" else cross)(r, angle + spin * t)
                 canvas.stamp(x + drift[0] * t, y + drift[1] * t, r * 1.1, sdf, colour)
-        return draw
+        return Shot(draw)
     return make
 
 
@@ -369,7 +405,7 @@ class ClassDesign:
     name: str
     group: str
     axis: str
-    make: Callable[[np.random.Generator, Geometry], Scene]
+    make: Callable[[np.random.Generator, Geometry], Shot]
 
 
 #: Background hue family of each group: the "scene" that gives the group away in any frame.
@@ -379,6 +415,7 @@ GROUP_HUES: dict[str, float | None] = {"slide": 0.6, "shake": 0.33, "late": 0.8,
 CLASS_DESIGNS: tuple[ClassDesign, ...] = (
     ClassDesign("slide-left", "slide", "frames", _slide(-1)),
     ClassDesign("slide-right", "slide", "frames", _slide(+1)),
+    ClassDesign("resting", "slide", "frames", _slide(0)),
     ClassDesign("shake", "shake", "frame rate", _shake(True)),
     ClassDesign("still", "shake", "frame rate", _shake(False)),
     ClassDesign("lights-out", "late", "duration", _late("dark")),
@@ -399,21 +436,32 @@ def render_video(design: ClassDesign, rng: np.random.Generator, size: tuple[int,
     height, width = size
     num_frames = max(2, int(round(rng.uniform(*seconds) * fps)))
     g = Geometry(height, width, fps, num_frames)
-    background = _background(rng, g, GROUP_HUES[design.group])
-    scene = design.make(rng, g)
+    shot = design.make(rng, g)
+    world = _background(rng, g, GROUP_HUES[design.group], shot.margin)
     distractors = Distractors(rng, g)
     noise_sigma = rng.uniform(0.0, 3.0)
     noise_bank = (rng.standard_normal((7, height, width, 1)) * noise_sigma).astype(np.float32)
     frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
     for k in range(num_frames):
         t = k / fps
-        canvas = Canvas(background)
-        distractors.draw(canvas, t)
-        scene(canvas, t)
+        canvas = film(shot, world, g, t, distractors)
         canvas.img += noise_bank[k % len(noise_bank)]
         np.clip(canvas.img, 0, 255, out=canvas.img)
         frames[k] = (canvas.img + 0.5).astype(np.uint8)
     return frames
+
+
+def film(shot: Shot, world: np.ndarray, g: Geometry, t: float, distractors: Distractors | None = None) -> Canvas:
+    """The frame at time ``t``: distractors and scene drawn on the world, then the camera's view of it."""
+    canvas = Canvas(world)
+    if distractors is not None:
+        distractors.draw(canvas, t, origin=shot.margin)
+    shot.draw(canvas, t)
+    dx, dy = shot.view(t)
+    top, left = shot.margin + dy, shot.margin + dx
+    canvas.img = canvas.img[top:top + g.height, left:left + g.width]
+    canvas.h, canvas.w = g.height, g.width
+    return canvas
 
 
 def encode_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
@@ -554,7 +602,7 @@ def synthetic_name(classes: int, videos_per_class: int, seed: int) -> str:
 
 def ensure_synthetic(classes: int = DEFAULT_CLASSES, videos_per_class: int = DEFAULT_VIDEOS_PER_CLASS,
                      seed: int = 0) -> Path:
-    """The cached synthetic dataset, generated on first use into ``cache_dir()/synthetic-v2``.
+    """The cached synthetic dataset, generated on first use into ``cache_dir()/synthetic-v3``.
 
     A lock file makes concurrent first uses (several search trials starting at once)
     wait for one generation instead of each running their own; leftovers of a killed
