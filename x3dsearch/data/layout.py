@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import ConfigError
+from ..utils.io import read_yaml
 
 SPLITS = ("train", "val")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm")
@@ -138,10 +137,7 @@ def dataset_options(root: str | Path) -> dict[str, Any]:
     path = Path(root) / "dataset.yaml"
     if not path.is_file():
         return {}
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") from None
+    data = read_yaml(path)
     if not isinstance(data, dict):
         raise ConfigError(f"{path} must hold a mapping")
     return data

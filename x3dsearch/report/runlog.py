@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-import yaml
 
 from ..errors import ConfigError, X3DSearchError
 from ..factors import Factors
+from ..utils.io import read_yaml
 
 RUN_LOG_NAME = "expansion_path.yaml"
 #: The paper's six expansion operators, in the order reports list them.
@@ -306,14 +306,7 @@ def load_run(run_dir: str | Path, require_evaluated: bool = True) -> RunLog:
     """Parse and validate a run's log; a run with no evaluated candidate is refused as empty."""
     run_dir = resolve_run_dir(run_dir)
     path = run_dir / RUN_LOG_NAME
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise RunLogError(f"{path}: not valid YAML ({where}{problem or type(exc).__name__})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RunLogError(f"{path}: cannot be read ({exc})") from None
+    raw = read_yaml(path, error=RunLogError)
     reader = _Reader(path)
     if not isinstance(raw, Mapping):
         raise RunLogError(f"{path}: expected a mapping at the top level, got "

@@ -20,12 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
 
 from .. import __version__
 from ..budget import Budget, load_budget
 from ..errors import ConfigError, X3DSearchError
-from ..utils.io import atomic_write_yaml
+from ..utils.io import atomic_write_yaml, read_yaml
 from ..utils.logging import get_logger, setup_logging
 from . import pathlog
 from .estimate import count_params_m, estimate_gflops
@@ -579,10 +578,7 @@ def load_run_config(run_dir: Path) -> dict[str, Any]:
         raise X3DSearchError(f"run dir {run_dir} does not exist")
     if not path.is_file():
         raise X3DSearchError(f"{run_dir} is not a search run (no {CONFIG_NAME})")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise X3DSearchError(f"{path} is unreadable ({str(exc).splitlines()[0]})") from None
+    data = read_yaml(path, error=X3DSearchError)
     if not isinstance(data, dict) or "space" not in data or "target_gflops" not in data:
         raise X3DSearchError(f"{path} is not a search config")
     return data

@@ -41,20 +41,23 @@ def atomic_write_yaml(path: str | os.PathLike, obj: Any) -> None:
     atomic_write_text(path, yaml.safe_dump(obj, sort_keys=False, default_flow_style=False))
 
 
-def read_yaml(path: str | os.PathLike, label: str | None = None) -> Any:
-    """Parse a YAML file; bad syntax or an unreadable file is a one-line :class:`ConfigError`.
+def read_yaml(path: str | os.PathLike, label: str | None = None, error: type[Exception] | None = None) -> Any:
+    """Parse a YAML file; bad syntax or an unreadable file is one line, naming the line at fault.
 
-    ``label`` names the file in the message (default: its path).
+    ``label`` names the file in the message (default: its path); ``error`` is the exception type
+    raised (default :class:`ConfigError`).
     """
     from ..errors import ConfigError
 
-    label = label or str(path)
+    label, error = label or str(path), error or ConfigError
     try:
-        return yaml.safe_load(Path(path).read_text())
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{label}: not valid YAML ({str(exc).splitlines()[0]})") from None
-    except OSError as exc:
-        raise ConfigError(f"{label}: cannot be read ({exc.strerror})") from None
+        mark, problem = getattr(exc, "problem_mark", None), getattr(exc, "problem", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        raise error(f"{label}: not valid YAML ({where}{problem or str(exc).splitlines()[0]})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise error(f"{label}: cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
 
 
 def cache_dir() -> Path:
