@@ -11,16 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from pathlib import Path
-
-import yaml
 
 from x3dsearch.budget import load_budget
 from x3dsearch.complexity import complexity
 from x3dsearch.distill import DistillConfig
+from x3dsearch.errors import X3DSearchError
 from x3dsearch.factors import Factors
 from x3dsearch.train import train_and_evaluate
-from x3dsearch.utils.io import atomic_write_json
+from x3dsearch.utils.io import atomic_write_json, read_yaml
 from x3dsearch.utils.logging import setup_logging
 
 
@@ -89,7 +89,11 @@ def main() -> None:
     parser.add_argument("--budget", help="override every budget (e.g. smoke for a quick check)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args()
-    config = yaml.safe_load(Path(args.config).read_text())
+    try:
+        config = read_yaml(args.config)
+    except X3DSearchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
     out = args.out or Path(config.get("out", "runs/reskd_synthetic"))
     setup_logging(out / "experiment.log", console=not args.quiet)
     summary = run(config, args.data or config.get("data", "synthetic"), out, args.budget, args.quiet)
