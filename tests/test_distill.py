@@ -173,3 +173,32 @@ def test_distill_cli_bad_input(tiny_dataset, tmp_path, args, needle) -> None:
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], proc.stderr
+
+
+@pytest.mark.slow
+def test_reskd_experiment_script_runs_and_reuses_finished_trainings(tiny_dataset, tmp_path) -> None:
+    """The shipped experiment config, at the smoke budget: teacher, 3 seeds with and without ResKD."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "experiments" / "reskd_synthetic.py"
+    cmd = [sys.executable, str(script), "--budget", "smoke", "--data", str(tiny_dataset), "--out", str(tmp_path / "r"),
+           "--quiet"]
+    first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, first.stderr[-2000:]
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["teacher"]["crop"] == 160 and summary["student"]["crop"] == 80
+    assert summary["student"]["gflops"] < summary["teacher"]["gflops"] / 3  # a quarter of the pixels
+    assert len(summary["plain"]["top1"]) == len(summary["reskd"]["top1"]) == 3
+    assert "| student, ResKD | 80 |" in first.stdout
+    mtime = (tmp_path / "r" / "teacher" / "result.json").stat().st_mtime
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and json.loads(again.stdout.strip().splitlines()[-1]) == summary
+    assert (tmp_path / "r" / "teacher" / "result.json").stat().st_mtime == mtime  # reused, not retrained
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("teacher: [\n")
+    broken = subprocess.run([sys.executable, str(script), str(bad)], capture_output=True, text=True, timeout=120)
+    assert broken.returncode == 2 and broken.stderr.count("\n") == 1 and "not valid YAML" in broken.stderr
