@@ -151,9 +151,11 @@ def test_whole_search_writes_every_key(reference_run, tiny_dataset: Path):
 def test_resuming_a_finished_search_prints_it_and_refuses_changes(reference_run, tmp_path: Path):
     run_dir, _ = reference_run
     before = (run_dir / "expansion_path.yaml").read_text()
+    (run_dir / "frontier.png").unlink()  # as if the process had died while drawing it
     proc = run_cli("resume", str(run_dir))
     assert proc.returncode == 0 and "had already finished" in proc.stdout and "final:" in proc.stdout
     assert (run_dir / "expansion_path.yaml").read_text() == before
+    assert (run_dir / "frontier.png").stat().st_size > 1000  # redrawn from the log
     proc = run_cli("expand", "--resume", str(run_dir), "--target-gflops", "0.07")
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "target 0.06" in proc.stderr
     other = _space_file(tmp_path, ("x-spatial", "x-depth"))

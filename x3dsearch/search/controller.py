@@ -380,14 +380,8 @@ class Search:
                  final.gflops, 100 * final.gflops / self.target, self.target, _top1(final.top1))
 
     def _plot(self) -> None:
-        if not self.state.steps:
-            return
-        from ..report.plot import plot_runs
-
-        try:
-            plot_runs([self.run_dir], self.run_dir / FRONTIER_NAME, reference=None)
-        except X3DSearchError as exc:
-            log.warning("frontier.png not written: %s", exc)
+        if self.state.steps:
+            write_frontier(self.run_dir)
 
     # --- running trials -----------------------------------------------------------------------
     def _run_trials(self, experiment: str, title: str, records: list[TrialRecord], start: TrialRecord) -> None:
@@ -603,6 +597,8 @@ def resume(run_dir: Path, settings: SearchSettings | None = None, overrides: dic
     if settings is not None:
         _check_same(run_dir, stored, settings, config, given)
     if state.status == "finished":
+        if not (run_dir / FRONTIER_NAME).is_file():  # e.g. the process died while drawing it
+            write_frontier(run_dir)
         return _outcome(run_dir, state, stored.target_gflops, already=True)
     res = {**config.get("resources", {}), **(overrides or {})}
     resources = Resources(address=res.get("address"), cpus_per_trial=res.get("cpus_per_trial"),
@@ -625,6 +621,16 @@ def resume(run_dir: Path, settings: SearchSettings | None = None, overrides: dic
         stop_ray(cluster)
         lock.release()
     return _outcome(run_dir, search.state, stored.target_gflops)
+
+
+def write_frontier(run_dir: Path) -> None:
+    """Draw ``frontier.png`` from the path log; a figure is never worth failing a search for."""
+    from ..report.plot import plot_runs
+
+    try:
+        plot_runs([run_dir], run_dir / FRONTIER_NAME, reference=None)
+    except X3DSearchError as exc:
+        log.warning("%s not written: %s", FRONTIER_NAME, exc)
 
 
 def _check_same(run_dir: Path, stored: SearchSettings, given_settings: SearchSettings, config: dict[str, Any],
