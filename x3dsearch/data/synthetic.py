@@ -98,6 +98,11 @@ class Canvas:
         region = self.img[y0:y1, x0:x1]
         region += (colour - region) * alpha[..., None]
 
+    def crop(self, top: int, left: int, height: int, width: int) -> None:
+        """Keep only this window: the camera's view of a world drawn with a margin."""
+        self.img = self.img[top:top + height, left:left + width]
+        self.h, self.w = height, width
+
 
 def _rotate(dx: np.ndarray, dy: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
     c, s = math.cos(angle), math.sin(angle)
@@ -459,8 +464,7 @@ def film(shot: Shot, world: np.ndarray, g: Geometry, t: float, distractors: Dist
     shot.draw(canvas, t)
     dx, dy = shot.view(t)
     top, left = shot.margin + dy, shot.margin + dx
-    canvas.img = canvas.img[top:top + g.height, left:left + g.width]
-    canvas.h, canvas.w = g.height, g.width
+    canvas.crop(top, left, g.height, g.width)
     return canvas
 
 

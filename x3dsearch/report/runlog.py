@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-
 from ..errors import ConfigError, X3DSearchError
 from ..factors import Factors
 from ..utils.io import read_yaml

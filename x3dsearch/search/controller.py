@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-
 from .. import __version__
 from ..budget import Budget, load_budget
 from ..errors import ConfigError, X3DSearchError
