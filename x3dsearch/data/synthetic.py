@@ -1,24 +1,27 @@
 """The embedded synthetic action dataset: real H.264 mp4 files in which every X3D axis matters.
 
 Each class is a scene family rendered from continuous time, so a 60 fps copy
-shows the same motion as the 30 fps one. Classes come in groups. The group is
+shows the same events as the 30 fps one. Classes come in groups. The group is
 given away by any single frame (its background hue and object type, the way
 scene context gives away a Kinetics class), so even a 2D network trained on a
 few hundred clips learns something. The classes inside a group differ in
-exactly one thing, chosen so that one expansion axis is needed to see it:
+exactly one thing, chosen so that one expansion axis is needed to see it, and
+global enough (the whole frame's light, a texture) that a proxy training of a
+few dozen SGD steps can learn it. Cues such as the direction of a camera pan
+need far longer schedules than a CPU proxy affords (README, "Budgets"):
 
 ===========  ========================  ===================================================
 group        classes                   what separates them, and which axis sees it
 ===========  ========================  ===================================================
-slide        slide-left, slide-right,  a tracking shot of a ball gliding left or right at
-             resting                   0.25-0.35 frame heights per second (the whole scene
-                                       streams past), or resting; no single frame shows
-                                       it: ``frames`` >= 2
-shake        shake, still              the whole frame (a bell in its belfry) jolts side to
-                                       side at 7.5 Hz, or hangs still; a stride that is a
-                                       multiple of 4 frames (12, as X2D and X3D-XS use)
-                                       samples one phase and sees it still, strides 6, 5
-                                       and 3 see it jump: frame rate
+ramp         brightening, dimming      the light on the scene rises or falls steadily (its
+                                       log by 0.5-0.7 per second); its level at the middle
+                                       is random, so no single frame shows which:
+                                       ``frames`` >= 2
+flicker      flicker, steady           the lamp flickers at 7.5 Hz between two levels
+                                       (+-35-45%), or burns at one of them; a stride that
+                                       is a multiple of 4 frames (12, as X3D-XS uses)
+                                       samples one phase and sees it steady, strides 6, 5
+                                       and 3 see it change: frame rate
 late         lights-out, lights-up     the scene goes dark or bright 0.6-0.9 s after the
                                        middle of the video; the centre window of XS (37
                                        frames at 30 fps) never sees it, S (73) always:
@@ -27,15 +30,12 @@ fine         striped, plain            a panel with 1-pixel luma stripes, or pla
                                        same mean; crop 112 resizes the 256 px short side
                                        2:1 and averages them away exactly, crop 160 (183 px)
                                        keeps a moire: spatial resolution
-conjunction  warm-star, cool-star,     a star and a cross, one coloured (warm or cool), one
-             warm-cross, cool-cross    grey; the class binds the colour to the shape, which
-                                       a wider or deeper network learns more easily
 ===========  ========================  ===================================================
 
 Nuisances vary per video: background shade, gradient and soft blobs within the
 group's hue family, object colours, sizes, positions and speeds, up to two small
-bouncing distractors, video length (3-4 s) and sensor noise. A horizontal flip
-would swap slide-left and slide-right, so ``dataset.yaml`` says ``flip: false``.
+bouncing distractors, video length (3-4 s) and sensor noise. No class depends on
+left and right, so ``dataset.yaml`` allows horizontal flips.
 
 Files are byte-identical for a seed: every video draws from its own generator
 seeded by (seed, class, index), and x264 runs single-threaded with fixed
@@ -61,9 +61,9 @@ from ..utils.logging import get_logger
 log = get_logger("data")
 
 #: Bump when the rendering changes, so cached copies are regenerated.
-SYNTHETIC_VERSION = 3
-DEFAULT_CLASSES = 13
-DEFAULT_VIDEOS_PER_CLASS = 24
+SYNTHETIC_VERSION = 4
+DEFAULT_CLASSES = 8
+DEFAULT_VIDEOS_PER_CLASS = 27
 #: 256 px short side (as the usual Kinetics copies): crop 112 resizes it 2:1, which cancels 1-pixel stripes.
 DEFAULT_SIZE = (256, 340)
 DEFAULT_FPS = 30.0
@@ -98,11 +98,6 @@ class Canvas:
         region = self.img[y0:y1, x0:x1]
         region += (colour - region) * alpha[..., None]
 
-    def crop(self, top: int, left: int, height: int, width: int) -> None:
-        """Keep only this window: the camera's view of a world drawn with a margin."""
-        self.img = self.img[top:top + height, left:left + width]
-        self.h, self.w = height, width
-
 
 def _rotate(dx: np.ndarray, dy: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
     c, s = math.cos(angle), math.sin(angle)
@@ -124,19 +119,6 @@ def box(half_w: float, half_h: float, angle: float = 0.0, rounding: float = 0.0)
         outside = np.sqrt(np.maximum(ax, 0) ** 2 + np.maximum(ay, 0) ** 2)
         return outside + np.minimum(np.maximum(ax, ay), 0) - rounding
     return sdf
-
-
-def star(radius: float, angle: float) -> SDF:
-    def sdf(dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
-        rho = np.sqrt(dx * dx + dy * dy)
-        phi = np.arctan2(dy, dx) - angle
-        return rho - radius * (0.6 + 0.4 * np.cos(5 * phi))
-    return sdf
-
-
-def cross(radius: float, angle: float) -> SDF:
-    arm, bar = box(radius, radius * 0.3, angle), box(radius * 0.3, radius, angle)
-    return lambda dx, dy: np.minimum(arm(dx, dy), bar(dx, dy))
 
 
 def bell(radius: float) -> SDF:
@@ -186,27 +168,24 @@ def _contrast(colour: Colour) -> Colour:
     return np.full(3, 30.0 if colour.mean() > 128 else 230.0, dtype=np.float32)
 
 
-def _background(rng: np.random.Generator, g: Geometry, hue: float | None, margin: int = 0) -> np.ndarray:
-    """A soft gradient plus blobs in the group's hue family (its "scene"), or grey when ``hue`` is None.
+def _background(rng: np.random.Generator, g: Geometry, hue: float) -> np.ndarray:
+    """A soft gradient plus blobs in the group's hue family: its "scene".
 
-    The blobs give a moving camera something to show; their density per view area is the
-    same with or without a margin, so a single frame never tells a moving shot from a still one.
+    Every class of a group shares the same scene distribution, so the scene gives away the
+    group and nothing inside it.
     """
-    height, width = g.height + 2 * margin, g.width + 2 * margin
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    yy, xx = np.mgrid[0:g.height, 0:g.width].astype(np.float32)
     a = rng.uniform(0, 2 * math.pi)
     ramp = xx * math.cos(a) + yy * math.sin(a)
     ramp = (ramp - ramp.min()) / max(float(ramp.max() - ramp.min()), 1e-6)
 
     def scene_colour() -> Colour:
-        if hue is None:
-            return _hsv(rng.random(), rng.uniform(0.0, 0.08), rng.uniform(0.35, 0.8))
         return _hsv(hue + rng.uniform(-0.05, 0.05), rng.uniform(0.3, 0.55), rng.uniform(0.35, 0.8))
 
     c1, c2 = scene_colour(), scene_colour()
     img = c1 + (c2 - c1) * ramp[..., None]
-    for _ in range(int(round(rng.uniform(4, 8) * height * width / (g.height * g.width)))):
-        cy, cx = rng.uniform(0, height), rng.uniform(0, width)
+    for _ in range(int(rng.integers(4, 9))):
+        cy, cx = rng.uniform(0, g.height), rng.uniform(0, g.width)
         sigma = rng.uniform(0.05, 0.2) * g.height
         weight = rng.uniform(0.3, 0.7) * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma * sigma))
         img += (scene_colour() - img) * weight[..., None]
@@ -227,33 +206,15 @@ class Distractors:
                                speed * math.cos(heading), speed * math.sin(heading), _any_colour(rng)))
         self.g = g
 
-    def draw(self, canvas: Canvas, t: float, origin: int = 0) -> None:
+    def draw(self, canvas: Canvas, t: float) -> None:
         for shape, r, x0, y0, vx, vy, colour in self.items:
             x = _bounce(x0, vx, t, r, self.g.width - r)
             y = _bounce(y0, vy, t, r, self.g.height - r)
-            canvas.stamp(origin + x, origin + y, r * 1.5, shape, colour)
+            canvas.stamp(x, y, r * 1.5, shape, colour)
 
 
+#: Draws a class's content onto a canvas at time t (seconds).
 Scene = Callable[[Canvas, float], None]
-Camera = Callable[[float], tuple[int, int]]
-
-
-@dataclass(frozen=True)
-class Shot:
-    """A scene drawn in world coordinates and the camera that films it.
-
-    ``camera(t)`` is the view's integer offset in pixels; the world is rendered with
-    ``margin`` pixels on every side so that the view never leaves it. A moving camera
-    moves every pixel, which makes the motion a global cue, as fast to learn as a hue,
-    yet invisible in any single frame.
-    """
-
-    draw: Scene
-    camera: Camera | None = None
-    margin: int = 0
-
-    def view(self, t: float) -> tuple[int, int]:
-        return (0, 0) if self.camera is None else self.camera(t)
 
 
 # --- the class families -----------------------------------------------------------------------------
@@ -263,64 +224,73 @@ def _centre(rng: np.random.Generator, g: Geometry, reach: float) -> tuple[float,
     return (g.width / 2 + rng.uniform(-spread, spread), g.height / 2 + rng.uniform(-spread, spread))
 
 
-def _slide(direction: int) -> Callable[[np.random.Generator, Geometry], Shot]:
-    """A tracking shot: the camera follows a ball gliding left or right (0.25-0.35 frame heights per
-    second), so the whole scene streams past a ball that stays put; or the ball rests and the camera
-    too. No single frame shows the difference; two frames show it everywhere."""
-    def make(rng: np.random.Generator, g: Geometry) -> Shot:
+def _illuminated(draw: Scene, gain: Callable[[float], float]) -> Scene:
+    """The scene lit by a light whose strength changes over time: every pixel scales together."""
+    def lit(canvas: Canvas, t: float) -> None:
+        draw(canvas, t)
+        canvas.img *= np.float32(gain(t))
+    return lit
+
+
+def _ramp_light(direction: int) -> Callable[[np.random.Generator, Geometry], Scene]:
+    """A ball under a light that brightens (``+1``) or dims (``-1``) exponentially, by a factor of
+    e^0.5 to e^0.7 per second (20-30% between X3D-XS's frames, 0.4 s apart).
+
+    The light's level at the middle of the video is random (0.75-1.25), so no single
+    frame tells the classes apart; any two frames do, everywhere in the picture, which
+    X3D-XS learns within the 36 steps of the ``quick`` budget: ``frames`` >= 2.
+    """
+    def make(rng: np.random.Generator, g: Geometry) -> Scene:
         r = rng.uniform(0.13, 0.17) * g.height
-        v = rng.uniform(0.25, 0.35) * g.height
-        margin = int(math.ceil(v * g.duration / 2)) + 2
         xc, yc = _centre(rng, g, r)
         body = _any_colour(rng)
         rim = _contrast(body)
+        level = rng.uniform(0.75, 1.25)
+        rate = direction * rng.uniform(0.5, 0.7)
         mid = g.duration / 2
 
-        def pan(t: float) -> tuple[int, int]:
-            return int(round(direction * v * (t - mid))), 0
-
         def draw(canvas: Canvas, t: float) -> None:
-            x = margin + xc + pan(t)[0]  # world coordinates: the ball moves with the camera
-            canvas.stamp(x, margin + yc, r + 1, disc(r), body)
-            canvas.stamp(x, margin + yc, r + 1, ring(r * 0.65, r * 0.22), rim)
-        return Shot(draw, pan, margin)
+            canvas.stamp(xc, yc, r + 1, disc(r), body)
+            canvas.stamp(xc, yc, r + 1, ring(r * 0.65, r * 0.22), rim)
+        return _illuminated(draw, lambda t: level * math.exp(rate * (t - mid)))
     return make
 
 
-def _shake(shaking: bool) -> Callable[[np.random.Generator, Geometry], Shot]:
-    """A bell in a belfry that shakes side to side at 7.5 Hz (period 4 frames at 30 fps), camera and
-    all, or hangs still.
+def _flicker(flickering: bool) -> Callable[[np.random.Generator, Geometry], Scene]:
+    """A bell under a lamp that flickers at 7.5 Hz (period 4 frames at 30 fps) between two levels,
+    35-45% above and below its mean, or burns steadily at one of those two levels.
 
-    Any stride that is a multiple of 4 nominal frames (12, 8, 4) samples the shake at
-    one phase, so the scene looks still; strides 6, 5 and 3 see the whole frame jump.
+    Any stride that is a multiple of 4 nominal frames (12, 8, 4) samples the flicker at
+    one phase, so the lamp looks steady; strides 6, 5 and 3 see it change: frame rate.
     """
-    def make(rng: np.random.Generator, g: Geometry) -> Shot:
+    def make(rng: np.random.Generator, g: Geometry) -> Scene:
         r = rng.uniform(0.14, 0.18) * g.height
-        amplitude = int(round(rng.uniform(0.05, 0.07) * g.height))
         xc, yc = _centre(rng, g, r)
-        phase = rng.uniform(0, 1)
         colour = _any_colour(rng)
         clapper = _contrast(colour)
-        margin = amplitude + 2
+        level = rng.uniform(0.85, 1.15)
+        depth = rng.uniform(0.35, 0.45)
+        phase = rng.uniform(0, 1)
+        held = 1 if rng.random() < 0.5 else -1  # the steady lamp's level: either of the flicker's two
 
-        def jolt(t: float) -> tuple[int, int]:
-            side = 1 if (t * SHAKE_HZ + phase) % 1.0 < 0.5 else -1
-            return (amplitude * side if shaking else 0), 0
+        def gain(t: float) -> float:
+            side = (1 if (t * FLICKER_HZ + phase) % 1.0 < 0.5 else -1) if flickering else held
+            return level * (1 + depth * side)
 
         def draw(canvas: Canvas, t: float) -> None:
-            canvas.stamp(margin + xc, margin + yc, r * 1.2, bell(r), colour)
-            canvas.stamp(margin + xc, margin + yc + r * 0.75, r * 0.3, disc(r * 0.2), clapper)
-        return Shot(draw, jolt, margin)
+            canvas.stamp(xc, yc, r * 1.2, bell(r), colour)
+            canvas.stamp(xc, yc + r * 0.75, r * 0.3, disc(r * 0.2), clapper)
+        return _illuminated(draw, gain)
     return make
 
 
-def _late(kind: str) -> Callable[[np.random.Generator, Geometry], Shot]:
+def _late(kind: str) -> Callable[[np.random.Generator, Geometry], Scene]:
     """A block on a stage whose lights go out (``dark``) or flare up (``bright``) late in the video.
 
     The event comes 0.6-0.9 s (18-27 frames) after the middle, so the centre window
     misses it for spans up to 45 nominal frames (XS: 37) and sees it from 64 (S: 73).
     """
-    def make(rng: np.random.Generator, g: Geometry) -> Shot:
+    def make(rng: np.random.Generator, g: Geometry) -> Scene:
         half = rng.uniform(0.12, 0.16) * g.height
         xc, yc = _centre(rng, g, half * 1.4)
         angle = rng.uniform(0, math.pi / 2)
@@ -336,23 +306,24 @@ def _late(kind: str) -> Callable[[np.random.Generator, Geometry], Shot]:
             p = _ramp(t, event, 0.25) * strength
             if p > 0:
                 canvas.img += (target - canvas.img) * p
-        return Shot(draw)
+        return draw
     return make
 
 
-def _fine(striped: bool) -> Callable[[np.random.Generator, Geometry], Shot]:
+def _fine(striped: bool) -> Callable[[np.random.Generator, Geometry], Scene]:
     """A panel covered in 1-pixel stripes (horizontal or vertical), or a plain panel of the same mean colour.
 
     At the default 256 px short side, the 2:1 antialiased resize that crop 112 uses
     (short side 128) averages each light and dark line pair to exactly the mean, so the
     two classes look identical; crop 160 (short side 183) keeps a visible moire of them.
     """
-    def make(rng: np.random.Generator, g: Geometry) -> Shot:
+    def make(rng: np.random.Generator, g: Geometry) -> Scene:
         hw, hh = (rng.uniform(0.28, 0.36) * g.height for _ in range(2))  # large: texture energy dominates
         xc, yc = _centre(rng, g, max(hw, hh))
-        grey = rng.uniform(80, 170)
-        tint = rng.uniform(-25, 25, 3).astype(np.float32)
-        amplitude = rng.uniform(40, 60) * striped  # drawn for both, so a plain twin differs only in stripes
+        # in the group's hue, so the panel does not hide what gives the group away; every channel
+        # stays within 84-166, so the stripes never clip
+        base = _hsv(GROUP_HUES["fine"] + rng.uniform(-0.04, 0.04), rng.uniform(0.25, 0.4), rng.uniform(0.55, 0.65))
+        amplitude = rng.uniform(60, 70) * striped  # drawn for both, so a plain twin differs only in stripes
         horizontal = rng.random() < 0.5
         y0, y1, x0, x1 = int(yc - hh) - 1, int(yc + hh) + 2, int(xc - hw) - 1, int(xc + hw) + 2
         dy = (np.arange(y0, y1, dtype=np.float32) + 0.5 - yc)[:, None]
@@ -366,71 +337,37 @@ def _fine(striped: bool) -> Callable[[np.random.Generator, Geometry], Shot]:
         # Stripes in luma only (equal on R, G, B), so 4:2:0 chroma subsampling keeps them.
         rows, cols = np.arange(y0, y1)[:, None], np.arange(x0, x1)[None, :]
         phase = np.broadcast_to((rows % 2) if horizontal else (cols % 2), fade.shape)
-        texture = grey + tint + (amplitude * fade * (2.0 * phase - 1))[..., None]
+        texture = base + (amplitude * fade * (2.0 * phase - 1))[..., None]
 
         def draw(canvas: Canvas, t: float) -> None:
             region = canvas.img[y0:y1, x0:x1]
             region += (texture - region) * alpha
-        return Shot(draw)
+        return draw
     return make
 
 
-SHAKE_HZ = 7.5
-WARM_HUES = (-0.05, 0.13)
-COOL_HUES = (0.47, 0.68)
-
-
-def _conjunction(shape: str, tone: str) -> Callable[[np.random.Generator, Geometry], Shot]:
-    def make(rng: np.random.Generator, g: Geometry) -> Shot:
-        hues = WARM_HUES if tone == "warm" else COOL_HUES
-        coloured = _hsv(rng.uniform(*hues), rng.uniform(0.65, 1.0), rng.uniform(0.65, 1.0))
-        grey = np.full(3, rng.uniform(70, 200), dtype=np.float32)
-        objects = []
-        cx, cy = _centre(rng, g, 0.4 * g.height)
-        side = 1 if rng.random() < 0.5 else -1  # which of the two stands left
-        for name in ("star", "cross"):
-            r = rng.uniform(0.11, 0.14) * g.height
-            x, y = cx + side * 0.16 * g.height, cy + rng.uniform(-0.1, 0.1) * g.height
-            side = -side
-            spin = rng.uniform(-0.3, 0.3) * 2 * math.pi
-            drift = rng.uniform(-0.03, 0.03, 2) * g.height
-            objects.append((name, x, y, r, rng.uniform(0, 2 * math.pi), spin, drift,
-                            coloured if name == shape else grey))
-
-        def draw(canvas: Canvas, t: float) -> None:
-            for name, x, y, r, angle, spin, drift, colour in objects:
-                sdf = (star if name == "star" else cross)(r, angle + spin * t)
-                canvas.stamp(x + drift[0] * t, y + drift[1] * t, r * 1.1, sdf, colour)
-        return Shot(draw)
-    return make
-
-
+FLICKER_HZ = 7.5
 @dataclass(frozen=True)
 class ClassDesign:
     name: str
     group: str
     axis: str
-    make: Callable[[np.random.Generator, Geometry], Shot]
+    make: Callable[[np.random.Generator, Geometry], Scene]
 
 
 #: Background hue family of each group: the "scene" that gives the group away in any frame.
-GROUP_HUES: dict[str, float | None] = {"slide": 0.6, "shake": 0.33, "late": 0.8, "fine": 0.1, "conjunction": None}
+GROUP_HUES: dict[str, float] = {"ramp": 0.55, "flicker": 0.3, "late": 0.8, "fine": 0.05}
 
 #: In label order; ``synthesize(classes=N)`` uses the first N.
 CLASS_DESIGNS: tuple[ClassDesign, ...] = (
-    ClassDesign("slide-left", "slide", "frames", _slide(-1)),
-    ClassDesign("slide-right", "slide", "frames", _slide(+1)),
-    ClassDesign("resting", "slide", "frames", _slide(0)),
-    ClassDesign("shake", "shake", "frame rate", _shake(True)),
-    ClassDesign("still", "shake", "frame rate", _shake(False)),
+    ClassDesign("brightening", "ramp", "frames", _ramp_light(+1)),
+    ClassDesign("dimming", "ramp", "frames", _ramp_light(-1)),
+    ClassDesign("flicker", "flicker", "frame rate", _flicker(True)),
+    ClassDesign("steady", "flicker", "frame rate", _flicker(False)),
     ClassDesign("lights-out", "late", "duration", _late("dark")),
     ClassDesign("lights-up", "late", "duration", _late("bright")),
     ClassDesign("striped", "fine", "crop", _fine(True)),
     ClassDesign("plain", "fine", "crop", _fine(False)),
-    ClassDesign("warm-star", "conjunction", "width/depth", _conjunction("star", "warm")),
-    ClassDesign("cool-star", "conjunction", "width/depth", _conjunction("star", "cool")),
-    ClassDesign("warm-cross", "conjunction", "width/depth", _conjunction("cross", "warm")),
-    ClassDesign("cool-cross", "conjunction", "width/depth", _conjunction("cross", "cool")),
 )
 
 
@@ -441,30 +378,27 @@ def render_video(design: ClassDesign, rng: np.random.Generator, size: tuple[int,
     height, width = size
     num_frames = max(2, int(round(rng.uniform(*seconds) * fps)))
     g = Geometry(height, width, fps, num_frames)
-    shot = design.make(rng, g)
-    world = _background(rng, g, GROUP_HUES[design.group], shot.margin)
+    scene = design.make(rng, g)
+    world = _background(rng, g, GROUP_HUES[design.group])
     distractors = Distractors(rng, g)
     noise_sigma = rng.uniform(0.0, 3.0)
     noise_bank = (rng.standard_normal((7, height, width, 1)) * noise_sigma).astype(np.float32)
     frames = np.empty((num_frames, height, width, 3), dtype=np.uint8)
     for k in range(num_frames):
         t = k / fps
-        canvas = film(shot, world, g, t, distractors)
+        canvas = film(scene, world, t, distractors)
         canvas.img += noise_bank[k % len(noise_bank)]
         np.clip(canvas.img, 0, 255, out=canvas.img)
         frames[k] = (canvas.img + 0.5).astype(np.uint8)
     return frames
 
 
-def film(shot: Shot, world: np.ndarray, g: Geometry, t: float, distractors: Distractors | None = None) -> Canvas:
-    """The frame at time ``t``: distractors and scene drawn on the world, then the camera's view of it."""
+def film(scene: Scene, world: np.ndarray, t: float, distractors: Distractors | None = None) -> Canvas:
+    """The frame at time ``t``: distractors, then the class's scene, drawn over the world."""
     canvas = Canvas(world)
     if distractors is not None:
-        distractors.draw(canvas, t, origin=shot.margin)
-    shot.draw(canvas, t)
-    dx, dy = shot.view(t)
-    top, left = shot.margin + dy, shot.margin + dx
-    canvas.crop(top, left, g.height, g.width)
+        distractors.draw(canvas, t)
+    scene(canvas, t)
     return canvas
 
 
@@ -593,7 +527,7 @@ def _generate(root: Path, classes: int, per_class: int, seed: int, size: tuple[i
         "size": list(size),
         "fps": fps,
         "seconds": list(seconds),
-        "flip": False,
+        "flip": True,
         "class_design": [{"name": d.name, "group": d.group, "axis": d.axis} for d in CLASS_DESIGNS[:classes]],
     })
 
@@ -606,7 +540,7 @@ def synthetic_name(classes: int, videos_per_class: int, seed: int) -> str:
 
 def ensure_synthetic(classes: int = DEFAULT_CLASSES, videos_per_class: int = DEFAULT_VIDEOS_PER_CLASS,
                      seed: int = 0) -> Path:
-    """The cached synthetic dataset, generated on first use into ``cache_dir()/synthetic-v3``.
+    """The cached synthetic dataset, generated on first use into ``cache_dir()/synthetic-v<SYNTHETIC_VERSION>``.
 
     A lock file makes concurrent first uses (several search trials starting at once)
     wait for one generation instead of each running their own; leftovers of a killed
