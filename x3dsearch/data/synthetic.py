@@ -63,7 +63,7 @@ log = get_logger("data")
 #: Bump when the rendering changes, so cached copies are regenerated.
 SYNTHETIC_VERSION = 4
 DEFAULT_CLASSES = 8
-DEFAULT_VIDEOS_PER_CLASS = 27
+DEFAULT_VIDEOS_PER_CLASS = 18
 #: 256 px short side (as the usual Kinetics copies): crop 112 resizes it 2:1, which cancels 1-pixel stripes.
 DEFAULT_SIZE = (256, 340)
 DEFAULT_FPS = 30.0
@@ -238,7 +238,7 @@ def _ramp_light(direction: int) -> Callable[[np.random.Generator, Geometry], Sce
 
     The light's level at the middle of the video is random (0.75-1.25), so no single
     frame tells the classes apart; any two frames do, everywhere in the picture, which
-    X3D-XS learns within the 36 steps of the ``quick`` budget: ``frames`` >= 2.
+    X3D-XS learns within the 32 steps of the ``quick`` budget: ``frames`` >= 2.
     """
     def make(rng: np.random.Generator, g: Geometry) -> Scene:
         r = rng.uniform(0.13, 0.17) * g.height
