@@ -131,6 +131,22 @@ def test_ensure_synthetic_generates_once_into_the_cache(tmp_path: Path, monkeypa
     assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == [root.name]
 
 
+def test_ensure_synthetic_regenerates_a_cache_made_with_other_parameters(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A copy under the same name but from other settings (an older commit's defaults) is replaced."""
+    import yaml
+
+    monkeypatch.setenv("X3DSEARCH_CACHE", str(tmp_path))
+    root = ensure_synthetic(classes=2, videos_per_class=2, seed=4)
+    meta = yaml.safe_load((root / "dataset.yaml").read_text())
+    (root / "dataset.yaml").write_text(yaml.safe_dump({**meta, "videos_per_class": 3}))
+    (root / "stale-marker").write_text("from the old copy")
+    assert ensure_synthetic(classes=2, videos_per_class=2, seed=4) == root
+    assert yaml.safe_load((root / "dataset.yaml").read_text()) == meta
+    assert not (root / "stale-marker").exists() and len(load_split(root, "train")) + len(load_split(root, "val")) == 4
+    assert [p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")] == [root.name]
+
+
 @pytest.mark.slow
 def test_ensure_synthetic_waits_for_a_concurrent_generation(tmp_path: Path) -> None:
     """Two processes asking at once: one generates, the other waits and reuses it; a stale temp dir goes."""
