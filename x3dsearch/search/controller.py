@@ -608,7 +608,7 @@ def resume(run_dir: Path, settings: SearchSettings | None = None, overrides: dic
     try:
         prepare_ray(resources.address)
         data = resolve_data_info(stored.data)
-        session_start = time.monotonic()  # as in start_search: after the data is ready
+        session_start = time.monotonic()  # as in expand: after the data is ready
         budget = Budget.from_dict(config["budget"])
         cluster = start_ray(resources.address)
         placement = place_trials(cluster, resources.cpus_per_trial, resources.gpus_per_trial)
