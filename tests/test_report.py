@@ -15,7 +15,7 @@ from x3dsearch.errors import X3DSearchError
 from x3dsearch.factors import PRESETS
 from x3dsearch.report.plot import (AXIS_MARKERS, REFERENCE_FAMILIES, find_artists, pareto_frontier,
                                    plot_runs)
-from x3dsearch.report.runlog import RUN_LOG_NAME, ModelRecord, RunLogError, load_run
+from x3dsearch.runlog import RUN_LOG_NAME, ModelRecord, RunLogError, load_run
 from x3dsearch.report.table import format_summary, summarize
 
 FIXTURES = Path(__file__).parent / "fixtures" / "search_runs"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from x3dsearch.cli.main import main
-from x3dsearch.report.runlog import RUN_LOG_NAME
+from x3dsearch.runlog import RUN_LOG_NAME
 
 FIXTURES = Path(__file__).parent / "fixtures" / "search_runs"
 SEED0 = FIXTURES / "k400_xs_seed0"

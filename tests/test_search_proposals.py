@@ -213,14 +213,15 @@ def test_contraction_with_nothing_under_the_target_is_skipped():
 
 # --- selection --------------------------------------------------------------------------------
 def _trial(name: str, gflops: float, top1: float | None, status: str = "ok"):
-    from x3dsearch.search.state import TrialRecord
+    from x3dsearch.runlog import Trial, TrialStatus
+    from x3dsearch.train.result import TrainResult
 
-    return TrialRecord(name=name, axis=name, factors=preset("x2d"), gflops=gflops, params_m=1.0, status=status,
-                       top1=top1)
+    return Trial(name=name, axis=name, factors=preset("x2d"), gflops=gflops, params_m=1.0,
+                 status=TrialStatus(status), result=TrainResult(status=status, top1=top1))
 
 
 def test_selection_best_top1_ties_to_lower_gflops_and_skips_failures():
-    from x3dsearch.search.controller import select
+    from x3dsearch.search.selection import select
 
     start = _trial("seed", 0.02, 30.0)
     cands = [_trial("x-fast", 0.040, 45.0), _trial("x-depth", 0.039, 45.0), _trial("x-width", 0.041, 44.0),
@@ -229,7 +230,7 @@ def test_selection_best_top1_ties_to_lower_gflops_and_skips_failures():
 
 
 def test_selection_by_gain_per_added_gflop():
-    from x3dsearch.search.controller import select
+    from x3dsearch.search.selection import select
 
     start = _trial("seed", 0.020, 30.0)
     cands = [_trial("x-fast", 0.040, 40.0),      # +10 over +0.020 -> 500 per GFLOP

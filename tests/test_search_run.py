@@ -351,8 +351,8 @@ def test_contraction_along_every_axis_with_gain_per_gflop(tiny_dataset: Path, tm
     seed = state["seed"]
     usable = [c for c in step["candidates"] if c["status"] == "ok"]
 
-    def gain(c: dict, base: dict) -> tuple:
-        return ((c["top1"] - base["top1"]) / (c["gflops"] - base["gflops"]), -c["gflops"])
+    def gain(c: dict, base: dict) -> tuple:  # state.json keeps each trial's training result whole
+        return ((c["result"]["top1"] - base["result"]["top1"]) / (c["gflops"] - base["gflops"]), -c["gflops"])
 
     assert step["chosen"] == max(usable, key=lambda c: gain(c, seed))["axis"] and max(
         c["gflops"] for c in usable) > 0.03

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from .factors import Factors
+from .models import build_model
 from .utils.io import atomic_write_json, cache_dir
 
 #: fvcore operator handles that the paper's convention counts.
@@ -55,8 +56,6 @@ def count_flops(model: torch.nn.Module, inputs: torch.Tensor) -> Counter:
 
 
 def _measure(factors: Factors, num_classes: int) -> Complexity:
-    from .models import build_model
-
     model = build_model(factors, num_classes=num_classes).eval()
     params = sum(p.numel() for p in model.parameters())
     clip = torch.zeros(1, 3, factors.frames, factors.crop, factors.crop)

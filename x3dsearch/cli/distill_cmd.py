@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import ConfigError
+from ..status import TrialStatus
 from ..factors import PRESETS, Factors
 
 
@@ -81,7 +82,7 @@ def distill(ctx: click.Context, teacher: str, student: str, student_crop: int | 
     if teacher.lower() in PRESETS:
         _check_out(out / "teacher", resume)
         teacher_result = train_and_evaluate(PRESETS[teacher.lower()], data, budget, seed, out / "teacher", **common)
-        if teacher_result.status != "ok":
+        if teacher_result.status != TrialStatus.OK:
             raise ConfigError(f"the teacher's training {teacher_result.status}: {teacher_result.error or ''}")
         teacher_path = (out / "teacher" / "model.pt").resolve()
     else:
@@ -108,5 +109,5 @@ def distill(ctx: click.Context, teacher: str, student: str, student_crop: int | 
         click.echo(f"teacher @{teacher_crop_used}px: {teacher_cost.gflops:.3f} GFLOPs{teacher_top1}")
         click.echo(f"student @{student_factors.crop}px ({kd}): {student_cost.gflops:.3f} GFLOPs, "
                    f"{result.summary()}  ->  {out / 'student'}")
-    if result.status != "ok":
+    if result.status != TrialStatus.OK:
         ctx.exit(1)

@@ -16,7 +16,7 @@ import click
 def plot(run_dirs: tuple[str, ...], output: str, reference: str | None, title: str | None) -> None:
     """Accuracy-vs-GFLOPs frontier of one or several searches."""
     from ..report.plot import check_output_format, plot_runs
-    from ..report.runlog import load_run
+    from ..runlog import load_run
 
     check_output_format(output)  # before reading runs, so a typo costs nothing
     runs = [load_run(d) for d in run_dirs]
@@ -31,7 +31,7 @@ def plot(run_dirs: tuple[str, ...], output: str, reference: str | None, title: s
 @click.option("--json", "as_json", is_flag=True, help="Print the same data as JSON.")
 def show(run_dir: str, all_candidates: bool, as_json: bool) -> None:
     """The chosen path, the search's cost, and that cost against one full training."""
-    from ..report.runlog import load_run
+    from ..runlog import load_run
     from ..report.table import format_summary, summarize
 
     summary = summarize(load_run(run_dir), all_candidates=all_candidates)

@@ -31,14 +31,32 @@ def _given(ctx: click.Context, names: tuple[str, ...]) -> frozenset[str]:
 
 
 def _print(outcome: Any) -> None:
+    """The path as ``show`` prints it, how close the final model came to the target, and the files.
+
+    The command layer, not the search, draws ``frontier.png`` (again when it went missing, e.g.
+    the process died while drawing it).
+    """
+    from ..errors import X3DSearchError
+    from ..report.plot import plot_runs
+    from ..report.table import format_summary, summarize
+
+    run, folder = outcome.run, outcome.run_dir
     if outcome.already_finished:
-        click.echo(f"the search in {outcome.run_dir} had already finished:")
+        click.echo(f"the search in {folder.path} had already finished:")
+    if run.steps and (not outcome.already_finished or not folder.frontier.is_file()):
+        try:
+            plot_runs([run], folder.frontier)
+        except X3DSearchError as exc:  # a figure is never worth failing a search for
+            click.echo(f"{folder.frontier.name} not written: {exc}", err=True)
     click.echo("")
-    for line in outcome.table:
-        click.echo(line)
-    state = outcome.state
-    if state.stop_reason:
-        click.echo(f"stopped early: {state.stop_reason}")
+    click.echo(format_summary(summarize(run)))
+    click.echo("")
+    if run.final is not None:
+        final, target = run.final, outcome.target_gflops
+        click.echo(f"the final model is {final.gflops:.4f} GFLOPs = {100 * final.gflops / target:.1f}% of the "
+                   f"{target:g} GFLOPs target ({target - final.gflops:.4f} under)")
+    if run.stop_detail:
+        click.echo(f"stopped early: {run.stop_detail}")
     click.echo("")
     click.echo("files:")
     for path in outcome.files:

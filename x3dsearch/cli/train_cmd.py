@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..errors import X3DSearchError
+from ..status import TrialStatus
 
 
 def _default_out(name: str, budget: str, epochs: int | None, seed: int) -> Path:
@@ -85,7 +86,7 @@ def train(ctx: click.Context, preset_name: str | None, model_file: str | None, f
         click.echo(json.dumps({"out": str(out), **result.to_dict()}))
     else:
         click.echo(f"{name} [{factors.short()}]: {result.summary()}  ->  {out}")
-    if result.status != "ok":
-        if result.status == "failed":
+    if result.status != TrialStatus.OK:
+        if result.status == TrialStatus.FAILED:
             click.echo(f"x3dsearch: training failed, see {out / 'train.log'}", err=True)
         ctx.exit(1)

@@ -14,7 +14,7 @@ from typing import Sequence
 
 from ..errors import X3DSearchError
 from ..utils.io import atomic_write_bytes
-from .runlog import AXES, ModelRecord, RunLog, load_run
+from ..runlog import AXES, ModelRecord, Run, load_run
 
 #: Published X3D family (paper convention, K400 head), in GFLOPs, for --reference x3d.
 #: These equal ``x3dsearch.complexity.gflops(PRESETS[name])``; kept as numbers so plotting needs no torch.
@@ -58,7 +58,7 @@ def check_output_format(out_path: str | Path) -> str:
     return suffix
 
 
-def run_labels(runs: Sequence[RunLog]) -> list[str]:
+def run_labels(runs: Sequence[Run]) -> list[str]:
     """Directory names, widened with their parent where two runs share a name."""
     names = [r.name for r in runs]
     labels = []
@@ -70,7 +70,7 @@ def run_labels(runs: Sequence[RunLog]) -> list[str]:
     return labels
 
 
-def _title(runs: Sequence[RunLog], labels: Sequence[str], title: str | None) -> str:
+def _title(runs: Sequence[Run], labels: Sequence[str], title: str | None) -> str:
     if title is None:
         title = (f"Accuracy vs. complexity: {labels[0]}" if len(runs) == 1
                  else f"Accuracy vs. complexity: {len(runs)} searches")
@@ -89,7 +89,7 @@ def _marker(axis: str, spare: dict[str, str]) -> str:
     return spare[axis]
 
 
-def _draw_run(ax, run: RunLog, index: int, color, spare: dict[str, str]) -> None:
+def _draw_run(ax, run: Run, index: int, color, spare: dict[str, str]) -> None:
     tag = f"run{index}"
     by_axis: dict[str, list[tuple[float, float]]] = {}
     for cand in run.evaluated_candidates():
@@ -119,8 +119,9 @@ def _draw_run(ax, run: RunLog, index: int, color, spare: dict[str, str]) -> None
             ax.annotate(text, (p.model.gflops, p.model.top1), xytext=(5, 5), textcoords="offset points",
                         fontsize=8, color=color, zorder=6, gid=f"{tag}:path-label:{p.label}")
 
-    if run.contraction is not None and run.contraction.model.evaluated:
-        start, end = run.contraction.start, run.contraction.model
+    kept = run.contraction.kept if run.contraction is not None else None
+    if kept is not None and kept.evaluated:
+        start, end = run.contraction.overshoot.model, kept.model
         if start.evaluated:
             ax.plot([start.gflops, end.gflops], [start.top1, end.top1], "--", color=color, linewidth=1.2,
                     zorder=5, gid=f"{tag}:contraction")
@@ -128,7 +129,7 @@ def _draw_run(ax, run: RunLog, index: int, color, spare: dict[str, str]) -> None
                     textcoords="offset points", fontsize=8, color=color, zorder=6,
                     gid=f"{tag}:path-label:contracted")
 
-    final = run.final
+    final = run.final.model if run.final is not None else None
     if final is not None and final.evaluated:
         ax.scatter([final.gflops], [final.top1], marker=FINAL_MARKER, s=260, facecolors=[color],
                    edgecolors="black", linewidths=0.9, zorder=7, gid=f"{tag}:final")
@@ -151,7 +152,7 @@ def _draw_reference(ax, family: str) -> None:
                 gid=f"reference-label:{name}")
 
 
-def _legend(ax, runs: Sequence[RunLog], labels: Sequence[str], colors, spare: dict[str, str],
+def _legend(ax, runs: Sequence[Run], labels: Sequence[str], colors, spare: dict[str, str],
             reference: str | None) -> None:
     from matplotlib.lines import Line2D
 
@@ -183,7 +184,7 @@ def _legend(ax, runs: Sequence[RunLog], labels: Sequence[str], colors, spare: di
     legend.set_gid("legend")
 
 
-def plot_runs(run_dirs: Sequence[str | Path | RunLog], out_path: str | Path | None = None,
+def plot_runs(run_dirs: Sequence[str | Path | Run], out_path: str | Path | None = None,
               reference: str | None = None, title: str | None = None):
     """Draw the runs on one accuracy-vs-GFLOPs figure, save it if ``out_path`` is given, return the Figure."""
     from matplotlib import rc_context, ticker
@@ -195,7 +196,7 @@ def plot_runs(run_dirs: Sequence[str | Path | RunLog], out_path: str | Path | No
     if reference is not None and reference not in REFERENCE_FAMILIES:
         raise X3DSearchError(f"unknown reference '{reference}' (choose from {', '.join(REFERENCE_FAMILIES)})")
     fmt = check_output_format(out_path) if out_path is not None else None
-    runs = [r if isinstance(r, RunLog) else load_run(r) for r in run_dirs]
+    runs = [r if isinstance(r, Run) else load_run(r) for r in run_dirs]
     labels = run_labels(runs)
 
     with rc_context(STYLE):

@@ -8,7 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..budget import load_budget, training_macs
-from .runlog import Candidate, ModelRecord, RunLog
+from ..runlog import ModelRecord, Run, Trial
+from ..utils.fmt import format_duration
 
 #: The budget a "full training" is measured under for the cost comparison.
 FULL_TRAINING_BUDGET = "paper"
@@ -19,16 +20,16 @@ def _model(model: ModelRecord) -> dict[str, Any]:
             "gflops": model.gflops, "params_m": model.params_m, "top1": model.top1}
 
 
-def _candidate(cand: Candidate, chosen: bool) -> dict[str, Any]:
+def _candidate(cand: Trial, chosen: bool) -> dict[str, Any]:
     factors = cand.factors
     return {"axis": cand.axis, "chosen": chosen, "factors": factors.to_dict() if factors else None,
             "factors_short": factors.short() if factors else "-", "gflops": cand.gflops,
             "params_m": cand.params_m, "top1": cand.top1, "top5": cand.top5,
-            "train_time_s": cand.train_time_s, "train_macs": cand.train_macs, "status": cand.status,
+            "train_time_s": cand.wall_time_s, "train_macs": cand.train_macs, "status": cand.status,
             "error": cand.error}
 
 
-def search_train_macs(run: RunLog) -> tuple[float | None, str]:
+def search_train_macs(run: Run) -> tuple[float | None, str]:
     """Total training multiply-adds and where the number came from."""
     if run.cost.train_macs is not None:
         return run.cost.train_macs, "cost.train_macs"
@@ -38,7 +39,7 @@ def search_train_macs(run: RunLog) -> tuple[float | None, str]:
     return None, "not recorded"
 
 
-def cost_block(run: RunLog) -> dict[str, Any]:
+def cost_block(run: Run) -> dict[str, Any]:
     cost = run.cost
     macs, source = search_train_macs(run)
     block: dict[str, Any] = {"train_macs": macs, "train_macs_source": source, "wall_time_s": cost.wall_time_s,
@@ -58,7 +59,7 @@ def cost_block(run: RunLog) -> dict[str, Any]:
     return block
 
 
-def full_training_comparison(run: RunLog, search_macs: float | None) -> dict[str, Any]:
+def full_training_comparison(run: Run, search_macs: float | None) -> dict[str, Any]:
     """The search's training multiply-adds over one full training of its final model (paper budget)."""
     budget = load_budget(FULL_TRAINING_BUDGET)
     out: dict[str, Any] = {"available": False, "reason": None, "budget": budget.name,
@@ -79,7 +80,7 @@ def full_training_comparison(run: RunLog, search_macs: float | None) -> dict[str
     return out
 
 
-def summarize(run: RunLog, all_candidates: bool = False) -> dict[str, Any]:
+def summarize(run: Run, all_candidates: bool = False) -> dict[str, Any]:
     """Everything ``show`` prints, as plain data (``candidates`` per step only with ``all_candidates``)."""
     path = []
     for point in run.path():
@@ -100,10 +101,10 @@ def summarize(run: RunLog, all_candidates: bool = False) -> dict[str, Any]:
         "target_gflops": run.target_gflops, "seed": run.seed, "space": run.space, "budget": run.budget,
         "data": dict(run.data) if run.data is not None else None,
         "path": path, "in_progress": in_progress,
-        "final": _model(run.final) if run.final is not None else None,
+        "final": _model(run.final.model) if run.final is not None else None,
     }
     if all_candidates:
-        summary["steps"] = [{"step": s.step, "from": _model(s.start), "chosen": s.chosen, "time_s": s.time_s,
+        summary["steps"] = [{"step": s.step, "from": _model(s.start.model), "chosen": s.chosen, "time_s": s.time_s,
                              "candidates": [_candidate(c, c.axis == s.chosen) for c in s.candidates]}
                             for s in run.steps]
     summary["cost"] = cost_block(run)
@@ -112,17 +113,6 @@ def summarize(run: RunLog, all_candidates: bool = False) -> dict[str, Any]:
 
 
 # --- text -----------------------------------------------------------------------------------
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = float(seconds)
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
-
-
 def _num(value: float | None, fmt: str) -> str:
     return "-" if value is None else format(value, fmt)
 

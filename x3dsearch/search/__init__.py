@@ -1,11 +1,14 @@
 """The X3D progressive expansion search (Feichtenhofer, CVPR 2020, Sec. 3).
 
 ``expand(settings, resources, run_dir)`` runs a search; ``resume(run_dir)``
-continues one. The space is data (:mod:`.space`), proposals solve each axis's
-multiplier under the discreteness (:mod:`.proposals`), trials run through Ray
-Tune (:mod:`.runner`), and the state survives ``kill -9`` (:mod:`.state`).
+continues one (:mod:`.session`). The space is data (:mod:`.space`), proposals
+solve each axis's multiplier under the discreteness (:mod:`.proposals`), the
+loop lives in :mod:`.controller`, trials run through Ray Tune
+(:mod:`.trials`, :mod:`.trainable`, :mod:`.cluster`), and the run survives
+``kill -9`` (:mod:`x3dsearch.runlog`).
 """
-from .controller import Resources, SearchOutcome, SearchSettings, expand, resume
+from .session import SearchOutcome, expand, resume
+from .settings import Resources, SearchSettings
 from .proposals import Proposal, Skip, contract, propose, propose_step
 from .space import Axis, SearchSpace, load_space
 

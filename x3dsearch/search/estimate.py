@@ -11,8 +11,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+import torch
+
 from ..factors import Factors
-from ..models.x3d import HEAD_FC_WIDTH, SE_RATIO, round_width, stage_plan
+from ..models.x3d import HEAD_FC_WIDTH, SE_RATIO, build_model, round_width, stage_plan
 
 STEM_TEMPORAL_KERNEL = 5
 
@@ -48,10 +50,6 @@ def estimate_gflops(factors: Factors, num_classes: int = 400) -> float:
 @lru_cache(maxsize=4096)
 def count_params_m(factors: Factors, num_classes: int = 400) -> float:
     """Parameters (millions), counted on a model built on the meta device (no memory, no trace)."""
-    import torch
-
-    from ..models import build_model
-
     with torch.device("meta"):
         model = build_model(factors, num_classes=num_classes)
     return sum(p.numel() for p in model.parameters()) / 1e6

@@ -12,10 +12,12 @@ import time
 from dataclasses import dataclass
 from typing import Callable, TextIO
 
-from ..train.progress import format_duration
+from ..status import TrialStatus
+from ..utils.fmt import format_duration, format_top1
 from ..utils.logging import LOGGER_NAME, get_logger
 
 log = get_logger("search")
+FINISHED = tuple(s for s in TrialStatus if s.finished)
 
 
 def file_log(text: str, level: int = logging.INFO) -> None:
@@ -34,13 +36,9 @@ class Row:
     model: str
     gflops: float
     ratio: float | None
-    status: str = "pending"
+    status: str = str(TrialStatus.PENDING)
     top1: float | None = None
     detail: str = ""
-
-
-def format_top1(top1: float | None) -> str:
-    return "-" if top1 is None else f"{top1:.1f}%"
 
 
 class LiveTable:
@@ -73,7 +71,7 @@ class LiveTable:
             status = f"{row.status} {row.detail}".strip()
             out.append(f"  {row.axis:<12} {row.model:<28} {row.gflops:>8.4f} {ratio:>6}  {status:<16.16} "
                        f"{format_top1(row.top1):>6}")
-        done = sum(r.status in ("ok", "diverged", "failed") for r in self.rows.values())
+        done = sum(TrialStatus.read(r.status) in FINISHED for r in self.rows.values())
         out.append(f"  {done}/{len(self.rows)} done, {format_duration(time.monotonic() - self.started)} "
                    f"elapsed, {self._eta_text()}")
         return out
@@ -100,8 +98,8 @@ class LiveTable:
         if row is None:
             return
         row.status, row.top1, row.detail = status, top1, detail
-        if status in ("ok", "diverged", "failed"):
-            what = f"top-1 {format_top1(top1)}" if status == "ok" else (error or status)
+        if TrialStatus.read(status) in FINISHED:
+            what = f"top-1 {format_top1(top1)}" if status == TrialStatus.OK else (error or status)
             text = (f"  {row.axis} {row.model} ({row.gflops:.4f} GFLOPs): {status}, {what}; "
                     f"{self._eta_text()}")
             if self.live:

@@ -6,13 +6,6 @@ import time
 from typing import TextIO
 
 
-def format_duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:d}:{secs:02d}"
-
-
 class ProgressBar:
     """Draws ``[####....] step/total  loss  clips/s  ETA`` on a TTY, at most every ``interval`` s.
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-STATUSES = ("ok", "diverged", "failed")
+from ..status import TrialStatus
 
 
 @dataclass
@@ -16,33 +16,36 @@ class TrainResult:
     """Outcome of :func:`~x3dsearch.train.train_and_evaluate`.
 
     ``top1``/``top5`` are percent on validation and ``None`` unless ``status`` is
-    ``ok``; ``train_macs`` is 3 x GFLOPs x clips seen (forward + backward).
+    ``ok``; ``train_macs`` is 3 x GFLOPs x clips seen (forward + backward). The trainer fills
+    every field; a run log read back keeps only what it recorded, the rest stays ``None``.
     ``peak_memory_mb`` is CUDA peak allocated memory on a GPU and the process's
     peak resident memory on CPU.
     """
 
-    status: str
-    error: str | None
-    top1: float | None
-    top5: float | None
-    train_loss: float | None
-    wall_time_s: float
-    train_clips_per_s: float
-    peak_memory_mb: float
-    clips_seen: int
-    train_macs: float
-    gflops: float
-    params_m: float
-    epochs_done: int
-    bad_videos: int
+    status: TrialStatus
+    error: str | None = None
+    top1: float | None = None
+    top5: float | None = None
+    train_loss: float | None = None
+    wall_time_s: float | None = None
+    train_clips_per_s: float | None = None
+    peak_memory_mb: float | None = None
+    clips_seen: int = 0
+    train_macs: float | None = None
+    gflops: float | None = None
+    params_m: float | None = None
+    epochs_done: int = 0
+    bad_videos: int = 0
 
     def __post_init__(self) -> None:
-        if self.status not in STATUSES:
-            raise ValueError(f"status must be one of {STATUSES}, got {self.status!r}")
+        status = TrialStatus.read(self.status)
+        if not isinstance(status, TrialStatus) or not status.finished:
+            raise ValueError(f"a training ends ok, diverged or failed, not {self.status!r}")
+        self.status = status
 
     @property
     def ok(self) -> bool:
-        return self.status == "ok"
+        return self.status == TrialStatus.OK
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-safe values (non-finite floats become ``None``)."""
@@ -51,7 +54,7 @@ class TrainResult:
             value = getattr(self, f.name)
             if isinstance(value, float) and not math.isfinite(value):
                 value = None
-            out[f.name] = value
+            out[f.name] = str(value) if isinstance(value, TrialStatus) else value
         return out
 
     @classmethod
@@ -65,7 +68,7 @@ class TrainResult:
 
     def summary(self) -> str:
         """One line for terminals and logs."""
-        if self.status == "ok":
+        if self.status == TrialStatus.OK:
             head = f"top-1 {self.top1:.2f}%  top-5 {self.top5:.2f}%  loss {_fmt(self.train_loss)}"
         else:
             head = f"{self.status.upper()}: {self.error}"

@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from ..errors import X3DSearchError
+from ..utils.cpus import local_cpus
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -29,10 +30,7 @@ def granted_cpus() -> int:
     env = os.environ.get("OMP_NUM_THREADS", "")
     if env.isdigit() and int(env) > 0:
         return int(env)
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    return local_cpus()
 
 
 def peak_memory_mb(device: torch.device) -> float:

@@ -27,6 +27,8 @@ import torch
 from ..budget import Budget, load_budget, training_macs
 from ..errors import X3DSearchError
 from ..factors import Factors
+from ..status import TrialStatus
+from ..utils.fmt import format_duration
 from ..utils.io import atomic_write_json, atomic_write_text
 from ..utils.logging import LOGGER_NAME, get_logger
 from .checkpoint import (CHECKPOINT_NAME, MODEL_NAME, load_checkpoint, rng_state, save_checkpoint,
@@ -35,7 +37,7 @@ from .evaluate import autocast, evaluate, precise_bn, to_device
 from .init_weights import apply_init, read_init
 from .objective import build_training_objective
 from .optim import WarmupCosine, build_optimizer
-from .progress import ProgressBar, format_duration
+from .progress import ProgressBar
 from .result import TrainResult
 from .runtime import channels_last_is_faster, granted_cpus, peak_memory_mb, resolve_device
 
@@ -121,7 +123,7 @@ def train_and_evaluate(factors: Factors, data: str | Path, budget: Budget | str,
     ckpt_path = out_dir / CHECKPOINT_NAME
     if result_path.is_file():
         stored = TrainResult.load(result_path)
-        if stored.status != "failed":
+        if stored.status != TrialStatus.FAILED:
             log.info("%s already finished: %s", out_dir, stored.summary())
             return stored
         log.info("%s: the stored result failed (%s); training again", out_dir, stored.error)
@@ -149,7 +151,7 @@ def train_and_evaluate(factors: Factors, data: str | Path, budget: Budget | str,
         run = _Run(factors, budget, seed, out_dir, dev, root, train_set, val_set, num_classes, shortcut_bn,
                    config, report, progress, session_start)
         result = run.execute(checkpoint, init_weights, record)
-        if result.status == "failed" and run.traceback:
+        if result.status == TrialStatus.FAILED and run.traceback:
             log.error("training failed:\n%s", run.traceback)
         atomic_write_json(result_path, result.to_dict())
         _file_only(f"result: {result.summary()}")
@@ -271,13 +273,13 @@ class _Run:
             if not self.started:  # raised while setting up: the user's input is wrong
                 raise
             self.traceback = traceback.format_exc()
-            return self._result("failed", str(exc))
+            return self._result(TrialStatus.FAILED, str(exc))
         except Diverged as exc:
             log.warning("diverged: %s", exc)
-            return self._result("diverged", str(exc))
+            return self._result(TrialStatus.DIVERGED, str(exc))
         except Exception as exc:  # noqa: BLE001 - a failed candidate must never crash the search
             self.traceback = traceback.format_exc()
-            return self._result("failed", f"{type(exc).__name__}: {exc}")
+            return self._result(TrialStatus.FAILED, f"{type(exc).__name__}: {exc}")
 
     def _train(self) -> None:
         s, plan, budget = self.state, self.plan, self.budget
@@ -373,7 +375,7 @@ class _Run:
         self._write_metrics()
         save_model_weights(self.out_dir / MODEL_NAME, self.model, factors=self.factors.to_dict(),
                            num_classes=self.num_classes, shortcut_bn=self.shortcut_bn)
-        result = self._result("ok", None, top1=ev.top1, top5=ev.top5, train_loss=line["train_loss"])
+        result = self._result(TrialStatus.OK, None, top1=ev.top1, top5=ev.top5, train_loss=line["train_loss"])
         self._report({**self._metrics(final=True), **result.to_dict()})
         return result
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import yaml
 
+from ..errors import ConfigError
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write to a temporary file in the same folder, fsync it, then rename over ``path``."""
@@ -47,8 +49,6 @@ def read_yaml(path: str | os.PathLike, label: str | None = None, error: type[Exc
     ``label`` names the file in the message (default: its path); ``error`` is the exception type
     raised (default :class:`ConfigError`).
     """
-    from ..errors import ConfigError
-
     label, error = label or str(path), error or ConfigError
     try:
         return yaml.safe_load(Path(path).read_text(encoding="utf-8"))

@@ -1,0 +1,167 @@
+"""A search's run directory: the one place that knows its file names.
+
+| path                  | written by the search                                       |
+| --------------------- | ----------------------------------------------------------- |
+| ``config.yaml``       | every setting, resolved (a resume must not change them)      |
+| ``state.json``        | the whole :class:`Run`, after every trial result             |
+| ``expansion_path.yaml`` | the run log read by ``show`` and ``plot``                  |
+| ``final_model.yaml``  | the final model, for ``x3dsearch train --model``             |
+| ``frontier.png``      | ``x3dsearch plot`` of the run (drawn by the command layer)   |
+| ``search.log``        | everything shown, plus Ray's warnings                        |
+| ``candidates/<name>/``| one training folder per trial                                |
+| ``trials/``           | Ray Tune's storage, one experiment per step                  |
+| ``.lock``             | held by the one process working on the run                   |
+"""
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+from typing import Any
+
+from ..errors import X3DSearchError
+from ..model_file import save_model_file
+from ..utils.io import atomic_write_text, atomic_write_yaml, read_yaml
+from .logfile import RunLogError, dump_log, from_log
+from .run import Run, RunInfo
+from .statefile import load_state, save_state
+from .trial import Trial
+
+CONFIG_NAME = "config.yaml"
+STATE_NAME = "state.json"
+RUN_LOG_NAME = "expansion_path.yaml"
+FINAL_MODEL_NAME = "final_model.yaml"
+FRONTIER_NAME = "frontier.png"
+SEARCH_LOG_NAME = "search.log"
+CANDIDATES_DIR = "candidates"
+TRIALS_DIR = "trials"
+LOCK_NAME = ".lock"
+
+
+class RunDir:
+    """Paths and file formats of one run directory (new, running, interrupted or finished)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"RunDir({str(self.path)!r})"
+
+    # --- paths ------------------------------------------------------------------------------
+    @property
+    def config(self) -> Path:
+        return self.path / CONFIG_NAME
+
+    @property
+    def state(self) -> Path:
+        return self.path / STATE_NAME
+
+    @property
+    def log(self) -> Path:
+        return self.path / RUN_LOG_NAME
+
+    @property
+    def final_model(self) -> Path:
+        return self.path / FINAL_MODEL_NAME
+
+    @property
+    def frontier(self) -> Path:
+        return self.path / FRONTIER_NAME
+
+    @property
+    def search_log(self) -> Path:
+        return self.path / SEARCH_LOG_NAME
+
+    @property
+    def trials(self) -> Path:
+        return self.path / TRIALS_DIR
+
+    def trial_dir(self, name: str) -> Path:
+        """The training folder of a trial (the trainer owns what is inside)."""
+        return self.path / CANDIDATES_DIR / name
+
+    def files(self) -> list[Path]:
+        """What a search leaves, for its closing message."""
+        names = (self.config, self.state, self.log, self.final_model, self.frontier, self.search_log, self.trials)
+        return [p for p in names if p.exists()]
+
+    # --- checks ---------------------------------------------------------------------------------
+    def check_new(self) -> None:
+        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+            raise X3DSearchError(f"run dir {self.path} already exists and is not empty; continue it with "
+                                 f"`x3dsearch resume {self.path}` or pick another --run-dir")
+
+    # --- config.yaml ----------------------------------------------------------------------------
+    def write_config(self, config: dict[str, Any]) -> None:
+        atomic_write_yaml(self.config, config)
+
+    def read_config(self) -> dict[str, Any]:
+        if not self.path.is_dir():
+            raise X3DSearchError(f"run dir {self.path} does not exist")
+        if not self.config.is_file():
+            raise X3DSearchError(f"{self.path} is not a search run (no {CONFIG_NAME})")
+        data = read_yaml(self.config, error=X3DSearchError)
+        if not isinstance(data, dict) or "space" not in data or "target_gflops" not in data:
+            raise X3DSearchError(f"{self.config} is not a search config")
+        return data
+
+    # --- the run: state.json and the log --------------------------------------------------------
+    def load(self, info: RunInfo) -> Run:
+        """The search's state, to continue it."""
+        return load_state(self.state, info)
+
+    def save(self, run: Run, live_wall_s: float = 0.0, interrupted: bool = False) -> None:
+        """``state.json`` and the log, each atomically; the log's cost includes the live session."""
+        run.cost = run.measure_cost(live_wall_s)
+        save_state(self.state, run, live_wall_s)
+        atomic_write_text(self.log, dump_log(run, interrupted))
+
+    def read_log(self, require_evaluated: bool = True) -> Run:
+        """The run as its log tells it; a run with no evaluated candidate is refused as empty."""
+        raw = read_yaml(self.log, error=RunLogError)
+        run = from_log(raw, self.log, run_dir=self.path)
+        if require_evaluated and not run.evaluated_candidates():
+            raise RunLogError(f"{self.path}: the run is empty: no candidate has been evaluated yet ({run.progress})")
+        return run
+
+    def write_final_model(self, trial: Trial, num_classes: int, target_gflops: float) -> None:
+        save_model_file(self.final_model, trial.factors, num_classes, gflops=trial.gflops, params_m=trial.params_m,
+                        top1=trial.top1, target_gflops=target_gflops, source="x3dsearch expand")
+
+    def lock(self) -> "RunLock":
+        return RunLock(self.path)
+
+    @classmethod
+    def find(cls, path: str | Path) -> "RunDir":
+        """A run directory, or its ``expansion_path.yaml`` given directly, for readers."""
+        path = Path(path)
+        if path.is_file() and path.name == RUN_LOG_NAME:
+            return cls(path.parent)
+        if not path.exists():
+            raise RunLogError(f"{path}: no such directory")
+        if not path.is_dir() or not (path / RUN_LOG_NAME).is_file():
+            raise RunLogError(f"{path} is not a run directory (no {RUN_LOG_NAME})")
+        return cls(path)
+
+
+def load_run(run_dir: str | Path, require_evaluated: bool = True) -> Run:
+    """Parse and validate a run's log; a run with no evaluated candidate is refused as empty."""
+    return RunDir.find(run_dir).read_log(require_evaluated)
+
+
+class RunLock:
+    """One search process per run directory: an exclusive ``flock`` on ``.lock``, taken at once
+    and released on exit (the OS releases it when a killed process dies)."""
+
+    def __init__(self, run_dir: Path):
+        self.fd: int | None = os.open(Path(run_dir) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.release()
+            raise X3DSearchError(f"run dir {run_dir} is in use by another x3dsearch process") from None
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None

@@ -1,0 +1,113 @@
+"""``state.json``: a :class:`Run` whole, so a search continues after ``kill -9``.
+
+Trials are written in full and referred to by name (a step's start, the
+contraction's models, the final model). Only paths relative to the run
+directory appear, so a moved run resumes. Version 1 files (written before the
+trainer's result was kept whole) are read and converted.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import X3DSearchError
+from ..utils.io import atomic_write_json
+from .run import Clock, Contraction, Run, RunInfo, Step, step_trial_name
+from .status import RunStatus, StopReason, TrialStatus
+from .trial import Trial
+
+STATE_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+
+
+def to_state(run: Run, live_wall_s: float = 0.0) -> dict[str, Any]:
+    clock = {"wall_s": run.clock.wall_s + live_wall_s, "flop_count_s": run.clock.flop_count_s,
+             "ray_start_s": run.clock.ray_start_s, "experiments_s": run.clock.experiments_s}
+    contraction = None
+    if run.contraction is not None:
+        c = run.contraction
+        contraction = {"overshoot": c.overshoot.name, "start": c.start.name if c.start else None, "axis": c.axis,
+                       "candidates": [t.to_state() for t in c.candidates], "chosen": c.chosen, "done": c.done}
+    status = run.status if run.status == RunStatus.FINISHED else RunStatus.RUNNING
+    return {"version": STATE_VERSION, "status": str(status),
+            "stop_reason": run.stop_reason.name.lower() if run.stop_reason else None,
+            "stop_detail": run.stop_detail, "sessions": run.sessions, "seed": run.seed_trial.to_state(),
+            "steps": [{"step": s.step, "start": s.start.name, "candidates": [t.to_state() for t in s.candidates],
+                       "chosen": s.chosen, "done": s.done} for s in run.steps],
+            "contraction": contraction, "final": run.final.name if run.final else None, "clock": clock}
+
+
+def save_state(path: Path, run: Run, live_wall_s: float = 0.0) -> None:
+    atomic_write_json(path, to_state(run, live_wall_s))
+
+
+def load_state(path: Path, info: RunInfo) -> Run:
+    try:
+        data = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise X3DSearchError(f"{path.parent} is not a search run (no {path.name})") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise X3DSearchError(f"{path} is unreadable ({exc})") from None
+    if not isinstance(data, dict) or data.get("version") not in READABLE_VERSIONS:
+        version = data.get("version") if isinstance(data, dict) else None
+        raise X3DSearchError(f"{path} has version {version!r}; this x3dsearch reads versions "
+                             f"{', '.join(map(str, READABLE_VERSIONS))}")
+    try:
+        run = from_state(data, info)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise X3DSearchError(f"{path} is malformed ({type(exc).__name__}: {exc})") from None
+    run.run_dir = Path(path).parent
+    return run
+
+
+def from_state(data: dict[str, Any], info: RunInfo) -> Run:
+    legacy = data["version"] == 1
+    seed = Trial.from_state(data["seed"])
+    known = {seed.name: seed}
+
+    def resolve(name: str) -> Trial:
+        if name not in known:
+            raise KeyError(f"unknown trial '{name}'")
+        return known[name]
+
+    steps = []
+    for raw in data["steps"]:
+        candidates = [Trial.from_state(c) for c in raw["candidates"]]
+        if legacy:  # version 1 kept skipped axes apart
+            candidates += [_skipped(raw["step"], s) for s in raw.get("skipped", [])]
+        steps.append(Step(step=raw["step"], start=resolve(raw["start"]), candidates=candidates,
+                          chosen=raw.get("chosen"), done=bool(raw["done"])))
+        known.update((c.name, c) for c in candidates)
+    contraction = None
+    if data.get("contraction"):
+        raw = data["contraction"]
+        candidates = [Trial.from_state(c) for c in raw["candidates"]]
+        overshoot = resolve(raw["overshoot"])
+        start = resolve(raw["start"]) if raw.get("start") else None
+        if legacy:
+            candidates += [_skipped(None, s) for s in raw.get("skipped", [])]
+        contraction = Contraction(overshoot=overshoot, start=start, axis=raw["axis"], candidates=candidates,
+                                  chosen=raw.get("chosen"), done=bool(raw["done"]))
+        known.update((c.name, c) for c in candidates)
+    clock = data.get("cost" if legacy else "clock") or {}
+    reason, detail = _stop(data, legacy)
+    return Run(info=info, seed_trial=seed, steps=steps, contraction=contraction,
+               final=resolve(data["final"]) if data.get("final") else None,
+               status=RunStatus(data["status"]), stop_reason=reason, stop_detail=detail,
+               sessions=int(data.get("sessions", 0)), clock=Clock(**clock))
+
+
+def _skipped(step: int | None, entry: dict[str, str]) -> Trial:
+    name = step_trial_name(step, entry["axis"]) if step is not None else f"contract-{entry['axis']}"
+    return Trial(name=name, axis=entry["axis"], factors=None, gflops=None, status=TrialStatus.SKIPPED,
+                 error=entry["reason"])
+
+
+def _stop(data: dict[str, Any], legacy: bool) -> tuple[StopReason | None, str | None]:
+    text = data.get("stop_reason")
+    if not text:
+        return None, None
+    if legacy:  # version 1 wrote one sentence, only for a search stopped by the space's bounds
+        return StopReason.BOUNDED, text
+    return StopReason[text.upper()], data.get("stop_detail")

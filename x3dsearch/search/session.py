@@ -1,0 +1,147 @@
+"""Opening and closing a search session, for a new search (``expand``) and a resumed one (``resume``).
+
+A session checks its input before it creates anything, takes the run
+directory's lock, sends logs to ``search.log``, starts or joins Ray, records
+the config (new searches) or checks the stored one (resumed searches), runs
+the :class:`~x3dsearch.search.controller.Search` loop, and always lets go of
+Ray and the lock.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from ..budget import Budget, load_budget
+from ..runlog import SEED_TRIAL, Run, RunDir, RunStatus, Trial
+from ..utils.logging import get_logger, setup_logging
+from .cluster import Cluster, place_trials, prepare_ray, route_ray_logs, start_ray, stop_ray
+from .controller import Search
+from .estimate import count_params_m, estimate_gflops
+from .settings import (DataInfo, Resources, SearchSettings, check_choices, check_same, check_target,
+                       default_run_dir, resolve_data_info, run_config, run_info, stored_resources, stored_settings)
+from .trainable import TrialContext
+from .trials import TrialRunner
+
+log = get_logger("search")
+
+
+@dataclass
+class SearchOutcome:
+    run_dir: RunDir
+    run: Run
+    target_gflops: float
+    already_finished: bool = False
+
+    @property
+    def files(self) -> list[Path]:
+        return self.run_dir.files()
+
+
+def expand(settings: SearchSettings, resources: Resources, run_dir: Path | None = None,
+           console: bool = True) -> SearchOutcome:
+    """Start a new search in ``run_dir`` (default ``runs/<date-time>``).
+
+    Every check that can fail (target, options, run dir, budget, address, data, resources)
+    runs before the run directory is created.
+    """
+    check_target(settings.target_gflops, settings.space)
+    check_choices(settings.criterion, settings.contract_axes)
+    folder = RunDir(run_dir if run_dir is not None else default_run_dir())
+    folder.check_new()
+    budget_spec = settings.budget or settings.space.budget
+    load_budget(budget_spec, cuda=False)  # a bad name fails now; "auto" is resolved once trials are placed
+    prepare_ray(resources.address)
+    data = resolve_data_info(settings.data)
+    # The search's clock starts once the data is ready: generating the synthetic dataset on
+    # first use is a one-off cache fill, not search overhead.
+    session_start = time.monotonic()
+    check_target(settings.target_gflops, settings.space, data.num_classes)
+    with _ray(resources) as (cluster, placement):
+        budget = load_budget(budget_spec, cuda=placement[1] > 0)
+        folder.path.mkdir(parents=True, exist_ok=True)
+        with _locked(folder, console):
+            seed = settings.space.seed
+            seed_trial = Trial(name=SEED_TRIAL, axis=None, factors=seed, gflops=estimate_gflops(seed, data.num_classes),
+                               params_m=count_params_m(seed, data.num_classes))
+            folder.write_config(run_config(settings, resources, budget, data))
+            log.info("search in %s: target %g GFLOPs from %s (%.4f GFLOPs), space %s, budget %s, seed %d",
+                     folder.path, settings.target_gflops, seed.short(), seed_trial.gflops, settings.space.name,
+                     budget.name, settings.seed)
+            run = Run(info=run_info(settings, budget, data), seed_trial=seed_trial, run_dir=folder.path)
+            _search(run, folder, settings, resources, budget, data, cluster, placement, session_start)
+    return SearchOutcome(folder, run, settings.target_gflops)
+
+
+def resume(run_dir: Path, settings: SearchSettings | None = None, overrides: dict[str, Any] | None = None,
+           console: bool = True, given: frozenset[str] = frozenset()) -> SearchOutcome:
+    """Continue the search in ``run_dir``.
+
+    ``settings``/``given``: what ``expand --resume`` was called with and which options the
+    user set explicitly; those must agree with the stored run. ``overrides`` may change
+    where trials run (address, cpus_per_trial, gpus_per_trial, max_failures).
+    """
+    folder = RunDir(run_dir)
+    config = folder.read_config()
+    stored = stored_settings(config, str(folder.config))
+    budget = Budget.from_dict(config["budget"])
+    if settings is not None:
+        check_same(folder.path, stored, settings, config, given)
+    data_entry = config["data"]
+    info = run_info(stored, budget, DataInfo(spec=data_entry["spec"], root=Path(data_entry["root"]),
+                                             num_classes=data_entry["num_classes"],
+                                             train_videos=data_entry["train_videos"],
+                                             val_videos=data_entry["val_videos"]))
+    run = folder.load(info)
+    if run.status == RunStatus.FINISHED:
+        return SearchOutcome(folder, run, stored.target_gflops, already_finished=True)
+    resources = stored_resources(config, overrides)
+    with _locked(folder, console):
+        prepare_ray(resources.address)
+        data = resolve_data_info(stored.data)
+        session_start = time.monotonic()  # as in expand: after the data is ready
+        with _ray(resources) as (cluster, placement):
+            log.info("resuming the search in %s (session %d): %d steps so far", folder.path, run.sessions + 1,
+                     len(run.steps))
+            _search(run, folder, stored, resources, budget, data, cluster, placement, session_start)
+    return SearchOutcome(folder, run, stored.target_gflops)
+
+
+@contextmanager
+def _ray(resources: Resources) -> Iterator[tuple[Cluster, tuple[float, float]]]:
+    cluster = start_ray(resources.address)
+    try:
+        yield cluster, place_trials(cluster, resources.cpus_per_trial, resources.gpus_per_trial)
+    finally:
+        stop_ray(cluster)
+
+
+@contextmanager
+def _locked(folder: RunDir, console: bool) -> Iterator[None]:
+    """The run directory's lock (one process per run), and the logs sent to its ``search.log``."""
+    lock = folder.lock()
+    try:
+        setup_logging(folder.search_log, console=console)
+        route_ray_logs(folder.search_log)
+        yield
+    finally:
+        lock.release()
+
+
+def _search(run: Run, folder: RunDir, settings: SearchSettings, resources: Resources, budget: Budget,
+            data: DataInfo, cluster: Cluster, placement: tuple[float, float], session_start: float) -> None:
+    cpus_per_trial, gpus_per_trial = placement
+    run.clock.ray_start_s += cluster.start_s
+    ctx = TrialContext(data=str(data.root), budget=budget.to_dict(), threads=max(1, int(cpus_per_trial)),
+                       device="cuda" if gpus_per_trial > 0 else "cpu")
+    trials = TrialRunner(folder, cluster, placement, explicit_cpus=resources.cpus_per_trial is not None,
+                         max_failures=resources.max_failures, ctx=ctx, clock=run.clock,
+                         save=lambda: folder.save(run, time.monotonic() - session_start), history=run.trials())
+    log.info("Ray %s: %g CPUs, %g GPUs (%.1f s)", f"cluster at {cluster.address}" if cluster.address
+             else "started locally", cluster.cpus, cluster.gpus, cluster.start_s)
+    log.info("trials: %g CPU, %g GPU each, up to %d at once; budget %s; data %s (%d classes, %d train / %d val)",
+             cpus_per_trial, gpus_per_trial, trials.eta.slots, budget.name, data.root, data.num_classes,
+             data.train_videos, data.val_videos)
+    Search(run, folder, settings, data, trials, session_start).run()

@@ -1,0 +1,173 @@
+"""What a search is (settings a resume must not change) and where it runs (resources that may).
+
+Also every check that can refuse a search before anything starts, the record
+of both in ``config.yaml``, and the check that a resume asks for the same
+search as the one stored.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import platform
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from ..budget import Budget, load_budget
+from ..data import class_names, load_split, resolve_data
+from ..errors import ConfigError, X3DSearchError
+from ..runlog import RunInfo
+from .estimate import estimate_gflops
+from .space import CONTRACTIONS, CRITERIA, SearchSpace
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """Everything that determines a search's result; a resume must not change any of it."""
+
+    target_gflops: float
+    space: SearchSpace
+    data: str = "synthetic"
+    budget: str | None = None     # None: the space's budget
+    seed: int = 0
+    criterion: str | None = None  # None: the space's selection rule
+    contract_axes: str | None = None  # None: the space's contraction rule
+
+    @property
+    def selection(self) -> str:
+        return self.criterion or self.space.selection
+
+    @property
+    def contraction(self) -> str:
+        return self.contract_axes or self.space.contraction
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Where trials run; free to change between sessions."""
+
+    address: str | None = None
+    cpus_per_trial: float | None = None
+    gpus_per_trial: float | None = None
+    max_failures: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"address": self.address, "cpus_per_trial": self.cpus_per_trial,
+                "gpus_per_trial": self.gpus_per_trial, "max_failures": self.max_failures}
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    spec: str
+    root: Path
+    num_classes: int
+    train_videos: int
+    val_videos: int
+
+    def log_entry(self) -> dict[str, Any]:
+        return {"root": self.spec if self.spec == "synthetic" else str(self.root), "num_classes": self.num_classes,
+                "train_videos": self.train_videos, "val_videos": self.val_videos}
+
+
+def resolve_data_info(spec: str) -> DataInfo:
+    root = resolve_data(spec)
+    return DataInfo(spec=spec, root=root, num_classes=len(class_names(root)),
+                    train_videos=len(load_split(root, "train")), val_videos=len(load_split(root, "val")))
+
+
+# --- input checks ------------------------------------------------------------------------------
+def check_target(target: float, space: SearchSpace, num_classes: int = 1) -> None:
+    """A target at or below zero, or below the seed, is refused before anything starts.
+
+    Called once before the data is read (with the fewest classes, a lower bound) and again
+    with the dataset's class count, which sets the classifier's share of the GFLOPs.
+    """
+    if not (isinstance(target, (int, float)) and math.isfinite(target) and target > 0):
+        raise ConfigError(f"--target-gflops must be a positive number, got {target!r}")
+    seed_gflops = estimate_gflops(space.seed, num_classes)
+    if target < seed_gflops:
+        at_least = " at least" if num_classes == 1 else ""
+        raise ConfigError(f"--target-gflops {target:g} is below the seed's{at_least} {seed_gflops:.4f} GFLOPs "
+                          f"({space.seed.short()}); nothing to search")
+
+
+def check_choices(criterion: str | None, contract_axes: str | None) -> None:
+    if criterion is not None and criterion not in CRITERIA:
+        raise ConfigError(f"--criterion must be one of {', '.join(CRITERIA)}, got '{criterion}'")
+    if contract_axes is not None and contract_axes not in CONTRACTIONS:
+        raise ConfigError(f"--contract-axes must be one of {', '.join(CONTRACTIONS)}, got '{contract_axes}'")
+
+
+def default_run_dir() -> Path:
+    return Path("runs") / _dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+
+
+# --- config.yaml ----------------------------------------------------------------------------
+def versions() -> dict[str, str]:
+    import ray  # imported by the session already (after its environment was set)
+    import torch  # imported by the trainer's modules already
+
+    out = {"x3dsearch": __version__, "python": platform.python_version(), "torch": str(torch.__version__),
+           "ray": str(ray.__version__)}
+    for name in ("fvcore", "decord", "numpy"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def run_config(settings: SearchSettings, resources: Resources, budget: Budget, data: DataInfo) -> dict[str, Any]:
+    return {"x3dsearch": __version__, "created": _dt.datetime.now().isoformat(timespec="seconds"),
+            "target_gflops": settings.target_gflops,
+            "data": {"spec": data.spec, **data.log_entry(), "root": str(data.root)},
+            "budget": budget.to_dict(), "space": settings.space.to_dict(), "seed": settings.seed,
+            "criterion": settings.selection, "contract_axes": settings.contraction,
+            "resources": resources.to_dict(), "versions": versions()}
+
+
+def run_info(settings: SearchSettings, budget: Budget, data: DataInfo) -> RunInfo:
+    """What the run log says about the run besides its state."""
+    return RunInfo(target_gflops=settings.target_gflops, seed=settings.seed, space=settings.space.name,
+                   budget=budget.name, data=data.log_entry())
+
+
+def stored_settings(config: dict[str, Any], label: str) -> SearchSettings:
+    """The settings a run was started with, from its ``config.yaml``."""
+    space = SearchSpace.from_dict(config["space"], label=f"{label} space")
+    return SearchSettings(target_gflops=float(config["target_gflops"]), space=space, data=config["data"]["spec"],
+                          budget=None, seed=int(config["seed"]), criterion=config["criterion"],
+                          contract_axes=config["contract_axes"])
+
+
+def stored_resources(config: dict[str, Any], overrides: dict[str, Any] | None) -> Resources:
+    res = {**config.get("resources", {}), **(overrides or {})}
+    return Resources(address=res.get("address"), cpus_per_trial=res.get("cpus_per_trial"),
+                     gpus_per_trial=res.get("gpus_per_trial"), max_failures=int(res.get("max_failures", 1)))
+
+
+def check_same(run_dir: Path, stored: SearchSettings, given_settings: SearchSettings, config: dict[str, Any],
+               given: frozenset[str]) -> None:
+    """``expand --resume`` with options that would make it another search is refused."""
+    def refuse(what: str, old: Any, new: Any) -> X3DSearchError:
+        return X3DSearchError(f"refusing to resume {run_dir}: it searches with {what} {old}, not {new} "
+                              f"(start a new --run-dir for another search)")
+
+    if "target_gflops" in given and not math.isclose(given_settings.target_gflops, stored.target_gflops):
+        raise refuse("target", f"{stored.target_gflops:g} GFLOPs", f"{given_settings.target_gflops:g}")
+    if "space" in given and given_settings.space.to_dict() != stored.space.to_dict():
+        raise refuse("space", f"'{stored.space.name}'", f"'{given_settings.space.name}' (another space)")
+    if "seed" in given and given_settings.seed != stored.seed:
+        raise refuse("seed", stored.seed, given_settings.seed)
+    if "data" in given and given_settings.data != stored.data:
+        raise refuse("data", stored.data, given_settings.data)
+    if "criterion" in given and given_settings.selection != stored.selection:
+        raise refuse("criterion", stored.selection, given_settings.selection)
+    if "contract_axes" in given and given_settings.contraction != stored.contraction:
+        raise refuse("--contract-axes", stored.contraction, given_settings.contraction)
+    if "budget" in given and given_settings.budget is not None:
+        budget = load_budget(given_settings.budget)
+        if budget.name != config["budget"].get("name"):
+            raise refuse("budget", config["budget"].get("name"), budget.name)

@@ -1,0 +1,211 @@
+"""Ray Tune execution of trials: the trainable, and one Tune experiment per batch of trials.
+
+Each trial calls :func:`x3dsearch.train.train_and_evaluate` with a stable
+``out_dir`` under the run directory. The trainer resumes from its own
+checkpoint there and returns the stored result of a finished folder, which is
+what makes a search resumable after ``kill -9``: a new experiment simply runs
+the unfinished trials again. Every epoch is also reported to Tune with that
+checkpoint, and a trial retried by ``FailureConfig`` on a node that lacks the
+file starts from Tune's copy. On a multi-node cluster the run directory must be
+on a filesystem every node sees.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..budget import Budget
+from ..factors import Factors
+from ..train.checkpoint import CHECKPOINT_NAME
+from ..status import TrialStatus
+from ..train.result import TrainResult
+from ..train.trainer import train_and_evaluate
+from .cluster import one_line
+
+#: Keys the trial function adds to what it reports.
+FINAL = "x3d_final"
+SESSION_START = "x3d_session_start"
+SESSION_END = "x3d_session_end"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One trial to train: a Tune grid point (plain values, so Tune can store it)."""
+
+    name: str
+    factors: dict[str, Any]
+    out_dir: str  # absolute on this run
+    seed: int
+
+
+@dataclass(frozen=True)
+class TrialContext:
+    """What every trial of an experiment shares."""
+
+    data: str
+    budget: dict[str, Any]
+    threads: int
+    device: str
+
+
+class TrialListener(Protocol):
+    """Hears a trial's life as Tune reports it (on the driver, while the experiment runs)."""
+
+    def started(self, name: str) -> None: ...
+
+    def progressed(self, name: str, fraction: float | None) -> None: ...
+
+    def finished(self, name: str, result: TrainResult | None, error: str | None,
+                 session: list[float] | None) -> None: ...
+
+
+# --- the trial function (runs in a Ray worker) -------------------------------------------------
+def warm_worker() -> None:
+    """Setup hook of the workers of a local cluster: Ray starts them ahead of need, so the
+    trainer's imports (torch, ~2 s) happen while they idle instead of when each step's trials
+    start. Joined clusters are left as they are (their nodes may hold many idle workers)."""
+    import x3dsearch.train.trainer  # noqa: F401
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def train_trial(config: dict[str, Any]) -> None:
+    """Tune function trainable: train one trial, report every epoch with its checkpoint."""
+    from ray import tune  # in the worker: Ray is imported by then, and the driver sets its environment first
+
+    job, ctx = Job(**config["job"]), TrialContext(**config["ctx"])
+    out_dir = Path(job.out_dir)
+    started = time.time()
+    restored = tune.get_checkpoint()
+    if restored is not None and not (out_dir / CHECKPOINT_NAME).is_file():
+        with restored.as_directory() as folder:
+            if (Path(folder) / CHECKPOINT_NAME).is_file():
+                out_dir.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(Path(folder) / CHECKPOINT_NAME, out_dir / CHECKPOINT_NAME)
+
+    def report(metrics: dict, directory: Path) -> None:
+        checkpoint_file = Path(directory) / CHECKPOINT_NAME
+        # "done" would make Tune stop the trial before the final report; status/error come last.
+        payload = {k: v for k, v in metrics.items() if k not in ("status", "error", "done")}
+        payload[SESSION_START] = started
+        if not checkpoint_file.is_file():
+            tune.report(payload)
+            return
+        with tempfile.TemporaryDirectory(prefix="x3d-ckpt-", dir=out_dir) as tmp:
+            _link_or_copy(checkpoint_file, Path(tmp) / CHECKPOINT_NAME)
+            tune.report(payload, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+    try:
+        result = train_and_evaluate(Factors.from_dict(job.factors), ctx.data, Budget.from_dict(ctx.budget), job.seed,
+                                    out_dir, resume=True, report=report, threads=ctx.threads, device=ctx.device,
+                                    progress=False)
+    except Exception as exc:
+        tune.report({FINAL: True, "status": str(TrialStatus.FAILED), "error": one_line(exc), SESSION_START: started,
+                     SESSION_END: time.time()})
+        raise
+    tune.report({FINAL: True, **result.to_dict(), SESSION_START: started, SESSION_END: time.time()})
+    if result.status == TrialStatus.FAILED:
+        # Raise so FailureConfig retries it (a crash may be transient); the trainer trains a stored
+        # failure again.
+        raise RuntimeError(result.error or "training failed")
+
+
+# --- what Tune says about a trial --------------------------------------------------------------
+def _ending(metrics: dict[str, Any] | None, error: str | None,
+            ) -> tuple[TrainResult | None, str | None, list[float] | None]:
+    """The trainer's result (as it returned it), the error, and the [start, end] of the training call."""
+    metrics = metrics or {}
+    session = None
+    if SESSION_START in metrics:
+        session = [float(metrics[SESSION_START]), float(metrics.get(SESSION_END) or metrics.get("timestamp")
+                                                        or time.time())]
+    if not metrics.get(FINAL):
+        return None, error or "the trial ended without a result", session
+    result = TrainResult.from_dict({"status": TrialStatus.FAILED, **metrics})
+    if error is not None and result.status == TrialStatus.OK:  # Tune saw the trial raise after its report
+        result.status = TrialStatus.FAILED
+    if result.status != TrialStatus.OK:
+        result.error = result.error or error
+    return result, result.error, session
+
+
+def _error_text(exc: BaseException | None) -> str | None:
+    if exc is None:
+        return None
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, BaseException):
+        return one_line(cause)
+    name = type(exc).__name__
+    if "ActorDied" in name or "ActorError" in name:
+        return "the trial process died (killed for memory, or crashed)"
+    return one_line(exc)
+
+
+def _pickled_error(trial: Any) -> str | None:
+    path = getattr(trial, "pickled_error_file", None)
+    if not path or not Path(path).is_file():
+        return None
+    try:
+        import ray.cloudpickle as cloudpickle  # the driver has imported Ray by now
+
+        with open(path, "rb") as f:
+            return _error_text(cloudpickle.load(f))
+    except Exception:  # noqa: BLE001 - an unreadable error file only loses detail
+        return None
+
+
+def _trial_name(trial: Any) -> str:
+    return trial.config["job"]["name"]
+
+
+def run_experiment(name: str, jobs: list[Job], ctx: TrialContext, storage: Path, cpus_per_trial: float,
+                   gpus_per_trial: float, max_failures: int, listener: TrialListener) -> None:
+    """Run ``jobs`` as one Tune experiment; ``listener`` hears each trial start, progress and finish."""
+    from ray import tune  # the session imported Ray after setting its environment
+
+    finished: set[str] = set()
+
+    def finish(job_name: str, metrics: dict[str, Any] | None, error: str | None) -> None:
+        finished.add(job_name)
+        listener.finished(job_name, *_ending(metrics, error))
+
+    class _Events(tune.Callback):
+        def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            listener.started(_trial_name(trial))
+
+        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+            if not result.get(FINAL):
+                progress = result.get("progress")
+                listener.progressed(_trial_name(trial), progress if isinstance(progress, float) else None)
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            finish(_trial_name(trial), trial.last_result, None)
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            error = (trial.last_result or {}).get("error") or _pickled_error(trial) or \
+                "the trial crashed (see search.log)"
+            finish(_trial_name(trial), trial.last_result, error)
+
+    trainable = tune.with_resources(train_trial, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
+    config = {"ctx": asdict(ctx), "job": tune.grid_search([asdict(job) for job in jobs])}
+    tuner = tune.Tuner(
+        trainable, param_space=config,
+        tune_config=tune.TuneConfig(reuse_actors=True, trial_name_creator=_trial_name,
+                                    trial_dirname_creator=_trial_name),
+        run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=0, callbacks=[_Events()],
+                                  failure_config=tune.FailureConfig(max_failures=max_failures),
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+    for result in tuner.fit():  # anything the callbacks missed
+        job_name = result.config["job"]["name"]
+        if job_name not in finished:
+            finish(job_name, result.metrics, _error_text(result.error))

@@ -1,0 +1,135 @@
+"""Running one batch of trials (a step's candidates, a contraction) and keeping their records.
+
+:class:`TrialRunner` hands the unfinished trials to Ray Tune as one experiment,
+hears each trial start, progress and finish, stores the trainer's result in
+the trial record as it is, saves the run after every change, and keeps the
+live table and the search's ETA up to date.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Callable
+
+from ..runlog import Clock, RunDir, Trial, TrialStatus
+from ..train.result import TrainResult
+from ..utils.logging import get_logger
+from .cluster import Cluster
+from .progress import EtaModel, LiveTable, Row
+from .trainable import Job, TrialContext, run_experiment
+
+log = get_logger("search")
+
+
+class TrialRunner:
+    """Trains trials on the session's cluster; one instance per search session."""
+
+    def __init__(self, run_dir: RunDir, cluster: Cluster, placement: tuple[float, float], explicit_cpus: bool,
+                 max_failures: int, ctx: TrialContext, clock: Clock, save: Callable[[], None],
+                 history: list[Trial]):
+        self.run_dir = run_dir
+        self.cluster = cluster
+        self.cpus_per_trial, self.gpus_per_trial = placement
+        self.explicit_cpus = explicit_cpus
+        self.max_failures = max_failures
+        self.ctx = ctx
+        self.clock = clock
+        self.save = save
+        self.eta = EtaModel(cluster.slots(*placement))
+        for trial in history:
+            if trial.finished and trial.wall_time_s:
+                self.eta.add(trial.gflops, trial.wall_time_s)
+        self.future: Callable[[], list[float]] = lambda: []
+        self._batch: dict[str, Trial] = {}
+        self._running_since: dict[str, float] = {}
+        self._table: LiveTable | None = None
+
+    def run(self, experiment: str, title: str, trials: list[Trial], start: Trial, seed: int) -> None:
+        """Train every trial that has no final result yet (failed ones are retried)."""
+        todo = [t for t in trials if t.status not in (TrialStatus.OK, TrialStatus.DIVERGED)]
+        for t in todo:
+            t.status = TrialStatus.PENDING
+        self._batch = {t.name: t for t in trials}
+        rows = [Row(t.name, t.axis or t.name, t.factors.short(), t.gflops,
+                    t.gflops / start.gflops if t.axis else None, str(t.status), t.top1) for t in trials]
+        self._table = LiveTable(title, rows, self._eta)
+        if todo:
+            jobs = [Job(t.name, t.factors.to_dict(), str(self.run_dir.trial_dir(t.name).resolve()), seed)
+                    for t in todo]
+            cpus = self._trial_cpus(len(trials))
+            ctx = dataclasses.replace(self.ctx, threads=max(1, int(cpus)))
+            started = time.monotonic()
+            try:
+                run_experiment(self._experiment_name(experiment), jobs, ctx, self.run_dir.trials.resolve(), cpus,
+                               self.gpus_per_trial, self.max_failures, self)
+            finally:
+                self.clock.experiments_s += time.monotonic() - started
+            for t in todo:
+                if not t.finished:  # Tune reported nothing at all for it
+                    t.status, t.error = TrialStatus.FAILED, t.error or "the trial never reported"
+        self._table.close()
+        self.save()
+
+    def _trial_cpus(self, trials: int) -> float:
+        """CPUs per trial for an experiment of ``trials`` trials: on CPU-only runs without an
+        explicit --cpus-per-trial, an experiment too small to fill the cluster (a contraction)
+        spreads it over its trials. It depends on the experiment's size, not on how many trials
+        are left, so a resumed trial keeps its thread count."""
+        cpus = self.cpus_per_trial
+        if not self.explicit_cpus and self.gpus_per_trial == 0 and trials < self.eta.slots:
+            cpus = max(cpus, math.floor(self.cluster.cpus / trials))
+        return cpus
+
+    def _experiment_name(self, base: str) -> str:
+        storage = self.run_dir.trials
+        if not (storage / base).exists():
+            return base
+        attempt = 2
+        while (storage / f"{base}-attempt{attempt}").exists():
+            attempt += 1
+        return f"{base}-attempt{attempt}"
+
+    # --- what Tune tells (TrialListener) --------------------------------------------------------
+    def started(self, name: str) -> None:
+        trial = self._batch.get(name)
+        if trial is None:
+            return
+        trial.status = TrialStatus.RUNNING
+        self._running_since[name] = time.monotonic()
+        self.save()
+        self._table.update(name, str(TrialStatus.RUNNING))
+
+    def progressed(self, name: str, fraction: float | None) -> None:
+        if name in self._batch:
+            self._table.update(name, str(TrialStatus.RUNNING),
+                               detail=f"{100 * fraction:.0f}%" if fraction is not None else "")
+
+    def finished(self, name: str, result: TrainResult | None, error: str | None,
+                 session: list[float] | None) -> None:
+        trial = self._batch.get(name)
+        if trial is None:
+            return
+        trial.result = result
+        trial.status = TrialStatus(result.status) if result is not None else TrialStatus.FAILED
+        trial.error = error if trial.status != TrialStatus.OK else None
+        if result is not None and result.gflops and abs(result.gflops - trial.gflops) > 1e-6 * trial.gflops:
+            log.warning("%s: fvcore counts %.6f GFLOPs, the closed-form count %.6f; recording fvcore's",
+                        name, result.gflops, trial.gflops)
+            trial.gflops = float(result.gflops)
+        if result is not None and result.params_m:
+            trial.params_m = float(result.params_m)
+        if session:
+            trial.sessions.append(session)
+        if trial.evaluated:
+            self.eta.add(trial.gflops, trial.wall_time_s)
+        self._running_since.pop(name, None)
+        self.save()
+        self._table.update(name, str(trial.status), trial.top1, error=trial.error)
+
+    def _eta(self) -> float | None:
+        now = time.monotonic()
+        pending = [t.gflops for t in self._batch.values() if t.status == TrialStatus.PENDING]
+        running = [(t.gflops, now - self._running_since.get(t.name, now)) for t in self._batch.values()
+                   if t.status == TrialStatus.RUNNING]
+        return self.eta.eta(pending + self.future(), running)
