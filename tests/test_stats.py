@@ -1,0 +1,59 @@
+"""Bootstrap intervals and rank correlations on constructed data with known answers."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from x3dsearch.stats import bootstrap, kendall, ranks, spearman
+
+
+def test_identical_outcomes_give_a_zero_interval_that_is_not_significant():
+    a = np.array([1.0, 0.0, 1.0, 1.0, 0.0, 1.0])
+    interval = bootstrap(a - a, seed=0)
+    assert (interval.value, interval.low, interval.high) == (0.0, 0.0, 0.0)
+    assert not interval.excludes_zero
+
+
+def test_a_constant_difference_is_exact_and_significant():
+    interval = bootstrap(np.full(40, 2.5), seed=3)
+    assert interval.low == interval.high == interval.value == 2.5 and interval.excludes_zero
+
+
+def test_interval_width_matches_the_normal_theory_for_a_known_spread():
+    """Paired differences N(1, 4) over 400 videos: the 90% interval is 1 +- 1.645 x 2 / 20 = [0.84, 1.16]."""
+    diffs = np.random.default_rng(7).normal(1.0, 2.0, 400)
+    interval = bootstrap(diffs, seed=0)
+    half = 1.645 * diffs.std(ddof=1) / math.sqrt(len(diffs))
+    assert interval.value == pytest.approx(diffs.mean())
+    assert interval.low == pytest.approx(diffs.mean() - half, abs=0.03)
+    assert interval.high == pytest.approx(diffs.mean() + half, abs=0.03)
+
+
+def test_resampling_seeds_widens_the_interval_when_repeats_disagree():
+    """Two repeats that agree video by video but differ by a constant: resampling repeats adds that spread."""
+    base = np.random.default_rng(1).normal(0.0, 1.0, 200)
+    agree = bootstrap(np.vstack([base, base]), seed=0)
+    differ = bootstrap(np.vstack([base - 1.5, base + 1.5]), seed=0)
+    assert differ.high - differ.low > 2 * (agree.high - agree.low)
+
+
+def test_the_interval_is_deterministic_for_a_seed():
+    values = np.random.default_rng(2).random((3, 50))
+    assert bootstrap(values, seed=(0, 4)) == bootstrap(values, seed=(0, 4))
+    assert bootstrap(values, seed=(0, 4)) != bootstrap(values, seed=(0, 5))
+
+
+def test_ranks_share_ties():
+    assert list(ranks([10, 30, 20, 20])) == [1.0, 4.0, 2.5, 2.5]
+
+
+def test_rank_correlations_on_hand_worked_examples():
+    assert spearman([1, 2, 3, 4, 5], [2, 4, 6, 8, 10]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3, 4, 5], [5, 4, 3, 2, 1]) == pytest.approx(-1.0)
+    # d = ranks differ by (0, 0, 1, -1, 0): rho = 1 - 6 x 2 / (5 x 24) = 0.9
+    assert spearman([1, 2, 3, 4, 5], [1, 2, 4, 3, 5]) == pytest.approx(0.9)
+    # one swapped pair of 10: tau = (9 - 1) / 10 = 0.8
+    assert kendall([1, 2, 3, 4, 5], [1, 2, 4, 3, 5]) == pytest.approx(0.8)
+    assert math.isnan(spearman([1, 1, 1], [1, 2, 3])) and math.isnan(kendall([1, 1, 1], [1, 2, 3]))
