@@ -96,3 +96,14 @@ def test_more_gpus_per_trial_than_the_cluster_has_is_refused_before_the_run_star
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     assert proc.stderr == f"x3dsearch: error: --gpus-per-trial 64 is more than the cluster's {gpus} GPUs\n"
     assert not (tmp_path / "run").exists()
+
+
+def test_a_trial_that_cannot_see_the_data_says_so_in_one_line(tmp_path: Path):
+    from x3dsearch.errors import X3DSearchError
+    from x3dsearch.search.trainable import check_visible
+
+    check_visible(str(tmp_path), tmp_path)  # both visible: nothing to say
+    with pytest.raises(X3DSearchError) as info:
+        check_visible(str(tmp_path / "on-the-head-node-only"), tmp_path)
+    message = str(info.value)
+    assert "is not visible on node" in message and "every node sees" in message and "\n" not in message

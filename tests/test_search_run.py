@@ -89,10 +89,11 @@ def _path(log: dict) -> dict:
 def test_whole_search_writes_every_key(reference_run, tiny_dataset: Path):
     run_dir, proc = reference_run
     log = _load(run_dir)
-    assert set(log) == {"target_gflops", "seed", "space", "budget", "data", "status", "steps", "contraction",
-                        "final", "cost"}
+    assert set(log) == {"target_gflops", "seed", "space", "budget", "data", "status", "stop_reason", "stop_detail",
+                        "steps", "contraction", "final", "cost"}
     assert (log["target_gflops"], log["seed"], log["space"], log["budget"], log["status"]) == \
         (0.06, 0, "x3d", "smoke-ckpt", "finished")
+    assert log["stop_reason"] == "target reached" and "reached the 0.06 GFLOPs target" in log["stop_detail"]
     assert log["data"] == {"root": str(tiny_dataset), "num_classes": 3, "train_videos": 9, "val_videos": 3}
     assert len(log["steps"]) == 2
     previous = None
@@ -322,7 +323,7 @@ def test_a_step_where_every_candidate_fails_stops_and_resume_retries(tiny_datase
     assert last.startswith("x3dsearch: error: every candidate of step 1 failed") and "x3dsearch resume" in last
     state = json.loads((run_dir / "state.json").read_text())
     assert state["seed"]["status"] == "ok" and state["steps"][0]["candidates"][0]["status"] == "failed"
-    assert _load(run_dir)["status"] == "interrupted"
+    assert _load(run_dir)["status"] == "interrupted" and _load(run_dir)["stop_reason"] == "every candidate failed"
 
     (run_dir / "candidates" / "s01-x-spatial").unlink()  # the cause is fixed
     with open(run_dir / ".lock", "w") as held:  # as if another search process were running it
@@ -334,7 +335,7 @@ def test_a_step_where_every_candidate_fails_stops_and_resume_retries(tiny_datase
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     log = _load(run_dir)
     assert log["status"] == "finished" and log["steps"][0]["chosen"] == "x-spatial"
-    assert log["steps"][0]["candidates"][0]["status"] == "ok"
+    assert log["steps"][0]["candidates"][0]["status"] == "ok" and log["stop_reason"] != "every candidate failed"
     seed_log = (run_dir / "candidates" / "seed" / "train.log").read_text()
     assert seed_log.count("fresh start") == 1 and "resuming" not in seed_log  # the seed was not retrained
 
@@ -368,3 +369,53 @@ def test_contraction_along_every_axis_with_gain_per_gflop(tiny_dataset: Path, tm
     log = _load(run_dir)
     assert log["contraction"]["axis"] == kept["axis"] and log["final"]["factors"] == kept["factors"]
     assert log["final"]["gflops"] <= 0.03
+
+
+def test_a_search_stopped_by_the_space_bounds_says_so(tiny_dataset: Path, tmp_path: Path):
+    """One crop step is all the space allows (depth is at its bound from the start): after step 1 the
+    search stops short of the target, and the log and show say why."""
+    data = yaml.safe_load(DEFAULT_SPACE.read_text())
+    seed = data["seed"]
+    data["axes"] = {"x-spatial": {"factor": "crop", "step": 8, "max": 160},
+                    "x-depth": {"factor": "depth", "step": 0.1, "max": seed["depth"]}}
+    space = tmp_path / "bounded.yaml"
+    space.write_text(yaml.safe_dump(data, sort_keys=False))
+    run_dir = tmp_path / "run"
+    proc = run_cli("expand", "--target-gflops", "0.06", "--data", str(tiny_dataset), "--budget", "smoke",
+                   "--space", str(space), "--run-dir", str(run_dir))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = _load(run_dir)
+    assert [s["chosen"] for s in log["steps"]] == ["x-spatial"] and log["final"]["gflops"] < 0.06
+    assert log["stop_reason"] == "every axis bounded" and "bounds of the space reached" in log["stop_detail"]
+    assert "stopped: every axis bounded" in run_cli("show", str(run_dir)).stdout
+
+
+def test_relative_data_and_run_dir_work_and_resume_from_another_directory(tiny_dataset: Path, tmp_path: Path):
+    """Paths are the caller's: trials run in other directories, and a resume may start anywhere."""
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    here.mkdir()
+    elsewhere.mkdir()
+    shutil.copytree(tiny_dataset, here / "mydata")
+    space = _space_file(tmp_path, ("x-spatial", "x-depth"))
+    proc = subprocess.Popen([str(X3DSEARCH), "expand", "--target-gflops", "0.04", "--data", "./mydata",
+                             "--run-dir", "rel-run", "--budget", "smoke", "--space", str(space)], cwd=here,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(), start_new_session=True)
+    run_dir = here / "rel-run"
+    try:
+        deadline = time.monotonic() + 240
+        while not [d for d in _trial_dirs(run_dir, "") if (d / "result.json").is_file()]:
+            assert proc.poll() is None, "the search ended before it could be interrupted"
+            assert time.monotonic() < deadline, "no trial finished"
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    results = [json.loads((d / "result.json").read_text()) for d in _trial_dirs(run_dir, "")
+               if (d / "result.json").is_file()]
+    assert results and all(r["status"] == "ok" for r in results)  # a trial found ./mydata
+    resumed = subprocess.run([str(X3DSEARCH), "resume", "../here/rel-run"], cwd=elsewhere, capture_output=True,
+                             text=True, timeout=240, env=_env())
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    log = _load(run_dir)
+    assert log["status"] == "finished" and log["data"]["root"] == str((here / "mydata").resolve())
+    assert all(c["status"] == "ok" for s in log["steps"] for c in s["candidates"])

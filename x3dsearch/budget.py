@@ -17,6 +17,8 @@ from .utils.io import read_yaml
 
 BUDGET_DIR = Path(__file__).parent / "budgets"
 PRESET_NAMES = ("smoke", "quick", "standard", "paper")
+#: Every name ``--budget`` takes besides a file.
+BUDGET_NAMES = ("auto", *PRESET_NAMES)
 
 
 @dataclass(frozen=True)

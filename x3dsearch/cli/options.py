@@ -3,8 +3,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..budget import BUDGET_NAMES
 from ..errors import ConfigError
 from ..factors import Factors, preset
+
+
+def user_path(text: str | Path) -> Path:
+    """A path the user gave, made absolute against where they stand: trials and resumed runs work
+    in other directories, and a stored path must mean the same file there."""
+    return Path(text).expanduser().resolve()
+
+
+def data_spec(text: str) -> str:
+    """``synthetic`` as it is; a dataset folder as an absolute path."""
+    return text if text.strip() == "synthetic" else str(user_path(text))
+
+
+def budget_spec(text: str) -> str:
+    """A shipped budget's name (or a file that does not exist, for the error) as it is; a budget file as
+    an absolute path."""
+    return text if text in BUDGET_NAMES or not Path(text).expanduser().is_file() else str(user_path(text))
 
 
 def resolve_factors(preset_name: str | None, factors_text: str | None, model_file: str | None = None,
@@ -24,3 +42,15 @@ def resolve_factors(preset_name: str | None, factors_text: str | None, model_fil
     if crop is not None:
         factors = factors.replace(crop=crop)
     return factors
+
+
+def split_models(text: str) -> list[str]:
+    """``x2d,frames=4,stride=12,...,depth=2.2,run/final_model.yaml`` -> three models: consecutive
+    ``name=value`` items are one factor string."""
+    models: list[str] = []
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        if "=" in item and models and "=" in models[-1]:
+            models[-1] += "," + item
+        else:
+            models.append(item)
+    return models

@@ -11,7 +11,7 @@ CONTRACT_AXES = ("own", "all")
 _WHERE = ("address", "cpus_per_trial", "gpus_per_trial", "max_failures")
 
 
-def _resource_options(fn: Any) -> Any:
+def resource_options(fn: Any) -> Any:
     fn = click.option("--max-failures", type=click.IntRange(min=0), default=1, show_default=True,
                       help="Retries of a crashed trial (Ray Tune FailureConfig).")(fn)
     fn = click.option("--gpus-per-trial", type=click.FloatRange(min=0), metavar="N",
@@ -55,8 +55,6 @@ def _print(outcome: Any) -> None:
         final, target = run.final, outcome.target_gflops
         click.echo(f"the final model is {final.gflops:.4f} GFLOPs = {100 * final.gflops / target:.1f}% of the "
                    f"{target:g} GFLOPs target ({target - final.gflops:.4f} under)")
-    if run.stop_detail:
-        click.echo(f"stopped early: {run.stop_detail}")
     click.echo("")
     click.echo("files:")
     for path in outcome.files:
@@ -74,7 +72,7 @@ def _print(outcome: Any) -> None:
 @click.option("--run-dir", type=click.Path(path_type=Path), metavar="DIR",
               help="Where the run lives [default: runs/<date-time>].")
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of every training.")
-@_resource_options
+@resource_options
 @click.option("--criterion", type=click.Choice(CRITERIA),
               help="Selection: best top-1 (ties to lower GFLOPs) or top-1 gained per added GFLOP "
                    "[default: the space's, top1].")
@@ -95,14 +93,17 @@ def expand(ctx: click.Context, target_gflops: float | None, data: str, budget: s
     """
     from ..errors import X3DSearchError
     from ..search import Resources, SearchSettings, expand as run_expand, load_space, resume as run_resume
+    from .options import budget_spec, data_spec, user_path
 
+    data, budget = data_spec(data), budget and budget_spec(budget)
+    run_dir, resume_dir = run_dir and user_path(run_dir), resume_dir and user_path(resume_dir)
     if target_gflops is not None and not target_gflops > 0:
         raise X3DSearchError(f"--target-gflops must be positive, got {target_gflops:g}")
     given = _given(ctx, ("target_gflops", "data", "budget", "space_file", "seed", "criterion", "contract_axes"))
     given = frozenset("space" if g == "space_file" else g for g in given)
     space = load_space(space_file)
     if resume_dir is not None:
-        if run_dir is not None and Path(run_dir).resolve() != Path(resume_dir).resolve():
+        if run_dir is not None and run_dir != resume_dir:
             raise X3DSearchError("give either --run-dir or --resume, not two different folders")
         settings = SearchSettings(target_gflops=target_gflops or 0.0, space=space, data=data, budget=budget,
                                   seed=seed, criterion=criterion, contract_axes=contract_axes)
@@ -122,7 +123,7 @@ def expand(ctx: click.Context, target_gflops: float | None, data: str, budget: s
 
 @click.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
-@_resource_options
+@resource_options
 @click.pass_context
 def resume(ctx: click.Context, run_dir: Path, address: str | None, cpus_per_trial: float | None,
            gpus_per_trial: float | None, max_failures: int) -> None:
@@ -132,8 +133,9 @@ def resume(ctx: click.Context, run_dir: Path, address: str | None, cpus_per_tria
     finished search prints its result.
     """
     from ..search import resume as run_resume
+    from .options import user_path
 
     overrides = {k: v for k, v in (("address", address), ("cpus_per_trial", cpus_per_trial),
                                    ("gpus_per_trial", gpus_per_trial), ("max_failures", max_failures))
                  if k in _given(ctx, _WHERE)}
-    _print(run_resume(run_dir, overrides=overrides))
+    _print(run_resume(user_path(run_dir), overrides=overrides))

@@ -40,7 +40,7 @@ def resolve_data(spec: str | Path) -> Path:
         from .synthetic import ensure_synthetic
 
         return ensure_synthetic()
-    root = Path(spec).expanduser()
+    root = Path(spec).expanduser().resolve()
     if not root.is_dir():
         raise ConfigError(f"data root {root} does not exist (give a dataset folder or 'synthetic')")
     if layout(root) is None:

@@ -100,6 +100,7 @@ def summarize(run: Run, all_candidates: bool = False) -> dict[str, Any]:
         "run_dir": str(run.run_dir), "status": run.status, "partial": run.partial, "progress": run.progress,
         "target_gflops": run.target_gflops, "seed": run.seed, "space": run.space, "budget": run.budget,
         "data": dict(run.data) if run.data is not None else None,
+        "stop_reason": str(run.stop_reason) if run.stop_reason else None, "stop_detail": run.stop_detail,
         "path": path, "in_progress": in_progress,
         "final": _model(run.final.model) if run.final is not None else None,
     }
@@ -158,6 +159,9 @@ def format_summary(summary: dict[str, Any]) -> str:
                    f"{_params(final['params_m'])} params, top-1 {_num(final['top1'], '.1f')}")
     else:
         out.append("final: none yet")
+    if summary["stop_reason"]:
+        detail = f" ({summary['stop_detail']})" if summary["stop_detail"] else ""
+        out.append(f"stopped: {summary['stop_reason']}{detail}")
 
     for step in summary.get("steps", []):
         start = step["from"]

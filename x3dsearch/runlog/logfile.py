@@ -16,7 +16,7 @@ import yaml
 from ..errors import ConfigError, X3DSearchError
 from ..factors import Factors
 from .run import SEED_TRIAL, Contraction, Cost, Run, RunInfo, Step, contraction_trial_name, step_trial_name
-from .status import RunStatus, TrialStatus
+from .status import RunStatus, StopReason, TrialStatus
 from .trial import Trial, trial_from_log
 
 
@@ -61,8 +61,9 @@ def to_log(run: Run, interrupted: bool = False) -> dict[str, Any]:
         RunStatus.INTERRUPTED if interrupted else RunStatus.RUNNING)
     info = run.info
     return {"target_gflops": info.target_gflops, "seed": info.seed, "space": info.space, "budget": info.budget,
-            "data": _Flow(info.data or {}), "status": str(status), "steps": steps, "contraction": contraction,
-            "final": final, "cost": run.cost.to_dict()}
+            "data": _Flow(info.data or {}), "status": str(status),
+            "stop_reason": str(run.stop_reason) if run.stop_reason else None, "stop_detail": run.stop_detail,
+            "steps": steps, "contraction": contraction, "final": final, "cost": run.cost.to_dict()}
 
 
 def dump_log(run: Run, interrupted: bool = False) -> str:
@@ -196,8 +197,18 @@ def from_log(raw: Any, path: Path, run_dir: Path | None = None) -> Run:
                    space=reader.text(raw.get("space"), "space"), budget=reader.text(raw.get("budget"), "budget"),
                    data=data)
     seed_trial = steps[0].start if steps else Trial(SEED_TRIAL, None, None, None)
+    reason = reader.text(raw.get("stop_reason"), "stop_reason")
     return Run(info=info, seed_trial=seed_trial, steps=steps, contraction=reader.contraction(raw.get("contraction")),
-               final=final, status=_run_status(status), cost=reader.cost(raw.get("cost")), run_dir=run_dir)
+               final=final, status=_run_status(status), stop_reason=_stop_reason(reason),
+               stop_detail=reader.text(raw.get("stop_detail"), "stop_detail"), cost=reader.cost(raw.get("cost")),
+               run_dir=run_dir)
+
+
+def _stop_reason(text: str | None) -> StopReason | str | None:
+    try:
+        return StopReason(text) if text is not None else None
+    except ValueError:  # a reason of a newer writer, shown as it is
+        return text
 
 
 def _run_status(text: str | None) -> RunStatus | str | None:

@@ -130,7 +130,7 @@ class Run:
     contraction: Contraction | None = None
     final: Trial | None = None
     status: RunStatus | str | None = RunStatus.RUNNING
-    stop_reason: StopReason | None = None
+    stop_reason: StopReason | str | None = None
     stop_detail: str | None = None
     sessions: int = 0
     clock: Clock = field(default_factory=Clock)
@@ -223,13 +223,14 @@ class Run:
 
     # --- what the search asks -----------------------------------------------------------------
     def trials(self) -> list[Trial]:
-        """Every trained (or to-be-trained) trial: the seed, the step candidates, the contraction's."""
-        out = [self.seed_trial]
+        """Every trained (or to-be-trained) trial: the seed, the step candidates, the contraction's, and
+        their repeats."""
+        models = [self.seed_trial]
         for step in self.steps:
-            out.extend(step.trained)
+            models.extend(step.trained)
         if self.contraction is not None:
-            out.extend(self.contraction.trained)
-        return out
+            models.extend(self.contraction.trained)
+        return [run for model in models for run in model.runs]
 
     def trial(self, name: str) -> Trial:
         for record in self.trials():

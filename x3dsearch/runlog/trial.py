@@ -44,6 +44,9 @@ class Trial:
     error: str | None = None
     result: TrainResult | None = None
     sessions: list[list[float]] = field(default_factory=list)  # wall-clock [start, end] of each training call
+    seed: int | None = None         # of the training (repeat k of every candidate shares one)
+    repeats: list["Trial"] = field(default_factory=list)  # the same model trained again with other seeds
+    heldout_top1: float | None = None  # top-1 on the held-out split, for a chosen model
 
     # --- what the result says ---------------------------------------------------------------
     @property
@@ -61,6 +64,11 @@ class Trial:
     @property
     def train_macs(self) -> float | None:
         return self.result.train_macs if self.result is not None else None
+
+    @property
+    def runs(self) -> list["Trial"]:
+        """Every training of this model: the trial and its repeats."""
+        return [self, *self.repeats]
 
     @property
     def finished(self) -> bool:
@@ -83,7 +91,8 @@ class Trial:
                 "factors": self.factors.to_dict() if self.factors is not None else None,
                 "gflops": self.gflops, "params_m": self.params_m, "status": str(self.status), "error": self.error,
                 "result": self.result.to_dict() if self.result is not None else None,
-                "sessions": [list(s) for s in self.sessions]}
+                "sessions": [list(s) for s in self.sessions], "seed": self.seed,
+                "repeats": [r.to_state() for r in self.repeats], "heldout_top1": self.heldout_top1}
 
     @classmethod
     def from_state(cls, data: dict[str, Any]) -> "Trial":
@@ -94,7 +103,9 @@ class Trial:
                    gflops=data["gflops"], params_m=data.get("params_m"), status=TrialStatus.read(data["status"]),
                    error=data.get("error"),
                    result=TrainResult.from_dict(data["result"]) if data.get("result") is not None else None,
-                   sessions=[list(s) for s in data.get("sessions", [])])
+                   sessions=[list(s) for s in data.get("sessions", [])], seed=data.get("seed"),
+                   repeats=[cls.from_state(r) for r in data.get("repeats", [])],
+                   heldout_top1=data.get("heldout_top1"))
 
     @classmethod
     def _from_state_v1(cls, data: dict[str, Any]) -> "Trial":

@@ -8,7 +8,8 @@ loop lives in :mod:`.controller`, trials run through Ray Tune
 ``kill -9`` (:mod:`x3dsearch.runlog`).
 """
 from .session import SearchOutcome, expand, resume
-from .settings import Resources, SearchSettings
+from .cluster import Resources
+from .settings import SearchSettings
 from .proposals import Proposal, Skip, contract, propose, propose_step
 from .space import Axis, SearchSpace, load_space
 

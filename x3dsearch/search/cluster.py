@@ -10,16 +10,33 @@ import math
 import os
 import socket
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterator
 
 from ..errors import X3DSearchError
 from ..utils.cpus import local_cpus
+from ..utils.logging import setup_logging
 
 # Quiet Tune's console output (our own table replaces it), and let Ctrl-C reach the search as
 # KeyboardInterrupt (Tune's own handler would end the experiment as if it had finished). Must be
 # set before ray.tune is imported.
 _RAY_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1", "TUNE_DISABLE_SIGINT_HANDLER": "1"}
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Where trials run; free to change between sessions."""
+
+    address: str | None = None
+    cpus_per_trial: float | None = None
+    gpus_per_trial: float | None = None
+    max_failures: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"address": self.address, "cpus_per_trial": self.cpus_per_trial,
+                "gpus_per_trial": self.gpus_per_trial, "max_failures": self.max_failures}
 
 
 @dataclass
@@ -161,3 +178,19 @@ def place_trials(cluster: Cluster, cpus_per_trial: float | None, gpus_per_trial:
     if gpus > cluster.gpus:
         raise X3DSearchError(f"--gpus-per-trial {gpus:g} is more than the cluster's {cluster.gpus:g} GPUs")
     return cpus, gpus
+
+
+@contextmanager
+def ray_session(resources: Resources) -> Iterator[tuple[Cluster, tuple[float, float]]]:
+    """Ray started (or joined) for a session and the trials placed on it; Ray always stops after."""
+    cluster = start_ray(resources.address)
+    try:
+        yield cluster, place_trials(cluster, resources.cpus_per_trial, resources.gpus_per_trial)
+    finally:
+        stop_ray(cluster)
+
+
+def send_logs_to(log_file: Path, console: bool) -> None:
+    """Everything shown, and Ray's own warnings, also go to ``log_file`` (``search.log``)."""
+    setup_logging(log_file, console=console)
+    route_ray_logs(log_file)

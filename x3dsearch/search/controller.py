@@ -53,6 +53,8 @@ class Search:
         """Expand, contract and finish; an interruption leaves the run saved as interrupted."""
         run = self.run_record
         run.sessions += 1
+        if run.stop_reason in (StopReason.INTERRUPTED, StopReason.ALL_FAILED):
+            run.stop_reason = run.stop_detail = None  # this session continues where that one stopped
         interrupted = True
         try:
             self.save()
@@ -61,6 +63,8 @@ class Search:
             self._finish()
             interrupted = False
         finally:
+            if interrupted and run.stop_reason is None:
+                run.stop_reason, run.stop_detail = StopReason.INTERRUPTED, "the session ended before the search"
             run.clock.wall_s += self.live_wall_s
             self.session_start = time.monotonic()
             self.save(interrupted=interrupted)
@@ -79,6 +83,7 @@ class Search:
                     return
                 current = run.current()
                 if self._reached(current):
+                    self._stop_at(current)
                     return
                 step = self._new_step(current)
                 if step is None:
@@ -92,10 +97,17 @@ class Search:
         finally:
             self.run_record.clock.flop_count_s += time.monotonic() - started
 
+    def _seeded(self, trials: list[Trial]) -> list[Trial]:
+        """Trials of a run written before each kept its seed train with the search's."""
+        for trial in trials:
+            if trial.seed is None:
+                trial.seed = self.settings.seed
+        return trials
+
     def _trial(self, name: str, proposal: Proposal) -> Trial:
         params = self._timed_flops(lambda: count_params_m(proposal.factors, self.data.num_classes))
         return Trial(name=name, axis=proposal.axis, factors=proposal.factors, gflops=proposal.gflops,
-                     params_m=params)
+                     params_m=params, seed=self.settings.seed)
 
     def _new_step(self, current: Trial) -> Step | None:
         run = self.run_record
@@ -128,22 +140,37 @@ class Search:
         mean = sum(c.gflops for c in step.trained) / len(step.trained)
         self.trials.future = lambda: future_trials(mean, self.target, self.space.expansion_rate,
                                                    len(self.space.axes), self.space.tolerance)
-        self.trials.run(f"step{step.step:02d}", title, extra + step.trained, start, self.settings.seed)
+        self.trials.run(f"step{step.step:02d}", title, self._seeded(extra + step.trained), start)
         if not any(c.evaluated for c in step.trained):
-            errors = [f"{c.axis}: {c.error or c.status}" for c in step.trained]
+            reasons = {c.error or str(c.status) for c in step.trained}
+            detail = reasons.pop() if len(reasons) == 1 else \
+                "; ".join(f"{c.axis}: {c.error or c.status}" for c in step.trained)
+            run.stop_reason, run.stop_detail = StopReason.ALL_FAILED, f"every candidate of step {step.step} failed"
             self.save()
-            raise X3DSearchError(f"every candidate of step {step.step} failed ({'; '.join(errors)[:300]}); "
-                                 f"the state is kept: fix the cause and run `x3dsearch resume {self.run_dir.path}`")
+            raise X3DSearchError(f"every candidate of step {step.step} failed: {detail}; the state is kept: fix "
+                                 f"the cause and run `x3dsearch resume {self.run_dir.path}`")
         chosen = select(step.trained, start, self.settings.selection)
         step.chosen, step.done = chosen.axis, True
         self.save()
         log.info("step %d: chose %s -> %s, %.4f GFLOPs (x%.2f), top-1 %s", step.step, chosen.axis,
                  chosen.factors.short(), chosen.gflops, chosen.gflops / start.gflops, format_top1(chosen.top1))
 
+    def _stop_at(self, current: Trial) -> None:
+        """Why the expansion ends at ``current``: it went past the target, or came within tolerance."""
+        run = self.run_record
+        if current.gflops >= self.target:
+            run.stop_reason = StopReason.TARGET_REACHED
+            run.stop_detail = f"{current.gflops:.4f} GFLOPs reached the {self.target:g} GFLOPs target"
+        else:
+            run.stop_reason = StopReason.WITHIN_TOLERANCE
+            run.stop_detail = (f"{current.gflops:.4f} GFLOPs is within the space's tolerance "
+                               f"({100 * self.space.tolerance:.0f}%) under the {self.target:g} GFLOPs target")
+        self.save()
+
     # --- contraction --------------------------------------------------------------------------
     def _contract(self) -> None:
         run = self.run_record
-        if run.stop_reason is not None and run.contraction is None:
+        if run.stop_reason is StopReason.BOUNDED and run.contraction is None:
             return
         if run.contraction is None:
             current = run.current()
@@ -160,7 +187,7 @@ class Search:
                      f"target at {contraction.overshoot.gflops:.4f}; shrink step {len(run.steps)}'s "
                      f"{contraction.axis} expansion of {base.factors.short()} back under it")
             self.trials.future = lambda: []
-            self.trials.run("contraction", title, contraction.trained, base, self.settings.seed)
+            self.trials.run("contraction", title, self._seeded(contraction.trained), base)
         usable = [c for c in contraction.trained if c.evaluated]
         if usable:
             kept = select(usable, base, self.settings.selection)

@@ -16,11 +16,11 @@ from typing import Any, Iterator
 
 from ..budget import Budget, load_budget
 from ..runlog import SEED_TRIAL, Run, RunDir, RunStatus, Trial
-from ..utils.logging import get_logger, setup_logging
-from .cluster import Cluster, place_trials, prepare_ray, route_ray_logs, start_ray, stop_ray
+from ..utils.logging import get_logger
+from .cluster import Cluster, Resources, prepare_ray, ray_session, send_logs_to
 from .controller import Search
 from .estimate import count_params_m, estimate_gflops
-from .settings import (DataInfo, Resources, SearchSettings, check_choices, check_same, check_target,
+from .settings import (DataInfo, SearchSettings, check_choices, check_same, check_target,
                        default_run_dir, resolve_data_info, run_config, run_info, stored_resources, stored_settings)
 from .trainable import TrialContext
 from .trials import TrialRunner
@@ -59,13 +59,13 @@ def expand(settings: SearchSettings, resources: Resources, run_dir: Path | None 
     # first use is a one-off cache fill, not search overhead.
     session_start = time.monotonic()
     check_target(settings.target_gflops, settings.space, data.num_classes)
-    with _ray(resources) as (cluster, placement):
+    with ray_session(resources) as (cluster, placement):
         budget = load_budget(budget_spec, cuda=placement[1] > 0)
         folder.path.mkdir(parents=True, exist_ok=True)
         with _locked(folder, console):
             seed = settings.space.seed
             seed_trial = Trial(name=SEED_TRIAL, axis=None, factors=seed, gflops=estimate_gflops(seed, data.num_classes),
-                               params_m=count_params_m(seed, data.num_classes))
+                               params_m=count_params_m(seed, data.num_classes), seed=settings.seed)
             folder.write_config(run_config(settings, resources, budget, data))
             log.info("search in %s: target %g GFLOPs from %s (%.4f GFLOPs), space %s, budget %s, seed %d",
                      folder.path, settings.target_gflops, seed.short(), seed_trial.gflops, settings.space.name,
@@ -102,7 +102,7 @@ def resume(run_dir: Path, settings: SearchSettings | None = None, overrides: dic
         prepare_ray(resources.address)
         data = resolve_data_info(stored.data)
         session_start = time.monotonic()  # as in expand: after the data is ready
-        with _ray(resources) as (cluster, placement):
+        with ray_session(resources) as (cluster, placement):
             log.info("resuming the search in %s (session %d): %d steps so far", folder.path, run.sessions + 1,
                      len(run.steps))
             _search(run, folder, stored, resources, budget, data, cluster, placement, session_start)
@@ -110,21 +110,11 @@ def resume(run_dir: Path, settings: SearchSettings | None = None, overrides: dic
 
 
 @contextmanager
-def _ray(resources: Resources) -> Iterator[tuple[Cluster, tuple[float, float]]]:
-    cluster = start_ray(resources.address)
-    try:
-        yield cluster, place_trials(cluster, resources.cpus_per_trial, resources.gpus_per_trial)
-    finally:
-        stop_ray(cluster)
-
-
-@contextmanager
 def _locked(folder: RunDir, console: bool) -> Iterator[None]:
     """The run directory's lock (one process per run), and the logs sent to its ``search.log``."""
     lock = folder.lock()
     try:
-        setup_logging(folder.search_log, console=console)
-        route_ray_logs(folder.search_log)
+        send_logs_to(folder.search_log, console)
         yield
     finally:
         lock.release()

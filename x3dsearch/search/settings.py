@@ -19,6 +19,7 @@ from ..budget import Budget, load_budget
 from ..data import class_names, load_split, resolve_data
 from ..errors import ConfigError, X3DSearchError
 from ..runlog import RunInfo
+from .cluster import Resources
 from .estimate import estimate_gflops
 from .space import CONTRACTIONS, CRITERIA, SearchSpace
 
@@ -42,20 +43,6 @@ class SearchSettings:
     @property
     def contraction(self) -> str:
         return self.contract_axes or self.space.contraction
-
-
-@dataclass(frozen=True)
-class Resources:
-    """Where trials run; free to change between sessions."""
-
-    address: str | None = None
-    cpus_per_trial: float | None = None
-    gpus_per_trial: float | None = None
-    max_failures: int = 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"address": self.address, "cpus_per_trial": self.cpus_per_trial,
-                "gpus_per_trial": self.gpus_per_trial, "max_failures": self.max_failures}
 
 
 @dataclass(frozen=True)

@@ -4,24 +4,23 @@ Each trial calls :func:`x3dsearch.train.train_and_evaluate` with a stable
 ``out_dir`` under the run directory. The trainer resumes from its own
 checkpoint there and returns the stored result of a finished folder, which is
 what makes a search resumable after ``kill -9``: a new experiment simply runs
-the unfinished trials again. Every epoch is also reported to Tune with that
-checkpoint, and a trial retried by ``FailureConfig`` on a node that lacks the
-file starts from Tune's copy. On a multi-node cluster the run directory must be
-on a filesystem every node sees.
+the unfinished trials again, and a trial retried by ``FailureConfig`` resumes
+from the same checkpoint. Tune hears every epoch's metrics but keeps no copy
+of the checkpoint (it would double the run directory for nothing): on a
+multi-node cluster the run directory, like the data, must be on a filesystem
+every node sees, and a trial on a node that cannot see the data says so.
 """
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
+import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..budget import Budget
+from ..errors import X3DSearchError
 from ..factors import Factors
-from ..train.checkpoint import CHECKPOINT_NAME
 from ..status import TrialStatus
 from ..train.result import TrainResult
 from ..train.trainer import train_and_evaluate
@@ -39,8 +38,9 @@ class Job:
 
     name: str
     factors: dict[str, Any]
-    out_dir: str  # absolute on this run
+    out_dir: str  # absolute
     seed: int
+    home: str     # the run (or calibration) directory out_dir lies in, absolute
 
 
 @dataclass(frozen=True)
@@ -72,13 +72,6 @@ def warm_worker() -> None:
     import x3dsearch.train.trainer  # noqa: F401
 
 
-def _link_or_copy(src: Path, dst: Path) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-
-
 def train_trial(config: dict[str, Any]) -> None:
     """Tune function trainable: train one trial, report every epoch with its checkpoint."""
     from ray import tune  # in the worker: Ray is imported by then, and the driver sets its environment first
@@ -86,26 +79,14 @@ def train_trial(config: dict[str, Any]) -> None:
     job, ctx = Job(**config["job"]), TrialContext(**config["ctx"])
     out_dir = Path(job.out_dir)
     started = time.time()
-    restored = tune.get_checkpoint()
-    if restored is not None and not (out_dir / CHECKPOINT_NAME).is_file():
-        with restored.as_directory() as folder:
-            if (Path(folder) / CHECKPOINT_NAME).is_file():
-                out_dir.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(Path(folder) / CHECKPOINT_NAME, out_dir / CHECKPOINT_NAME)
 
     def report(metrics: dict, directory: Path) -> None:
-        checkpoint_file = Path(directory) / CHECKPOINT_NAME
         # "done" would make Tune stop the trial before the final report; status/error come last.
         payload = {k: v for k, v in metrics.items() if k not in ("status", "error", "done")}
-        payload[SESSION_START] = started
-        if not checkpoint_file.is_file():
-            tune.report(payload)
-            return
-        with tempfile.TemporaryDirectory(prefix="x3d-ckpt-", dir=out_dir) as tmp:
-            _link_or_copy(checkpoint_file, Path(tmp) / CHECKPOINT_NAME)
-            tune.report(payload, checkpoint=tune.Checkpoint.from_directory(tmp))
+        tune.report({**payload, SESSION_START: started})
 
     try:
+        check_visible(ctx.data, Path(job.home))
         result = train_and_evaluate(Factors.from_dict(job.factors), ctx.data, Budget.from_dict(ctx.budget), job.seed,
                                     out_dir, resume=True, report=report, threads=ctx.threads, device=ctx.device,
                                     progress=False)
@@ -118,6 +99,14 @@ def train_trial(config: dict[str, Any]) -> None:
         # Raise so FailureConfig retries it (a crash may be transient); the trainer trains a stored
         # failure again.
         raise RuntimeError(result.error or "training failed")
+
+
+def check_visible(data: str, home: Path) -> None:
+    """A trial on a node that cannot see the data or the run directory fails with one line saying so."""
+    for what, path in (("data root", Path(data)), ("run directory", home)):
+        if not path.is_dir():
+            raise X3DSearchError(f"{what} {path} is not visible on node {socket.gethostname()}: on a Ray cluster "
+                                 f"the data and the run directory must be on a filesystem every node sees")
 
 
 # --- what Tune says about a trial --------------------------------------------------------------
@@ -203,8 +192,7 @@ def run_experiment(name: str, jobs: list[Job], ctx: TrialContext, storage: Path,
         tune_config=tune.TuneConfig(reuse_actors=True, trial_name_creator=_trial_name,
                                     trial_dirname_creator=_trial_name),
         run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=0, callbacks=[_Events()],
-                                  failure_config=tune.FailureConfig(max_failures=max_failures),
-                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=1)))
+                                  failure_config=tune.FailureConfig(max_failures=max_failures)))
     for result in tuner.fit():  # anything the callbacks missed
         job_name = result.config["job"]["name"]
         if job_name not in finished:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from typing import Callable
+from pathlib import Path
+from typing import Callable, Protocol
 
-from ..runlog import Clock, RunDir, Trial, TrialStatus
+from ..runlog import Clock, Trial, TrialStatus
 from ..train.result import TrainResult
 from ..utils.logging import get_logger
 from .cluster import Cluster
@@ -22,10 +23,22 @@ from .trainable import Job, TrialContext, run_experiment
 log = get_logger("search")
 
 
+class TrialFolders(Protocol):
+    """Where trials keep their training folders and Tune its storage (a run or a calibration)."""
+
+    @property
+    def path(self) -> Path: ...
+
+    @property
+    def trials(self) -> Path: ...
+
+    def trial_dir(self, name: str) -> Path: ...
+
+
 class TrialRunner:
     """Trains trials on the session's cluster; one instance per search session."""
 
-    def __init__(self, run_dir: RunDir, cluster: Cluster, placement: tuple[float, float], explicit_cpus: bool,
+    def __init__(self, run_dir: TrialFolders, cluster: Cluster, placement: tuple[float, float], explicit_cpus: bool,
                  max_failures: int, ctx: TrialContext, clock: Clock, save: Callable[[], None],
                  history: list[Trial]):
         self.run_dir = run_dir
@@ -45,20 +58,24 @@ class TrialRunner:
         self._running_since: dict[str, float] = {}
         self._table: LiveTable | None = None
 
-    def run(self, experiment: str, title: str, trials: list[Trial], start: Trial, seed: int) -> None:
-        """Train every trial that has no final result yet (failed ones are retried)."""
+    def run(self, experiment: str, title: str, trials: list[Trial], start: Trial | None,
+            ctx: TrialContext | None = None) -> None:
+        """Train every trial that has no final result yet (failed ones are retried), each with its own
+        seed; ``start`` is the model the table's ratios are to, ``ctx`` replaces the runner's budget."""
         todo = [t for t in trials if t.status not in (TrialStatus.OK, TrialStatus.DIVERGED)]
         for t in todo:
             t.status = TrialStatus.PENDING
         self._batch = {t.name: t for t in trials}
         rows = [Row(t.name, t.axis or t.name, t.factors.short(), t.gflops,
-                    t.gflops / start.gflops if t.axis else None, str(t.status), t.top1) for t in trials]
+                    t.gflops / start.gflops if t.axis and start is not None else None, str(t.status), t.top1)
+                for t in trials]
         self._table = LiveTable(title, rows, self._eta)
         if todo:
-            jobs = [Job(t.name, t.factors.to_dict(), str(self.run_dir.trial_dir(t.name).resolve()), seed)
+            home = str(self.run_dir.path.resolve())
+            jobs = [Job(t.name, t.factors.to_dict(), str(self.run_dir.trial_dir(t.name).resolve()), t.seed, home)
                     for t in todo]
             cpus = self._trial_cpus(len(trials))
-            ctx = dataclasses.replace(self.ctx, threads=max(1, int(cpus)))
+            ctx = dataclasses.replace(ctx or self.ctx, threads=max(1, int(cpus)))
             started = time.monotonic()
             try:
                 run_experiment(self._experiment_name(experiment), jobs, ctx, self.run_dir.trials.resolve(), cpus,
