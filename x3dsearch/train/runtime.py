@@ -5,6 +5,8 @@ import copy
 import os
 import resource
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -33,6 +35,17 @@ def granted_cpus() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
+
+
+@contextmanager
+def cpu_threads(threads: int | None) -> Iterator[None]:
+    """Intra-op threads follow the CPUs granted (``threads``, Ray's OMP_NUM_THREADS or the affinity)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads or granted_cpus())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def peak_memory_mb(device: torch.device) -> float:
