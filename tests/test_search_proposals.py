@@ -220,9 +220,15 @@ def _trial(name: str, gflops: float, top1: float | None, status: str = "ok"):
                  status=TrialStatus(status), result=TrainResult(status=status, top1=top1))
 
 
-def test_selection_best_top1_ties_to_lower_gflops_and_skips_failures():
-    from x3dsearch.search.selection import select
+def select(candidates, start, criterion):
+    """The step's choice; these trials kept no per-video outcomes, so their mean top-1 decides."""
+    from x3dsearch.search.judge import Judge
 
+    decision, _ = Judge(criterion, "best", 0, lambda trial: None).decide(1, candidates, start)
+    return next(c for c in candidates if c.axis == decision.winner)
+
+
+def test_selection_best_top1_ties_to_lower_gflops_and_skips_failures():
     start = _trial("seed", 0.02, 30.0)
     cands = [_trial("x-fast", 0.040, 45.0), _trial("x-depth", 0.039, 45.0), _trial("x-width", 0.041, 44.0),
              _trial("x-spatial", 0.038, None, status="failed"), _trial("x-temporal", 0.040, None, "diverged")]
@@ -230,8 +236,6 @@ def test_selection_best_top1_ties_to_lower_gflops_and_skips_failures():
 
 
 def test_selection_by_gain_per_added_gflop():
-    from x3dsearch.search.selection import select
-
     start = _trial("seed", 0.020, 30.0)
     cands = [_trial("x-fast", 0.040, 40.0),      # +10 over +0.020 -> 500 per GFLOP
              _trial("x-depth", 0.030, 38.0),     # +8 over +0.010 -> 800 per GFLOP

@@ -94,11 +94,19 @@ def test_whole_search_writes_every_key(reference_run, tiny_dataset: Path):
     assert (log["target_gflops"], log["seed"], log["space"], log["budget"], log["status"]) == \
         (0.06, 0, "x3d", "smoke-ckpt", "finished")
     assert log["stop_reason"] == "target reached" and "reached the 0.06 GFLOPs target" in log["stop_detail"]
-    assert log["data"] == {"root": str(tiny_dataset), "num_classes": 3, "train_videos": 9, "val_videos": 3}
+    assert log["data"] == {"root": str(tiny_dataset), "num_classes": 3, "train_videos": 9, "val_videos": 3,
+                           "test_videos": None}
     assert len(log["steps"]) == 2
     previous = None
     for number, step in enumerate(log["steps"], 1):
-        assert set(step) == {"step", "from", "candidates", "chosen", "time_s"} and step["step"] == number
+        assert set(step) == {"step", "from", "candidates", "chosen", "decision", "time_s"} and step["step"] == number
+        decision = step["decision"]
+        assert set(decision) == {"criterion", "winner", "runner_up", "margin", "ci", "vs_start", "significant", "rule",
+                                 "videos", "repeats", "tied"}
+        assert decision["winner"] == step["chosen"] and decision["videos"] == 3 and decision["repeats"] == 1
+        assert decision["ci"][0] <= decision["margin"] <= decision["ci"][1]
+        assert decision["significant"] == (decision["ci"][0] > 0 or decision["ci"][1] < 0)
+        assert set(decision["vs_start"]) == {"margin", "ci"}
         assert set(step["from"]) == {"factors", "gflops", "top1"}
         assert step["from"]["top1"] is not None and step["time_s"] > 0
         if previous is not None:
@@ -106,8 +114,11 @@ def test_whole_search_writes_every_key(reference_run, tiny_dataset: Path):
         axes = [c["axis"] for c in step["candidates"]]
         assert axes == ["x-fast", "x-temporal", "x-spatial", "x-depth", "x-width", "x-bottleneck"]
         for c in step["candidates"]:
+            chosen_keys = {"heldout_top1"} if c["axis"] == step["chosen"] else set()
             assert set(c) == {"axis", "factors", "gflops", "params_m", "top1", "top5", "train_time_s", "status",
-                              "error", "train_macs"}
+                              "error", "train_macs", "score", "score_ci", "score_videos", "top1_ci"} | chosen_keys
+            assert c["score"] == pytest.approx(c["top1"]) and c["score_videos"] == 3  # top-1 on every video
+            assert c["score_ci"][0] <= c["score"] <= c["score_ci"][1] and c.get("heldout_top1") is None
             assert c["status"] == "ok" and c["error"] is None and 0 <= c["top1"] <= c["top5"] <= 100
             assert c["train_time_s"] > 0 and c["train_macs"] > 0
             assert 1.5 * step["from"]["gflops"] <= c["gflops"] <= 2.0 * step["from"]["gflops"]
@@ -119,12 +130,15 @@ def test_whole_search_writes_every_key(reference_run, tiny_dataset: Path):
         assert best["gflops"] == pytest.approx(fv.gflops, rel=1e-9) and best["params_m"] == pytest.approx(fv.params_m)
     assert previous["gflops"] > 0.06  # the last step overshot ...
     contraction = log["contraction"]
-    assert set(contraction) == {"from", "axis", "factors", "gflops", "top1", "params_m"}
+    assert set(contraction) == {"from", "axis", "factors", "gflops", "top1", "params_m", "score", "score_ci",
+                                "score_videos", "top1_ci", "heldout_top1", "decision", "vs_overshoot"}
+    assert set(contraction["vs_overshoot"]) == {"margin", "ci"}
     assert contraction["from"]["factors"] == previous["factors"] and contraction["axis"] == log["steps"][-1]["chosen"]
     assert contraction["gflops"] <= 0.06 and contraction["top1"] is not None  # ... and was contracted under it
     assert complexity(Factors.from_dict(contraction["factors"]), 3).gflops <= 0.06
     final = log["final"]
-    assert set(final) == {"factors", "gflops", "params_m", "top1"} and final["factors"] == contraction["factors"]
+    assert set(final) == {"factors", "gflops", "params_m", "top1", "heldout_top1"}
+    assert final["factors"] == contraction["factors"] and final["heldout_top1"] is None  # no test split
     assert set(log["cost"]) == {"train_macs", "wall_time_s", "flop_count_s", "ray_s", "train_s"}
     cost = log["cost"]
     candidates_macs = sum(c["train_macs"] for s in log["steps"] for c in s["candidates"])

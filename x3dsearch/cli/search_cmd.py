@@ -6,9 +6,14 @@ from typing import Any
 
 import click
 
-CRITERIA = ("top1", "gain-per-gflop")
+from ..criteria import CRITERIA, TIE_RULES
+from ..runlog.rundir import KEEP
+
 CONTRACT_AXES = ("own", "all")
-_WHERE = ("address", "cpus_per_trial", "gpus_per_trial", "max_failures")
+_WHERE = ("address", "cpus_per_trial", "gpus_per_trial", "max_failures", "keep")
+_KEEP_OPTION = click.option("--keep", type=click.Choice(KEEP), default="models", show_default=True,
+                            help="What stays of a finished trial: everything (checkpoints too), every "
+                                 "model.pt, or only the model.pt of the models the search kept.")
 
 
 def resource_options(fn: Any) -> Any:
@@ -28,6 +33,12 @@ def resource_options(fn: Any) -> Any:
 def _given(ctx: click.Context, names: tuple[str, ...]) -> frozenset[str]:
     sources = (click.core.ParameterSource.COMMANDLINE, click.core.ParameterSource.ENVIRONMENT)
     return frozenset(n for n in names if ctx.get_parameter_source(n) in sources)
+
+
+def _overrides(ctx: click.Context, **values: Any) -> dict[str, Any]:
+    """What a resume changes about where trials run and what they keep: the options given explicitly."""
+    given = _given(ctx, _WHERE)
+    return {k: v for k, v in values.items() if k in given}
 
 
 def _print(outcome: Any) -> None:
@@ -74,8 +85,18 @@ def _print(outcome: Any) -> None:
 @click.option("--seed", type=int, default=0, show_default=True, help="Random seed of every training.")
 @resource_options
 @click.option("--criterion", type=click.Choice(CRITERIA),
-              help="Selection: best top-1 (ties to lower GFLOPs) or top-1 gained per added GFLOP "
-                   "[default: the space's, top1].")
+              help="What a step compares candidates by, on the validation videos all of them read: top-1, the "
+                   "true-class probability (prob) or its log (log-prob), or top-1 gained per added GFLOP "
+                   "[default: the space's].")
+@click.option("--on-tie", type=click.Choice(TIE_RULES),
+              help="When candidates are within noise of the best (90%% paired interval): keep the best anyway, "
+                   "the cheaper one, or train them again with further seeds [default: the space's].")
+@click.option("--repeats", type=click.IntRange(min=1), metavar="R",
+              help="Train every candidate with R seeds (repeat k shares its clips across candidates) "
+                   "[default: the space's].")
+@click.option("--max-repeats", type=click.IntRange(min=1), metavar="N",
+              help="The most seeds --on-tie repeat trains a tied candidate with [default: the space's].")
+@_KEEP_OPTION
 @click.option("--contract-axes", type=click.Choice(CONTRACT_AXES),
               help="Contract the overshooting step along its own axis, or also try all others "
                    "[default: the space's, own].")
@@ -84,7 +105,8 @@ def _print(outcome: Any) -> None:
 @click.pass_context
 def expand(ctx: click.Context, target_gflops: float | None, data: str, budget: str | None, space_file: str | None,
            run_dir: Path | None, seed: int, address: str | None, cpus_per_trial: float | None,
-           gpus_per_trial: float | None, max_failures: int, criterion: str | None, contract_axes: str | None,
+           gpus_per_trial: float | None, max_failures: int, criterion: str | None, on_tie: str | None,
+           repeats: int | None, max_repeats: int | None, keep: str, contract_axes: str | None,
            resume_dir: Path | None) -> None:
     """Search an X3D model of at most --target-gflops by progressive expansion from X2D.
 
@@ -99,34 +121,37 @@ def expand(ctx: click.Context, target_gflops: float | None, data: str, budget: s
     run_dir, resume_dir = run_dir and user_path(run_dir), resume_dir and user_path(resume_dir)
     if target_gflops is not None and not target_gflops > 0:
         raise X3DSearchError(f"--target-gflops must be positive, got {target_gflops:g}")
-    given = _given(ctx, ("target_gflops", "data", "budget", "space_file", "seed", "criterion", "contract_axes"))
+    given = _given(ctx, ("target_gflops", "data", "budget", "space_file", "seed", "criterion", "contract_axes",
+                         "on_tie", "repeats"))
     given = frozenset("space" if g == "space_file" else g for g in given)
     space = load_space(space_file)
     if resume_dir is not None:
         if run_dir is not None and run_dir != resume_dir:
             raise X3DSearchError("give either --run-dir or --resume, not two different folders")
         settings = SearchSettings(target_gflops=target_gflops or 0.0, space=space, data=data, budget=budget,
-                                  seed=seed, criterion=criterion, contract_axes=contract_axes)
-        overrides = {k: v for k, v in (("address", address), ("cpus_per_trial", cpus_per_trial),
-                                       ("gpus_per_trial", gpus_per_trial), ("max_failures", max_failures))
-                     if k in _given(ctx, _WHERE)}
+                                  seed=seed, criterion=criterion, contract_axes=contract_axes, on_tie=on_tie,
+                                  repeats=repeats, max_repeats=max_repeats)
+        overrides = _overrides(ctx, address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                               max_failures=max_failures, keep=keep)
         _print(run_resume(resume_dir, settings, overrides, given=given))
         return
     if target_gflops is None:
         raise X3DSearchError("--target-gflops is required (or --resume RUN_DIR)")
     settings = SearchSettings(target_gflops=target_gflops, space=space, data=data, budget=budget, seed=seed,
-                              criterion=criterion, contract_axes=contract_axes)
+                              criterion=criterion, contract_axes=contract_axes, on_tie=on_tie, repeats=repeats,
+                              max_repeats=max_repeats)
     resources = Resources(address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                          max_failures=max_failures)
+                          max_failures=max_failures, keep=keep)
     _print(run_expand(settings, resources, run_dir))
 
 
 @click.command()
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @resource_options
+@_KEEP_OPTION
 @click.pass_context
 def resume(ctx: click.Context, run_dir: Path, address: str | None, cpus_per_trial: float | None,
-           gpus_per_trial: float | None, max_failures: int) -> None:
+           gpus_per_trial: float | None, max_failures: int, keep: str) -> None:
     """Continue the search in RUN_DIR where it stopped (also after kill -9).
 
     Finished trials are not trained again; started ones continue from their checkpoint. A
@@ -135,7 +160,6 @@ def resume(ctx: click.Context, run_dir: Path, address: str | None, cpus_per_tria
     from ..search import resume as run_resume
     from .options import user_path
 
-    overrides = {k: v for k, v in (("address", address), ("cpus_per_trial", cpus_per_trial),
-                                   ("gpus_per_trial", gpus_per_trial), ("max_failures", max_failures))
-                 if k in _given(ctx, _WHERE)}
+    overrides = _overrides(ctx, address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                           max_failures=max_failures, keep=keep)
     _print(run_resume(user_path(run_dir), overrides=overrides))

@@ -27,6 +27,7 @@ AXIS_MARKERS = {"x-fast": ">", "x-temporal": "s", "x-spatial": "o", "x-depth": "
 _SPARE_MARKERS = ("p", "h", "<", "8", "d", "H")
 SEED_MARKER = "P"
 FINAL_MARKER = "*"
+HELDOUT_MARKER = "o"
 #: Sizes chosen to stay legible when the figure is shrunk to one column of a paper.
 STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 12, "xtick.labelsize": 10,
          "ytick.labelsize": 10, "legend.fontsize": 9, "lines.linewidth": 1.8, "savefig.dpi": 200}
@@ -89,7 +90,7 @@ def _marker(axis: str, spare: dict[str, str]) -> str:
     return spare[axis]
 
 
-def _draw_run(ax, run: Run, index: int, color, spare: dict[str, str]) -> None:
+def _draw_run(ax, run: Run, index: int, color, spare: dict[str, str], runs: int = 1) -> None:
     tag = f"run{index}"
     by_axis: dict[str, list[tuple[float, float]]] = {}
     for cand in run.evaluated_candidates():
@@ -110,14 +111,28 @@ def _draw_run(ax, run: Run, index: int, color, spare: dict[str, str]) -> None:
         ax.plot([m.gflops for m in frontier], [m.top1 for m in frontier], drawstyle="steps-post",
                 linestyle=":", linewidth=1.4, color=color, alpha=0.9, zorder=2, gid=f"{tag}:frontier")
 
-    path = [p for p in run.path() if p.label != "contracted" and p.model.evaluated]
+    points = [p for p in run.path() if p.model.evaluated]
+    path = [p for p in points if p.label != "contracted"]
     if path:
         ax.plot([p.model.gflops for p in path], [p.model.top1 for p in path], "-", color=color, zorder=5,
                 gid=f"{tag}:path")
         for p in path:
             text = "seed" if p.step is None else f"{p.step} {p.axis}"
-            ax.annotate(text, (p.model.gflops, p.model.top1), xytext=(5, 5), textcoords="offset points",
-                        fontsize=8, color=color, zorder=6, gid=f"{tag}:path-label:{p.label}")
+            # overlaid runs: each run's labels sit one line higher than the previous run's, so the labels of
+            # runs whose paths cross do not print over one another
+            ax.annotate(text, (p.model.gflops, p.model.top1), xytext=(5, 5 + 10 * index), textcoords="offset points",
+                        fontsize=8 if runs == 1 else 7, color=color, zorder=6, gid=f"{tag}:path-label:{p.label}")
+    whiskers = [p for p in points if p.score is not None and p.score.top1_ci is not None]
+    if whiskers:  # the 90% interval of each kept model's top-1 over the step's videos (and seeds)
+        ys = [p.model.top1 for p in whiskers]
+        ax.errorbar([p.model.gflops for p in whiskers], ys,
+                    yerr=[[max(0.0, y - p.score.top1_ci[0]) for p, y in zip(whiskers, ys)],
+                          [max(0.0, p.score.top1_ci[1] - y) for p, y in zip(whiskers, ys)]],
+                    fmt="none", ecolor=color, elinewidth=1.0, capsize=3, alpha=0.8, zorder=4, gid=f"{tag}:path-ci")
+    heldout = [p for p in points if p.heldout_top1 is not None]
+    if heldout:
+        ax.scatter([p.model.gflops for p in heldout], [p.heldout_top1 for p in heldout], marker=HELDOUT_MARKER, s=46,
+                   facecolors="none", edgecolors=[color], linewidths=1.2, zorder=6, gid=f"{tag}:path-heldout")
 
     kept = run.contraction.kept if run.contraction is not None else None
     if kept is not None and kept.evaluated:
@@ -168,9 +183,17 @@ def _legend(ax, runs: Sequence[Run], labels: Sequence[str], colors, spare: dict[
     grey = "0.3"
     handles.append(Line2D([], [], color=grey, linestyle="-", label="chosen path"))
     handles.append(Line2D([], [], color=grey, linestyle=":", label="Pareto frontier"))
-    if any(r.final is not None and r.final.evaluated for r in runs):
+    finals = [r for r in runs if r.final is not None and r.final.evaluated]
+    if finals:
+        contracted = any(r.contraction is not None and r.contraction.kept is not None for r in finals)
         handles.append(Line2D([], [], color=grey, marker=FINAL_MARKER, markersize=12, linestyle="none",
-                              markeredgecolor="black", label="final (contracted)"))
+                              markeredgecolor="black", label="final (contracted)" if contracted else "final"))
+    if any(p.score is not None and p.score.top1_ci is not None for r in runs for p in r.path()):
+        handles.append(Line2D([], [], color=grey, marker="|", markersize=10, linestyle="none",
+                              label="90% interval (videos, seeds)"))
+    if any(p.heldout_top1 is not None for r in runs for p in r.path()):
+        handles.append(Line2D([], [], color=grey, marker=HELDOUT_MARKER, markerfacecolor="none", linestyle="none",
+                              label="held-out top-1 (test split)"))
     if any(r.seed_model is not None and r.seed_model.evaluated for r in runs):
         handles.append(Line2D([], [], color=grey, marker=SEED_MARKER, markersize=9, linestyle="none",
                               label="seed"))
@@ -207,7 +230,7 @@ def plot_runs(run_dirs: Sequence[str | Path | Run], out_path: str | Path | None 
         palette = [f"C{i % 10}" for i in range(len(runs))]
         spare: dict[str, str] = {}
         for i, (run, color) in enumerate(zip(runs, palette)):
-            _draw_run(ax, run, i, color, spare)
+            _draw_run(ax, run, i, color, spare, len(runs))
         if reference:
             _draw_reference(ax, reference)
         ax.set_xscale("log")

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..budget import load_budget, training_macs
 from ..runlog import ModelRecord, Run, Trial
+from ..runlog.decision import Decision, Score
 from ..utils.fmt import format_duration
 
 #: The budget a "full training" is measured under for the cost comparison.
@@ -80,11 +81,31 @@ def full_training_comparison(run: Run, search_macs: float | None) -> dict[str, A
     return out
 
 
+def _judged(score: Score | None, decision: Decision | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"score": score.value if score else None, "score_ci": list(score.ci) if score and score.ci
+                           else None, "score_sd": score.sd if score else None,
+                           "repeats": score.repeats if score else None}
+    if decision is not None:
+        out.update(decision=decision.to_dict(), decision_text=decision.summary(), significant=decision.significant)
+    return out
+
+
+def _decision_counts(run: Run) -> dict[str, int] | None:
+    """How many decided steps beat proxy noise (None for a run written before steps kept decisions)."""
+    decided = [s.decision for s in run.steps if s.decision is not None and s.decision.runner_up is not None]
+    if not decided:
+        return None
+    significant = sum(d.significant is True for d in decided)
+    return {"steps": len(decided), "significant": significant,
+            "within_noise": sum(d.significant is False for d in decided)}
+
+
 def summarize(run: Run, all_candidates: bool = False) -> dict[str, Any]:
     """Everything ``show`` prints, as plain data (``candidates`` per step only with ``all_candidates``)."""
     path = []
     for point in run.path():
-        row = {"step": point.label, "axis": point.axis, **_model(point.model), "time_s": point.time_s}
+        row = {"step": point.label, "axis": point.axis, **_model(point.model), "time_s": point.time_s,
+               **_judged(point.score, point.decision), "heldout_top1": point.heldout_top1}
         if row["params_m"] is None and run.final is not None and run.final.factors == point.model.factors:
             row["params_m"] = run.final.params_m  # the log keeps the contracted model's params on ``final``
         path.append(row)
@@ -102,11 +123,14 @@ def summarize(run: Run, all_candidates: bool = False) -> dict[str, Any]:
         "data": dict(run.data) if run.data is not None else None,
         "stop_reason": str(run.stop_reason) if run.stop_reason else None, "stop_detail": run.stop_detail,
         "path": path, "in_progress": in_progress,
-        "final": _model(run.final.model) if run.final is not None else None,
+        "final": {**_model(run.final.model), "heldout_top1": run.final.heldout} if run.final is not None else None,
+        "heldout": run.has_heldout, "decisions": _decision_counts(run),
     }
     if all_candidates:
         summary["steps"] = [{"step": s.step, "from": _model(s.start.model), "chosen": s.chosen, "time_s": s.time_s,
-                             "candidates": [_candidate(c, c.axis == s.chosen) for c in s.candidates]}
+                             "decision": s.decision.to_dict() if s.decision else None,
+                             "candidates": [{**_candidate(c, c.axis == s.chosen), **_judged(s.scores.get(c.name))}
+                                            for c in s.candidates]}
                             for s in run.steps]
     summary["cost"] = cost_block(run)
     summary["full_training"] = full_training_comparison(run, summary["cost"]["train_macs"])
@@ -127,6 +151,23 @@ def _table(header: list[str], rows: list[list[str]], right: set[int]) -> list[st
     return [line(header).rstrip(), "-" * len(line(header).rstrip()), *(line(r).rstrip() for r in rows)]
 
 
+def _score(row: dict[str, Any]) -> str:
+    if row.get("score") is None:
+        return "-"
+    ci = f" [{row['score_ci'][0]:.1f},{row['score_ci'][1]:.1f}]" if row.get("score_ci") else ""
+    sd = f" sd {row['score_sd']:.1f} x{row['repeats']}" if row.get("score_sd") is not None else ""
+    return f"{row['score']:.1f}{ci}{sd}"
+
+
+def _accuracy_note(summary: dict[str, Any]) -> str:
+    """Which accuracy is which: validation picked the models, so only a held-out split is unbiased."""
+    data = summary["data"] or {}
+    if summary["heldout"]:
+        return (f"val top-1 ({data.get('val_videos', '?')} videos) chose these models and reads high; held-out top-1 "
+                f"({data.get('test_videos')} test videos, never used to choose) does not")
+    return "no held-out split: every accuracy here is the validation top-1 that chose these models (it reads high)"
+
+
 def _params(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}M"
 
@@ -145,8 +186,15 @@ def format_summary(summary: dict[str, Any]) -> str:
     out.append("")
 
     rows = [[str(p["step"]), p["axis"] or "-", p["factors_short"], f"{p['gflops']:.4f}", _params(p["params_m"]),
-             _num(p["top1"], ".1f"), format_duration(p["time_s"])] for p in summary["path"]]
-    out += _table(["step", "axis", "factors", "GFLOPs", "params", "top-1", "time"], rows, {0, 3, 4, 5, 6})
+             _num(p["top1"], ".1f"), _score(p), _num(p["heldout_top1"], ".1f"), format_duration(p["time_s"]),
+             p.get("decision_text", "")] for p in summary["path"]]
+    out += _table(["step", "axis", "factors", "GFLOPs", "params", "val top-1", "score (90% CI)", "held-out",
+                   "time", "decision"], rows, {0, 3, 4, 5, 6, 7, 8})
+    out.append(_accuracy_note(summary))
+    counts = summary["decisions"]
+    if counts:
+        out.append(f"decisions: {counts['significant']} of {counts['steps']} steps beat proxy noise (the 90% paired "
+                   f"interval against the runner-up excludes 0); {counts['within_noise']} within noise")
     if summary["in_progress"]:
         ip = summary["in_progress"]
         states = ", ".join(f"{n} {s}" for s, n in ip["statuses"].items())
@@ -155,8 +203,9 @@ def format_summary(summary: dict[str, Any]) -> str:
     if final:
         target = summary["target_gflops"]
         share = f" = {final['gflops'] / target:.1%} of the {target:g} target" if target else ""
+        heldout = f", held-out top-1 {final['heldout_top1']:.1f}" if final.get("heldout_top1") is not None else ""
         out.append(f"final: {final['factors_short']}, {final['gflops']:.4f} GFLOPs{share}, "
-                   f"{_params(final['params_m'])} params, top-1 {_num(final['top1'], '.1f')}")
+                   f"{_params(final['params_m'])} params, top-1 {_num(final['top1'], '.1f')}{heldout}")
     else:
         out.append("final: none yet")
     if summary["stop_reason"]:

@@ -15,6 +15,7 @@ import yaml
 
 from ..errors import ConfigError, X3DSearchError
 from ..factors import Factors
+from .decision import Comparison, Decision, Score
 from .run import SEED_TRIAL, Contraction, Cost, Run, RunInfo, Step, contraction_trial_name, step_trial_name
 from .status import RunStatus, StopReason, TrialStatus
 from .trial import Trial, trial_from_log
@@ -42,21 +43,35 @@ def _flow_factors(entry: dict[str, Any]) -> dict[str, Any]:
     return entry
 
 
+def _judged(trial: Trial, scores: Mapping[str, Score], chosen: bool) -> dict[str, Any]:
+    """A candidate with its score on the step's common videos, and for the chosen one its held-out top-1."""
+    entry = _flow_factors(trial.to_log())
+    if trial.name in scores:
+        entry.update(scores[trial.name].to_log())
+    if chosen:
+        entry["heldout_top1"] = trial.heldout
+    return entry
+
+
 def to_log(run: Run, interrupted: bool = False) -> dict[str, Any]:
     """The log's mapping of ``run``; ``interrupted`` marks a session that ended before the search did."""
     steps = [{"step": s.step, "from": _flow_factors(s.start.model_log()),
-              "candidates": [_flow_factors(c.to_log()) for c in s.candidates], "chosen": s.chosen,
-              "time_s": s.time_s} for s in run.steps]
+              "candidates": [_judged(c, s.scores, c.axis == s.chosen) for c in s.candidates], "chosen": s.chosen,
+              "decision": s.decision.to_dict() if s.decision else None, "time_s": s.time_s} for s in run.steps]
     contraction = None
     c = run.contraction
     kept = c.kept if c is not None and c.done else None
     if kept is not None:
         contraction = {"from": _flow_factors(c.overshoot.model_log()), "axis": kept.axis,
-                       **_flow_factors(kept.model_log()), "params_m": kept.params_m}
+                       **_flow_factors(kept.model_log()), "params_m": kept.params_m,
+                       **(c.scores[kept.name].to_log() if kept.name in c.scores else {}),
+                       "heldout_top1": kept.heldout, "decision": c.decision.to_dict() if c.decision else None,
+                       "vs_overshoot": c.vs_overshoot.to_dict() if c.vs_overshoot else None}
     final = None
     if run.final is not None:
         f = run.final
-        final = {"factors": _Flow(f.factors.to_dict()), "gflops": f.gflops, "params_m": f.params_m, "top1": f.top1}
+        final = {"factors": _Flow(f.factors.to_dict()), "gflops": f.gflops, "params_m": f.params_m, "top1": f.top1,
+                 "heldout_top1": f.heldout}
     status = run.status if run.status == RunStatus.FINISHED else (
         RunStatus.INTERRUPTED if interrupted else RunStatus.RUNNING)
     info = run.info
@@ -108,17 +123,19 @@ class _Reader:
     def model(self, raw: Any, where: str, name: str, axis: str | None = None) -> Trial:
         raw = self.mapping(raw, where)
         top1 = self.number(raw.get("top1"), f"{where}.top1")
-        return trial_from_log(name, axis, self.factors(raw.get("factors"), f"{where}.factors"),
-                              self.number(raw.get("gflops"), f"{where}.gflops", optional=False),
-                              params_m=self.number(raw.get("params_m"), f"{where}.params_m"),
-                              status=TrialStatus.OK if top1 is not None else TrialStatus.PENDING, top1=top1)
+        trial = trial_from_log(name, axis, self.factors(raw.get("factors"), f"{where}.factors"),
+                               self.number(raw.get("gflops"), f"{where}.gflops", optional=False),
+                               params_m=self.number(raw.get("params_m"), f"{where}.params_m"),
+                               status=TrialStatus.OK if top1 is not None else TrialStatus.PENDING, top1=top1)
+        trial.heldout_top1 = self.number(raw.get("heldout_top1"), f"{where}.heldout_top1")
+        return trial
 
     def candidate(self, raw: Any, where: str, step: int) -> Trial:
         raw = self.mapping(raw, where)
         status = self.text(raw.get("status"), f"{where}.status", optional=False)
         axis = self.text(raw.get("axis"), f"{where}.axis", optional=False)
         needed = status == TrialStatus.OK or raw.get("factors") is not None
-        return trial_from_log(
+        trial = trial_from_log(
             step_trial_name(step, axis), axis,
             self.factors(raw.get("factors"), f"{where}.factors") if needed else None,
             self.number(raw.get("gflops"), f"{where}.gflops", optional=status != TrialStatus.OK),
@@ -127,6 +144,25 @@ class _Reader:
             top1=self.number(raw.get("top1"), f"{where}.top1"), top5=self.number(raw.get("top5"), f"{where}.top5"),
             train_time_s=self.number(raw.get("train_time_s"), f"{where}.train_time_s"),
             train_macs=self.number(raw.get("train_macs"), f"{where}.train_macs"))
+        trial.heldout_top1 = self.number(raw.get("heldout_top1"), f"{where}.heldout_top1")
+        return trial
+
+    def decision(self, raw: Any, where: str) -> Decision | None:
+        if raw is None:
+            return None
+        try:
+            return Decision.from_dict(self.mapping(raw, where))
+        except (KeyError, TypeError, ValueError, IndexError) as exc:
+            raise self.fail(where, f"not a decision ({type(exc).__name__}: {exc})") from None
+
+    def scores(self, raws: list[Any], trials: list[Trial], decision: Decision | None) -> dict[str, Score]:
+        criterion = decision.criterion if decision else "top1"
+        out = {}
+        for raw, trial in zip(raws, trials):
+            score = Score.from_log(raw, criterion) if isinstance(raw, Mapping) else None
+            if score is not None:
+                out[trial.name] = score
+        return out
 
     def step(self, raw: Any, index: int, previous: Step | None) -> Step:
         where = f"steps[{index}]"
@@ -141,9 +177,11 @@ class _Reader:
         chosen = self.text(raw.get("chosen"), f"{where}.chosen")
         start_name = SEED_TRIAL if previous is None or previous.chosen is None else \
             step_trial_name(previous.step, previous.chosen)
+        decision = self.decision(raw.get("decision"), f"{where}.decision")
         step = Step(step=number, start=self.model(raw.get("from"), f"{where}.from", start_name), candidates=cands,
                     chosen=chosen, done=chosen is not None,
-                    recorded_time_s=self.number(raw.get("time_s"), f"{where}.time_s"))
+                    recorded_time_s=self.number(raw.get("time_s"), f"{where}.time_s"), decision=decision,
+                    scores=self.scores(cands_raw, cands, decision))
         picked = step.chosen_candidate
         if chosen is not None and picked is None:
             raise self.fail(f"{where}.chosen", f"'{chosen}' is not the axis of any candidate of step {number}")
@@ -158,7 +196,12 @@ class _Reader:
         axis = self.text(raw.get("axis"), "contraction.axis", optional=False)
         kept = self.model(raw, "contraction", contraction_trial_name(axis), axis)
         overshoot = self.model(raw.get("from"), "contraction.from", "overshoot")
-        return Contraction(overshoot=overshoot, start=None, axis=axis, candidates=[kept], chosen=kept.name, done=True)
+        decision = self.decision(raw.get("decision"), "contraction.decision")
+        vs_overshoot = raw.get("vs_overshoot")
+        return Contraction(overshoot=overshoot, start=None, axis=axis, candidates=[kept], chosen=kept.name, done=True,
+                           decision=decision, scores=self.scores([raw], [kept], decision),
+                           vs_overshoot=Comparison.from_dict(vs_overshoot) if isinstance(vs_overshoot, Mapping)
+                           else None)
 
     def cost(self, raw: Any) -> Cost:
         if raw is None:

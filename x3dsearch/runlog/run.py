@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .decision import Comparison, Decision, Score
 from .status import RunStatus, StopReason, TrialStatus
 from .trial import ModelRecord, Trial
 
@@ -50,6 +51,8 @@ class Step:
     chosen: str | None = None           # axis
     done: bool = False
     recorded_time_s: float | None = None  # from a log; a live step measures its trials' sessions
+    decision: Decision | None = None    # why ``chosen`` won, and whether it beat noise
+    scores: dict[str, Score] = field(default_factory=dict)  # by trial name, on the videos all could read
 
     @property
     def trained(self) -> list[Trial]:
@@ -75,6 +78,9 @@ class Contraction:
     candidates: list[Trial]
     chosen: str | None = None           # trial name of the kept contraction, None if none is usable
     done: bool = False
+    decision: Decision | None = None
+    scores: dict[str, Score] = field(default_factory=dict)
+    vs_overshoot: Comparison | None = None  # the kept model against the one that overshot
 
     @property
     def kept(self) -> Trial | None:
@@ -200,11 +206,19 @@ class Run:
         for step in self.steps:
             chosen = step.chosen_candidate
             if chosen is not None:
-                points.append(PathPoint(str(step.step), step.step, step.chosen, chosen.model, step.time_s))
-        kept = self.contraction.kept if self.contraction is not None and self.contraction.done else None
+                points.append(PathPoint(str(step.step), step.step, step.chosen, chosen.model, step.time_s,
+                                        step.scores.get(chosen.name), step.decision, chosen.heldout))
+        c = self.contraction
+        kept = c.kept if c is not None and c.done else None
         if kept is not None:
-            points.append(PathPoint("contracted", None, kept.axis, kept.model))
+            points.append(PathPoint("contracted", None, kept.axis, kept.model, None, c.scores.get(kept.name),
+                                    c.decision, kept.heldout))
         return points
+
+    @property
+    def has_heldout(self) -> bool:
+        """Whether the data has a held-out split (then kept models carry a held-out top-1)."""
+        return bool((self.data or {}).get("test_videos"))
 
     def evaluated_models(self) -> list[ModelRecord]:
         """Every model with a measured top-1 (seed, candidates, contraction, final), each once."""
@@ -267,3 +281,6 @@ class PathPoint:
     axis: str | None
     model: ModelRecord
     time_s: float | None = None
+    score: Score | None = None      # on the videos every candidate of its step read
+    decision: Decision | None = None
+    heldout_top1: float | None = None

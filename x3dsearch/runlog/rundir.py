@@ -36,6 +36,9 @@ SEARCH_LOG_NAME = "search.log"
 CANDIDATES_DIR = "candidates"
 TRIALS_DIR = "trials"
 LOCK_NAME = ".lock"
+#: What stays in ``candidates/`` of a finished trial: ``all`` (its checkpoint too), ``models`` (its
+#: model.pt, results and outcomes: the default) or ``chosen`` (model.pt only for the models kept).
+KEEP = ("all", "models", "chosen")
 
 
 class RunDir:

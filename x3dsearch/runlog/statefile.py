@@ -13,6 +13,7 @@ from typing import Any
 
 from ..errors import X3DSearchError
 from ..utils.io import atomic_write_json
+from .decision import Comparison, Decision, Score
 from .run import Clock, Contraction, Run, RunInfo, Step, step_trial_name
 from .status import RunStatus, StopReason, TrialStatus
 from .trial import Trial
@@ -28,13 +29,14 @@ def to_state(run: Run, live_wall_s: float = 0.0) -> dict[str, Any]:
     if run.contraction is not None:
         c = run.contraction
         contraction = {"overshoot": c.overshoot.name, "start": c.start.name if c.start else None, "axis": c.axis,
-                       "candidates": [t.to_state() for t in c.candidates], "chosen": c.chosen, "done": c.done}
+                       "candidates": [t.to_state() for t in c.candidates], "chosen": c.chosen, "done": c.done,
+                       **_judged(c), "vs_overshoot": c.vs_overshoot.to_dict() if c.vs_overshoot else None}
     status = run.status if run.status == RunStatus.FINISHED else RunStatus.RUNNING
     return {"version": STATE_VERSION, "status": str(status),
             "stop_reason": run.stop_reason.name.lower() if run.stop_reason else None,
             "stop_detail": run.stop_detail, "sessions": run.sessions, "seed": run.seed_trial.to_state(),
             "steps": [{"step": s.step, "start": s.start.name, "candidates": [t.to_state() for t in s.candidates],
-                       "chosen": s.chosen, "done": s.done} for s in run.steps],
+                       "chosen": s.chosen, "done": s.done, **_judged(s)} for s in run.steps],
             "contraction": contraction, "final": run.final.name if run.final else None, "clock": clock}
 
 
@@ -77,7 +79,7 @@ def from_state(data: dict[str, Any], info: RunInfo) -> Run:
         if legacy:  # version 1 kept skipped axes apart
             candidates += [_skipped(raw["step"], s) for s in raw.get("skipped", [])]
         steps.append(Step(step=raw["step"], start=resolve(raw["start"]), candidates=candidates,
-                          chosen=raw.get("chosen"), done=bool(raw["done"])))
+                          chosen=raw.get("chosen"), done=bool(raw["done"]), **_read_judged(raw)))
         known.update((c.name, c) for c in candidates)
     contraction = None
     if data.get("contraction"):
@@ -88,7 +90,8 @@ def from_state(data: dict[str, Any], info: RunInfo) -> Run:
         if legacy:
             candidates += [_skipped(None, s) for s in raw.get("skipped", [])]
         contraction = Contraction(overshoot=overshoot, start=start, axis=raw["axis"], candidates=candidates,
-                                  chosen=raw.get("chosen"), done=bool(raw["done"]))
+                                  chosen=raw.get("chosen"), done=bool(raw["done"]), **_read_judged(raw),
+                                  vs_overshoot=Comparison.from_dict(raw.get("vs_overshoot")))
         known.update((c.name, c) for c in candidates)
     clock = data.get("cost" if legacy else "clock") or {}
     reason, detail = _stop(data, legacy)
@@ -96,6 +99,16 @@ def from_state(data: dict[str, Any], info: RunInfo) -> Run:
                final=resolve(data["final"]) if data.get("final") else None,
                status=RunStatus(data["status"]), stop_reason=reason, stop_detail=detail,
                sessions=int(data.get("sessions", 0)), clock=Clock(**clock))
+
+
+def _judged(record: Step | Contraction) -> dict[str, Any]:
+    return {"decision": record.decision.to_dict() if record.decision else None,
+            "scores": {name: score.to_state() for name, score in record.scores.items()}}
+
+
+def _read_judged(raw: dict[str, Any]) -> dict[str, Any]:
+    scores = {name: Score.from_state(entry) for name, entry in (raw.get("scores") or {}).items()}
+    return {"decision": Decision.from_dict(raw["decision"]) if raw.get("decision") else None, "scores": scores}
 
 
 def _skipped(step: int | None, entry: dict[str, str]) -> Trial:

@@ -45,6 +45,7 @@ class Trial:
     result: TrainResult | None = None
     sessions: list[list[float]] = field(default_factory=list)  # wall-clock [start, end] of each training call
     seed: int | None = None         # of the training (repeat k of every candidate shares one)
+    repeat: int = 0                 # k: 0 for the first training of a model
     repeats: list["Trial"] = field(default_factory=list)  # the same model trained again with other seeds
     heldout_top1: float | None = None  # top-1 on the held-out split, for a chosen model
 
@@ -64,6 +65,12 @@ class Trial:
     @property
     def train_macs(self) -> float | None:
         return self.result.train_macs if self.result is not None else None
+
+    @property
+    def heldout(self) -> float | None:
+        """Held-out top-1, averaged over the runs that were evaluated on the held-out split."""
+        values = [r.heldout_top1 for r in self.runs if r.heldout_top1 is not None]
+        return sum(values) / len(values) if values else None
 
     @property
     def runs(self) -> list["Trial"]:
@@ -91,7 +98,7 @@ class Trial:
                 "factors": self.factors.to_dict() if self.factors is not None else None,
                 "gflops": self.gflops, "params_m": self.params_m, "status": str(self.status), "error": self.error,
                 "result": self.result.to_dict() if self.result is not None else None,
-                "sessions": [list(s) for s in self.sessions], "seed": self.seed,
+                "sessions": [list(s) for s in self.sessions], "seed": self.seed, "repeat": self.repeat,
                 "repeats": [r.to_state() for r in self.repeats], "heldout_top1": self.heldout_top1}
 
     @classmethod
@@ -104,6 +111,7 @@ class Trial:
                    error=data.get("error"),
                    result=TrainResult.from_dict(data["result"]) if data.get("result") is not None else None,
                    sessions=[list(s) for s in data.get("sessions", [])], seed=data.get("seed"),
+                   repeat=int(data.get("repeat", 0)),
                    repeats=[cls.from_state(r) for r in data.get("repeats", [])],
                    heldout_top1=data.get("heldout_top1"))
 

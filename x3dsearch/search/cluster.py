@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import X3DSearchError
+from ..runlog.rundir import KEEP
 from ..utils.cpus import local_cpus
 from ..utils.logging import setup_logging
 
@@ -27,16 +28,21 @@ _RAY_ENV = {"RAY_AIR_NEW_OUTPUT": "0", "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"
 
 @dataclass(frozen=True)
 class Resources:
-    """Where trials run; free to change between sessions."""
+    """Where trials run and what they leave on disk; free to change between sessions."""
 
     address: str | None = None
     cpus_per_trial: float | None = None
     gpus_per_trial: float | None = None
     max_failures: int = 1
+    keep: str = "models"
+
+    def __post_init__(self) -> None:
+        if self.keep not in KEEP:
+            raise X3DSearchError(f"--keep must be one of {', '.join(KEEP)}, got '{self.keep}'")
 
     def to_dict(self) -> dict[str, Any]:
         return {"address": self.address, "cpus_per_trial": self.cpus_per_trial,
-                "gpus_per_trial": self.gpus_per_trial, "max_failures": self.max_failures}
+                "gpus_per_trial": self.gpus_per_trial, "max_failures": self.max_failures, "keep": self.keep}
 
 
 @dataclass

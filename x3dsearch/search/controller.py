@@ -13,26 +13,40 @@ from __future__ import annotations
 import time
 from typing import Any, Callable
 
+from ..criteria import TieRule
 from ..errors import X3DSearchError
+from ..outcomes import SplitOutcomes
 from ..runlog import Contraction, Run, RunDir, RunStatus, Step, StopReason, Trial, TrialStatus
+from ..runlog.decision import Decision, Score
 from ..runlog.run import contraction_trial_name, step_trial_name
+from ..train.folder import TrainingFolder
 from ..utils.fmt import format_top1
 from ..utils.logging import get_logger
 from .estimate import count_params_m
+from .judge import Judge
 from .progress import future_trials
 from .proposals import Proposal, Skip, contract, propose_step
-from .selection import select
 from .settings import DataInfo, SearchSettings
 from .trials import TrialRunner
 
 log = get_logger("search")
+
+#: Scores a kept model on the held-out split: its top-1 there.
+Heldout = Callable[[Trial], "float | None"]
+#: Repeat k trains with this seed (k = 0: the search's own); far apart, so searches run with seeds
+#: 0, 1, 2 share no repeat.
+REPEAT_SEED_STRIDE = 100003
+
+
+def repeat_seed(seed: int, k: int) -> int:
+    return seed + REPEAT_SEED_STRIDE * k
 
 
 class Search:
     """The loop of one session of a search (new or resumed); the session owns Ray, lock and logs."""
 
     def __init__(self, run: Run, run_dir: RunDir, settings: SearchSettings, data: DataInfo, trials: TrialRunner,
-                 session_start: float):
+                 session_start: float, heldout: Heldout | None = None, keep: str = "models"):
         self.run_record = run
         self.run_dir = run_dir
         self.settings = settings
@@ -41,6 +55,9 @@ class Search:
         self.target = settings.target_gflops
         self.trials = trials
         self.session_start = session_start
+        self.heldout = heldout
+        self.keep = keep
+        self.judge = Judge(settings.selection, settings.tie_rule, settings.seed, self._outcomes)
 
     @property
     def live_wall_s(self) -> float:
@@ -104,6 +121,28 @@ class Search:
                 trial.seed = self.settings.seed
         return trials
 
+    def _outcomes(self, trial: Trial) -> SplitOutcomes | None:
+        return TrainingFolder(self.run_dir.trial_dir(trial.name)).read_outcomes("val")
+
+    def _repeat(self, model: Trial, k: int) -> Trial:
+        """Repeat ``k`` of a model: the same architecture trained with the search's k-th seed (which every
+        model's repeat k shares, so they see the same clips)."""
+        name = f"{model.name}-r{k}"
+        for run in model.repeats:
+            if run.name == name:
+                return run
+        run = Trial(name=name, axis=model.axis, factors=model.factors, gflops=model.gflops, params_m=model.params_m,
+                    seed=repeat_seed(self.settings.seed, k), repeat=k)
+        model.repeats.append(run)
+        return run
+
+    def _runs(self, models: list[Trial]) -> list[Trial]:
+        """Every training of ``models`` at the search's number of repeats."""
+        for model in models:
+            for k in range(1, self.settings.trainings):
+                self._repeat(model, k)
+        return self._seeded([run for model in models for run in model.runs])
+
     def _trial(self, name: str, proposal: Proposal) -> Trial:
         params = self._timed_flops(lambda: count_params_m(proposal.factors, self.data.num_classes))
         return Trial(name=name, axis=proposal.axis, factors=proposal.factors, gflops=proposal.gflops,
@@ -140,7 +179,7 @@ class Search:
         mean = sum(c.gflops for c in step.trained) / len(step.trained)
         self.trials.future = lambda: future_trials(mean, self.target, self.space.expansion_rate,
                                                    len(self.space.axes), self.space.tolerance)
-        self.trials.run(f"step{step.step:02d}", title, self._seeded(extra + step.trained), start)
+        self.trials.run(f"step{step.step:02d}", title, self._runs(extra + step.trained), start)
         if not any(c.evaluated for c in step.trained):
             reasons = {c.error or str(c.status) for c in step.trained}
             detail = reasons.pop() if len(reasons) == 1 else \
@@ -149,11 +188,63 @@ class Search:
             self.save()
             raise X3DSearchError(f"every candidate of step {step.step} failed: {detail}; the state is kept: fix "
                                  f"the cause and run `x3dsearch resume {self.run_dir.path}`")
-        chosen = select(step.trained, start, self.settings.selection)
+        step.decision, step.scores = self._decide(step.step, f"step{step.step:02d}", title, step.trained, start)
+        chosen = next(c for c in step.trained if c.axis == step.decision.winner)
+        self._log_scores(f"step {step.step}", step.trained, step.scores, chosen)
+        self._evaluate_heldout(chosen)
         step.chosen, step.done = chosen.axis, True
+        self._drop_unchosen(step.trained, chosen)
         self.save()
-        log.info("step %d: chose %s -> %s, %.4f GFLOPs (x%.2f), top-1 %s", step.step, chosen.axis,
-                 chosen.factors.short(), chosen.gflops, chosen.gflops / start.gflops, format_top1(chosen.top1))
+        log.info("step %d: chose %s -> %s, %.4f GFLOPs (x%.2f), top-1 %s; %s", step.step, chosen.axis,
+                 chosen.factors.short(), chosen.gflops, chosen.gflops / start.gflops, format_top1(chosen.top1),
+                 step.decision.summary())
+
+    def _decide(self, number: int, experiment: str, title: str, models: list[Trial], start: Trial,
+                ) -> tuple[Decision, dict[str, Score]]:
+        """The judge's decision; under ``--on-tie repeat`` the tied candidates first train with further seeds
+        until they separate or reach ``--max-repeats``."""
+        while self.settings.tie_rule == TieRule.REPEAT:
+            tied = [t for t in self.judge.tied_with_best(number, models, start)
+                    if len(t.runs) < self.settings.repeat_limit]
+            if not tied:
+                break
+            more = [self._repeat(t, len(t.runs)) for t in tied]
+            k = min(len(t.runs) for t in tied)
+            log.info("%s: %s within noise of each other; training them again (seed %d of at most %d)", title,
+                     ", ".join(t.axis for t in tied), k, self.settings.repeat_limit)
+            self.trials.run(f"{experiment}-repeat{k}", f"{title}: repeat {k} of the tied candidates",
+                            self._seeded(more), start)
+        return self.judge.decide(number, models, start)
+
+    def _log_scores(self, what: str, models: list[Trial], scores: dict[str, Score], chosen: Trial) -> None:
+        """Each candidate's score on the common videos, with its interval and spread over seeds."""
+        for model in models:
+            score = scores.get(model.name)
+            if score is None:
+                continue
+            interval = f" (90% CI {score.ci[0]:.2f}..{score.ci[1]:.2f})" if score.ci else ""
+            spread = f", SD {score.sd:.2f} over {score.repeats} seeds" if score.repeats > 1 else ""
+            log.info("%s: %s %s %s = %.2f%s%s on %s videos%s", what, "*" if model is chosen else " ", model.axis,
+                     score.criterion, score.value, interval, spread, score.videos or "-",
+                     "" if score.ci else " (no per-video outcomes)")
+
+    def _evaluate_heldout(self, model: Trial) -> None:
+        """Top-1 on the held-out split of every run of a model the search keeps (not the split it chose by)."""
+        if self.heldout is None:
+            return
+        for run in model.runs:
+            if run.evaluated and run.heldout_top1 is None:
+                run.heldout_top1 = self.heldout(run)
+        self.save()
+
+    def _drop_unchosen(self, models: list[Trial], chosen: Trial) -> None:
+        """Under ``--keep chosen``, the weights of the models a step did not keep go."""
+        if self.keep != "chosen":
+            return
+        for model in models:
+            if model is not chosen:
+                for run in model.runs:
+                    TrainingFolder(self.run_dir.trial_dir(run.name)).drop_weights()
 
     def _stop_at(self, current: Trial) -> None:
         """Why the expansion ends at ``current``: it went past the target, or came within tolerance."""
@@ -187,13 +278,25 @@ class Search:
                      f"target at {contraction.overshoot.gflops:.4f}; shrink step {len(run.steps)}'s "
                      f"{contraction.axis} expansion of {base.factors.short()} back under it")
             self.trials.future = lambda: []
-            self.trials.run("contraction", title, self._seeded(contraction.trained), base)
+            self.trials.run("contraction", title, self._runs(contraction.trained), base)
         usable = [c for c in contraction.trained if c.evaluated]
         if usable:
-            kept = select(usable, base, self.settings.selection)
+            number = len(run.steps) + 1
+            contraction.decision, contraction.scores = self._decide(number, "contraction", "contraction", usable,
+                                                                    base)
+            kept = next(c for c in usable if c.axis == contraction.decision.winner)
             contraction.chosen = kept.name
-            log.info("contraction: kept %s -> %s, %.4f GFLOPs, top-1 %s", kept.axis, kept.factors.short(),
-                     kept.gflops, format_top1(kept.top1))
+            contraction.vs_overshoot = self.judge.compare(number, kept, contraction.overshoot)
+            self._log_scores("contraction", usable, contraction.scores, kept)
+            self._evaluate_heldout(kept)
+            self._drop_unchosen(usable, kept)
+            against = contraction.vs_overshoot
+            noise = ("no interval" if against is None else
+                     f"{against.margin:+.1f} against the overshooting model "
+                     f"({'beyond' if against.significant else 'within'} noise, 90% CI {against.ci[0]:.1f}.."
+                     f"{against.ci[1]:.1f})")
+            log.info("contraction: kept %s -> %s, %.4f GFLOPs, top-1 %s; %s", kept.axis, kept.factors.short(),
+                     kept.gflops, format_top1(kept.top1), noise)
         else:
             log.warning("contraction: no setting at most the target trained successfully; the final model is "
                         "the last one under the target, %s", base.factors.short())

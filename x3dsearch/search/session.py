@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..budget import Budget, load_budget
+from ..data import has_split
 from ..runlog import SEED_TRIAL, Run, RunDir, RunStatus, Trial
 from ..utils.logging import get_logger
 from .cluster import Cluster, Resources, prepare_ray, ray_session, send_logs_to
@@ -22,7 +23,7 @@ from .controller import Search
 from .estimate import count_params_m, estimate_gflops
 from .settings import (DataInfo, SearchSettings, check_choices, check_same, check_target,
                        default_run_dir, resolve_data_info, run_config, run_info, stored_resources, stored_settings)
-from .trainable import TrialContext
+from .trainable import TrialContext, evaluate_heldout
 from .trials import TrialRunner
 
 log = get_logger("search")
@@ -48,7 +49,7 @@ def expand(settings: SearchSettings, resources: Resources, run_dir: Path | None 
     runs before the run directory is created.
     """
     check_target(settings.target_gflops, settings.space)
-    check_choices(settings.criterion, settings.contract_axes)
+    check_choices(settings)
     folder = RunDir(run_dir if run_dir is not None else default_run_dir())
     folder.check_new()
     budget_spec = settings.budget or settings.space.budget
@@ -93,7 +94,8 @@ def resume(run_dir: Path, settings: SearchSettings | None = None, overrides: dic
     info = run_info(stored, budget, DataInfo(spec=data_entry["spec"], root=Path(data_entry["root"]),
                                              num_classes=data_entry["num_classes"],
                                              train_videos=data_entry["train_videos"],
-                                             val_videos=data_entry["val_videos"]))
+                                             val_videos=data_entry["val_videos"],
+                                             test_videos=data_entry.get("test_videos")))
     run = folder.load(info)
     if run.status == RunStatus.FINISHED:
         return SearchOutcome(folder, run, stored.target_gflops, already_finished=True)
@@ -128,10 +130,15 @@ def _search(run: Run, folder: RunDir, settings: SearchSettings, resources: Resou
                        device="cuda" if gpus_per_trial > 0 else "cpu")
     trials = TrialRunner(folder, cluster, placement, explicit_cpus=resources.cpus_per_trial is not None,
                          max_failures=resources.max_failures, ctx=ctx, clock=run.clock,
-                         save=lambda: folder.save(run, time.monotonic() - session_start), history=run.trials())
+                         save=lambda: folder.save(run, time.monotonic() - session_start), history=run.trials(),
+                         keep=resources.keep)
+    heldout = None
+    if has_split(data.root, "test"):
+        def heldout(trial: Trial) -> float | None:
+            return evaluate_heldout(folder.trial_dir(trial.name).resolve(), str(data.root), placement)
     log.info("Ray %s: %g CPUs, %g GPUs (%.1f s)", f"cluster at {cluster.address}" if cluster.address
              else "started locally", cluster.cpus, cluster.gpus, cluster.start_s)
     log.info("trials: %g CPU, %g GPU each, up to %d at once; budget %s; data %s (%d classes, %d train / %d val)",
              cpus_per_trial, gpus_per_trial, trials.eta.slots, budget.name, data.root, data.num_classes,
              data.train_videos, data.val_videos)
-    Search(run, folder, settings, data, trials, session_start).run()
+    Search(run, folder, settings, data, trials, session_start, heldout=heldout, keep=resources.keep).run()

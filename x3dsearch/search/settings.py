@@ -16,12 +16,13 @@ from typing import Any
 
 from .. import __version__
 from ..budget import Budget, load_budget
-from ..data import class_names, load_split, resolve_data
+from ..criteria import CRITERIA, TIE_RULES
+from ..data import class_names, has_split, load_split, resolve_data
 from ..errors import ConfigError, X3DSearchError
 from ..runlog import RunInfo
 from .cluster import Resources
 from .estimate import estimate_gflops
-from .space import CONTRACTIONS, CRITERIA, SearchSpace
+from .space import CONTRACTIONS, SearchSpace
 
 
 @dataclass(frozen=True)
@@ -35,10 +36,27 @@ class SearchSettings:
     seed: int = 0
     criterion: str | None = None  # None: the space's selection rule
     contract_axes: str | None = None  # None: the space's contraction rule
+    on_tie: str | None = None     # None: the space's tie rule
+    repeats: int | None = None    # None: the space's
+    max_repeats: int | None = None  # None: the space's
 
     @property
     def selection(self) -> str:
         return self.criterion or self.space.selection
+
+    @property
+    def tie_rule(self) -> str:
+        return self.on_tie or self.space.on_tie
+
+    @property
+    def trainings(self) -> int:
+        """Seeds every candidate is trained with (``--repeats``)."""
+        return self.repeats or self.space.repeats
+
+    @property
+    def repeat_limit(self) -> int:
+        """The most seeds ``--on-tie repeat`` trains a tied candidate with."""
+        return max(self.max_repeats or self.space.max_repeats, self.trainings)
 
     @property
     def contraction(self) -> str:
@@ -52,16 +70,18 @@ class DataInfo:
     num_classes: int
     train_videos: int
     val_videos: int
+    test_videos: int | None = None  # None: the data has no held-out split
 
     def log_entry(self) -> dict[str, Any]:
         return {"root": self.spec if self.spec == "synthetic" else str(self.root), "num_classes": self.num_classes,
-                "train_videos": self.train_videos, "val_videos": self.val_videos}
+                "train_videos": self.train_videos, "val_videos": self.val_videos, "test_videos": self.test_videos}
 
 
 def resolve_data_info(spec: str) -> DataInfo:
     root = resolve_data(spec)
     return DataInfo(spec=spec, root=root, num_classes=len(class_names(root)),
-                    train_videos=len(load_split(root, "train")), val_videos=len(load_split(root, "val")))
+                    train_videos=len(load_split(root, "train")), val_videos=len(load_split(root, "val")),
+                    test_videos=len(load_split(root, "test")) if has_split(root, "test") else None)
 
 
 # --- input checks ------------------------------------------------------------------------------
@@ -80,11 +100,16 @@ def check_target(target: float, space: SearchSpace, num_classes: int = 1) -> Non
                           f"({space.seed.short()}); nothing to search")
 
 
-def check_choices(criterion: str | None, contract_axes: str | None) -> None:
-    if criterion is not None and criterion not in CRITERIA:
-        raise ConfigError(f"--criterion must be one of {', '.join(CRITERIA)}, got '{criterion}'")
-    if contract_axes is not None and contract_axes not in CONTRACTIONS:
-        raise ConfigError(f"--contract-axes must be one of {', '.join(CONTRACTIONS)}, got '{contract_axes}'")
+def check_choices(settings: SearchSettings) -> None:
+    if settings.criterion is not None and settings.criterion not in CRITERIA:
+        raise ConfigError(f"--criterion must be one of {', '.join(CRITERIA)}, got '{settings.criterion}'")
+    if settings.contract_axes is not None and settings.contract_axes not in CONTRACTIONS:
+        raise ConfigError(f"--contract-axes must be one of {', '.join(CONTRACTIONS)}, got '{settings.contract_axes}'")
+    if settings.on_tie is not None and settings.on_tie not in TIE_RULES:
+        raise ConfigError(f"--on-tie must be one of {', '.join(TIE_RULES)}, got '{settings.on_tie}'")
+    for name, value in (("--repeats", settings.repeats), ("--max-repeats", settings.max_repeats)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise ConfigError(f"{name} must be a positive integer, got {value!r}")
 
 
 def default_run_dir() -> Path:
@@ -111,7 +136,8 @@ def run_config(settings: SearchSettings, resources: Resources, budget: Budget, d
             "target_gflops": settings.target_gflops,
             "data": {"spec": data.spec, **data.log_entry(), "root": str(data.root)},
             "budget": budget.to_dict(), "space": settings.space.to_dict(), "seed": settings.seed,
-            "criterion": settings.selection, "contract_axes": settings.contraction,
+            "criterion": settings.selection, "contract_axes": settings.contraction, "on_tie": settings.tie_rule,
+            "repeats": settings.trainings, "max_repeats": settings.repeat_limit,
             "resources": resources.to_dict(), "versions": versions()}
 
 
@@ -126,13 +152,15 @@ def stored_settings(config: dict[str, Any], label: str) -> SearchSettings:
     space = SearchSpace.from_dict(config["space"], label=f"{label} space")
     return SearchSettings(target_gflops=float(config["target_gflops"]), space=space, data=config["data"]["spec"],
                           budget=None, seed=int(config["seed"]), criterion=config["criterion"],
-                          contract_axes=config["contract_axes"])
+                          contract_axes=config["contract_axes"], on_tie=config.get("on_tie"),
+                          repeats=config.get("repeats"), max_repeats=config.get("max_repeats"))
 
 
 def stored_resources(config: dict[str, Any], overrides: dict[str, Any] | None) -> Resources:
     res = {**config.get("resources", {}), **(overrides or {})}
     return Resources(address=res.get("address"), cpus_per_trial=res.get("cpus_per_trial"),
-                     gpus_per_trial=res.get("gpus_per_trial"), max_failures=int(res.get("max_failures", 1)))
+                     gpus_per_trial=res.get("gpus_per_trial"), max_failures=int(res.get("max_failures", 1)),
+                     keep=res.get("keep", "models"))
 
 
 def check_same(run_dir: Path, stored: SearchSettings, given_settings: SearchSettings, config: dict[str, Any],
@@ -154,6 +182,10 @@ def check_same(run_dir: Path, stored: SearchSettings, given_settings: SearchSett
         raise refuse("criterion", stored.selection, given_settings.selection)
     if "contract_axes" in given and given_settings.contraction != stored.contraction:
         raise refuse("--contract-axes", stored.contraction, given_settings.contraction)
+    if "on_tie" in given and given_settings.tie_rule != stored.tie_rule:
+        raise refuse("--on-tie", stored.tie_rule, given_settings.tie_rule)
+    if "repeats" in given and given_settings.trainings != stored.trainings:
+        raise refuse("--repeats", stored.trainings, given_settings.trainings)
     if "budget" in given and given_settings.budget is not None:
         budget = load_budget(given_settings.budget)
         if budget.name != config["budget"].get("name"):

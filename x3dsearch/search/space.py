@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..criteria import CRITERIA, TIE_RULES
 from ..errors import ConfigError
 from ..factors import Factors
 from ..utils.io import read_yaml
@@ -20,11 +21,10 @@ DEFAULT_SPACE = SPACE_DIR / "x3d.yaml"
 #: Factors an axis may grow (the stride changes only as a side effect of X-Fast).
 AXIS_FACTORS = ("frames", "crop", "depth", "width", "bottleneck")
 INTEGER_FACTORS = ("frames", "crop")
-CRITERIA = ("top1", "gain-per-gflop")
 CONTRACTIONS = ("own", "all")
 PROPOSAL_RULES = ("at-most", "nearest")
-TOP_KEYS = ("name", "seed", "expansion_rate", "proposal", "axes", "bounds", "tolerance", "selection", "contraction",
-            "budget")
+TOP_KEYS = ("name", "seed", "expansion_rate", "proposal", "axes", "bounds", "tolerance", "selection", "on_tie",
+            "repeats", "max_repeats", "contraction", "budget")
 AXIS_KEYS = ("factor", "keep", "step", "max")
 BOUND_KEYS = ("min_stride", "max_span")
 
@@ -62,6 +62,9 @@ class SearchSpace:
     max_span: int | None = None
     tolerance: float = 0.29
     selection: str = "top1"
+    on_tie: str = "best"
+    repeats: int = 1
+    max_repeats: int = 3
     contraction: str = "own"
     budget: str = "auto"
 
@@ -81,6 +84,9 @@ class SearchSpace:
             "bounds": {"min_stride": self.min_stride, "max_span": self.max_span},
             "tolerance": self.tolerance,
             "selection": self.selection,
+            "on_tie": self.on_tie,
+            "repeats": self.repeats,
+            "max_repeats": self.max_repeats,
             "contraction": self.contraction,
             "budget": self.budget,
         }
@@ -136,6 +142,15 @@ class SearchSpace:
         selection = data.get("selection", "top1")
         if selection not in CRITERIA:
             raise bad("selection", f"must be one of {', '.join(CRITERIA)}, got {selection!r}")
+        on_tie = data.get("on_tie", "best")
+        if on_tie not in TIE_RULES:
+            raise bad("on_tie", f"must be one of {', '.join(TIE_RULES)}, got {on_tie!r}")
+        repeats = data.get("repeats", 1)
+        if not _is_int(repeats) or repeats < 1:
+            raise bad("repeats", f"must be a positive integer, got {repeats!r}")
+        max_repeats = data.get("max_repeats", 3)
+        if not _is_int(max_repeats) or max_repeats < 1:
+            raise bad("max_repeats", f"must be a positive integer, got {max_repeats!r}")
         contraction = data.get("contraction", "own")
         if contraction not in CONTRACTIONS:
             raise bad("contraction", f"must be one of {', '.join(CONTRACTIONS)}, got {contraction!r}")
@@ -147,7 +162,8 @@ class SearchSpace:
             raise bad("name", "must be a non-empty string")
         return cls(name=name, seed=seed, expansion_rate=float(rate), axes=axes, proposal=proposal,
                    min_stride=int(min_stride), max_span=None if max_span is None else int(max_span),
-                   tolerance=float(tolerance), selection=selection, contraction=contraction, budget=budget)
+                   tolerance=float(tolerance), selection=selection, on_tie=on_tie, repeats=repeats,
+                   max_repeats=max_repeats, contraction=contraction, budget=budget)
 
 
 def _is_number(value: Any) -> bool:

@@ -23,6 +23,7 @@ from ..errors import X3DSearchError
 from ..factors import Factors
 from ..status import TrialStatus
 from ..train.result import TrainResult
+from ..train.heldout import evaluate_split
 from ..train.trainer import train_and_evaluate
 from .cluster import one_line
 
@@ -107,6 +108,20 @@ def check_visible(data: str, home: Path) -> None:
         if not path.is_dir():
             raise X3DSearchError(f"{what} {path} is not visible on node {socket.gethostname()}: on a Ray cluster "
                                  f"the data and the run directory must be on a filesystem every node sees")
+
+
+def evaluate_heldout(out_dir: Path, data: str, placement: tuple[float, float]) -> float | None:
+    """Top-1 of a finished training on the dataset's test split, scored where trials run (a Ray task with a
+    trial's resources); ``test_outcomes.json`` is stored in its folder and reused."""
+    import ray  # the session has started Ray
+
+    cpus, gpus = placement
+    task = ray.remote(num_cpus=cpus, num_gpus=gpus)(_heldout_top1)
+    return ray.get(task.remote(str(out_dir), data, max(1, int(cpus)), "cuda" if gpus > 0 else "cpu"))
+
+
+def _heldout_top1(out_dir: str, data: str, threads: int, device: str) -> float | None:
+    return evaluate_split(out_dir, data, "test", threads=threads, device=device).top1
 
 
 # --- what Tune says about a trial --------------------------------------------------------------

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from ..runlog import Clock, Trial, TrialStatus
+from ..train.folder import TrainingFolder
 from ..train.result import TrainResult
 from ..utils.logging import get_logger
 from .cluster import Cluster
@@ -40,7 +41,7 @@ class TrialRunner:
 
     def __init__(self, run_dir: TrialFolders, cluster: Cluster, placement: tuple[float, float], explicit_cpus: bool,
                  max_failures: int, ctx: TrialContext, clock: Clock, save: Callable[[], None],
-                 history: list[Trial]):
+                 history: list[Trial], keep: str = "models"):
         self.run_dir = run_dir
         self.cluster = cluster
         self.cpus_per_trial, self.gpus_per_trial = placement
@@ -49,6 +50,7 @@ class TrialRunner:
         self.ctx = ctx
         self.clock = clock
         self.save = save
+        self.keep = keep
         self.eta = EtaModel(cluster.slots(*placement))
         for trial in history:
             if trial.finished and trial.wall_time_s:
@@ -66,7 +68,7 @@ class TrialRunner:
         for t in todo:
             t.status = TrialStatus.PENDING
         self._batch = {t.name: t for t in trials}
-        rows = [Row(t.name, t.axis or t.name, t.factors.short(), t.gflops,
+        rows = [Row(t.name, (t.axis or t.name) + (f" #{t.repeat + 1}" if t.repeat else ""), t.factors.short(), t.gflops,
                     t.gflops / start.gflops if t.axis and start is not None else None, str(t.status), t.top1)
                 for t in trials]
         self._table = LiveTable(title, rows, self._eta)
@@ -142,6 +144,8 @@ class TrialRunner:
             self.eta.add(trial.gflops, trial.wall_time_s)
         self._running_since.pop(name, None)
         self.save()
+        if self.keep != "all":  # the result is recorded: resume needs the checkpoint no more
+            TrainingFolder(self.run_dir.trial_dir(name)).drop_checkpoint()
         self._table.update(name, str(trial.status), trial.top1, error=trial.error)
 
     def _eta(self) -> float | None:

@@ -142,6 +142,17 @@ class TrainingFolder:
             return False
         return True
 
+    def drop_weights(self) -> bool:
+        """Delete ``model.pt`` of a finished training whose weights nobody will read again (a candidate the
+        search did not keep, under ``--keep chosen``); its result and outcomes stay."""
+        if not self.is_finished():
+            return False
+        try:
+            self.model.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
     def stale_files(self) -> tuple[Path, ...]:
         """What a fresh start (no checkpoint) must remove: results of an earlier attempt."""
         return (self.result, self.metrics, self.model, self.outcomes("val"), self.outcomes("test"))

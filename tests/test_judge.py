@@ -1,0 +1,148 @@
+"""Scores, paired intervals and tie rules of a step, on hand-written per-video outcomes with known answers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from x3dsearch.factors import preset
+from x3dsearch.outcomes import SplitOutcomes, VideoOutcome
+from x3dsearch.runlog import Trial, TrialStatus
+from x3dsearch.search.judge import Judge
+from x3dsearch.train.result import TrainResult
+
+VIDEOS = [f"v{i:03d}.mp4" for i in range(100)]
+
+
+def outcomes(correct: list[bool], p_true: list[float] | None = None, videos: list[str] = VIDEOS) -> SplitOutcomes:
+    p_true = p_true or [0.9 if c else 0.1 for c in correct]
+    return SplitOutcomes("val", {v: VideoOutcome(0, p, c) for v, c, p in zip(videos, correct, p_true)})
+
+
+def model(name: str, gflops: float, *runs: SplitOutcomes, store: dict) -> Trial:
+    """A trial per run (repeat k is the k-th), its outcomes kept in ``store``."""
+    trials = []
+    for k, o in enumerate(runs):
+        t = Trial(f"{name}-r{k}" if k else name, name, preset("x2d"), gflops, status=TrialStatus.OK,
+                  result=TrainResult(status="ok", top1=o.top1), seed=k)
+        store[t.name] = o
+        trials.append(t)
+    trials[0].repeats = trials[1:]
+    return trials[0]
+
+
+def right(n: int) -> list[bool]:
+    """The first n of 100 videos right."""
+    return [i < n for i in range(100)]
+
+
+def judge(store: dict, rule: str = "best", criterion: str = "top1") -> Judge:
+    return Judge(criterion, rule, seed=0, outcomes=lambda t: store.get(t.name))
+
+
+def test_identical_outcomes_are_within_noise_and_never_significant():
+    store: dict = {}
+    start = model("start", 1.0, outcomes(right(40)), store=store)
+    a = model("a", 2.0, outcomes(right(60)), store=store)
+    b = model("b", 2.1, outcomes(right(60)), store=store)
+    decision, scores = judge(store).decide(1, [a, b], start)
+    assert decision.winner == "a" and decision.runner_up == "b"  # equal scores: the cheaper one
+    assert decision.margin == 0 and decision.vs_runner_up.ci == (0.0, 0.0) and decision.significant is False
+    assert decision.tied == ("b",) and decision.summary() == "within noise"
+    assert scores["a"].value == 60.0 and scores["a"].videos == 100
+    assert decision.vs_start.margin == 20.0 and decision.vs_start.significant  # +20 on 100 paired videos
+
+
+def test_a_clear_win_is_significant_with_its_margin_and_interval():
+    store: dict = {}
+    start = model("start", 1.0, outcomes(right(30)), store=store)
+    a = model("a", 2.0, outcomes(right(80)), store=store)
+    b = model("b", 2.0, outcomes(right(40)), store=store)
+    decision, _ = judge(store).decide(2, [a, b], start)
+    # b's right videos are a subset of a's: 40 paired differences of 100 points over 100 videos, mean 40,
+    # SD 49.2, so the 90% interval is 40 +- 1.645 x 4.9 = [31.9, 48.1].
+    assert decision.winner == "a" and decision.margin == pytest.approx(40.0) and decision.significant
+    low, high = decision.vs_runner_up.ci
+    assert low == pytest.approx(31.9, abs=1.5) and high == pytest.approx(48.1, abs=1.5)
+    assert decision.summary().startswith("margin +40.0 (90% CI ")
+
+
+def test_candidates_are_compared_on_the_videos_all_of_them_read():
+    store: dict = {}
+    start = model("start", 1.0, outcomes(right(50)), store=store)
+    a = model("a", 2.0, outcomes(right(50)), store=store)
+    # b could not read the first 50 videos (its right ones come after): on the 50 common videos it scores 0
+    b = model("b", 2.0, outcomes([True] * 50, videos=VIDEOS[50:]), store=store)
+    decision, scores = judge(store).decide(1, [a, b], start)
+    assert decision.videos == 50 and scores["a"].value == 0.0 and scores["b"].value == 100.0
+    assert decision.winner == "b"
+
+
+def test_cheaper_takes_the_cheapest_candidate_within_noise_of_the_best():
+    store: dict = {}
+    start = model("start", 1.0, outcomes(right(40)), store=store)
+    best = model("best", 2.0, outcomes(right(62)), store=store)
+    close = model("close", 1.8, outcomes(right(60)), store=store)   # 2 videos behind: within noise
+    far = model("far", 1.5, outcomes(right(20)), store=store)       # clearly worse, and cheapest
+    assert judge(store, "best").decide(1, [best, close, far], start)[0].winner == "best"
+    decision, _ = judge(store, "cheaper").decide(1, [best, close, far], start)
+    assert decision.winner == "close" and decision.runner_up == "best" and decision.margin == pytest.approx(-2.0)
+    assert decision.significant is False and decision.tied == ("close",)
+
+
+def test_repeat_names_the_tied_candidates_to_train_again():
+    store: dict = {}
+    start = model("start", 1.0, outcomes(right(40)), store=store)
+    a = model("a", 2.0, outcomes(right(61)), store=store)
+    b = model("b", 2.0, outcomes(right(60)), store=store)
+    c = model("c", 2.0, outcomes(right(10)), store=store)
+    assert [t.name for t in judge(store, "repeat").tied_with_best(1, [a, b, c], start)] == ["a", "b"]
+    # a second repeat where a wins everywhere b does not separates them
+    a2 = Trial("a-r1", "a", preset("x2d"), 2.0, status=TrialStatus.OK, result=TrainResult(status="ok", top1=90))
+    b2 = Trial("b-r1", "b", preset("x2d"), 2.0, status=TrialStatus.OK, result=TrainResult(status="ok", top1=30))
+    store.update({"a-r1": outcomes(right(90)), "b-r1": outcomes(right(30))})
+    a.repeats, b.repeats = [a2], [b2]
+    decision, scores = judge(store, "repeat").decide(1, [a, b, c], start)
+    assert scores["a"].repeats == 2 and scores["a"].value == pytest.approx(75.5)
+    assert scores["a"].sd == pytest.approx(np.std([61, 90], ddof=1))
+    assert decision.repeats == 2 and decision.winner == "a"
+
+
+def test_continuous_criteria_separate_what_top1_ties():
+    store: dict = {}
+    start = model("start", 1.0, outcomes(right(40), [0.5] * 100), store=store)
+    sure = model("sure", 2.0, outcomes(right(60), [0.95 if i < 60 else 0.2 for i in range(100)]), store=store)
+    unsure = model("unsure", 2.0, outcomes(right(60), [0.55 if i < 60 else 0.2 for i in range(100)]), store=store)
+    assert judge(store, criterion="top1").decide(1, [sure, unsure], start)[0].significant is False
+    decision, scores = judge(store, criterion="prob").decide(1, [unsure, sure], start)
+    assert decision.winner == "sure" and decision.significant
+    assert scores["sure"].value == pytest.approx(0.6 * 95 + 0.4 * 20)
+    log_decision, _ = judge(store, criterion="log-prob").decide(1, [unsure, sure], start)
+    assert log_decision.winner == "sure" and log_decision.significant
+
+
+def test_gain_per_gflop_is_scored_against_the_start_model():
+    store: dict = {}
+    start = model("start", 1.0, outcomes(right(40)), store=store)
+    cheap = model("cheap", 1.5, outcomes(right(55)), store=store)   # +15 over +0.5 -> 30 per GFLOP
+    big = model("big", 3.0, outcomes(right(70)), store=store)       # +30 over +2.0 -> 15 per GFLOP
+    decision, scores = judge(store, criterion="gain-per-gflop").decide(1, [cheap, big], start)
+    assert decision.winner == "cheap" and scores["cheap"].value == pytest.approx(30.0)
+    assert decision.vs_start.margin == pytest.approx(15.0)  # the gain itself, in top-1 points
+
+
+def test_intervals_are_deterministic_for_a_seed():
+    store: dict = {}
+    rng = np.random.default_rng(0)
+    start = model("start", 1.0, outcomes(list(rng.random(100) < 0.4)), store=store)
+    a = model("a", 2.0, outcomes(list(rng.random(100) < 0.6)), store=store)
+    b = model("b", 2.0, outcomes(list(rng.random(100) < 0.55)), store=store)
+    assert judge(store).decide(3, [a, b], start) == judge(store).decide(3, [a, b], start)
+
+
+def test_runs_without_per_video_outcomes_fall_back_to_mean_top1_without_an_interval():
+    start = Trial("seed", None, preset("x2d"), 1.0, status=TrialStatus.OK, result=TrainResult(status="ok", top1=30))
+    a = Trial("a", "a", preset("x2d"), 2.0, status=TrialStatus.OK, result=TrainResult(status="ok", top1=50))
+    b = Trial("b", "b", preset("x2d"), 2.0, status=TrialStatus.OK, result=TrainResult(status="ok", top1=45))
+    decision, scores = judge({}).decide(1, [a, b], start)
+    assert decision.winner == "a" and decision.significant is None and scores["a"].ci is None
+    assert decision.summary() == "no interval (the run kept no per-video outcomes)"

@@ -1,0 +1,150 @@
+"""Scoring a step's candidates on the same videos, and deciding with intervals which one to keep.
+
+Every candidate (and the step's start model) is scored on the validation
+videos that all of them could read, so a video one model could not decode
+never counts for some and not for others. With repeats, repeat k of every
+model was trained with the same seed (the same clips and augmentations), so
+differences are paired by repeat as well as by video (:func:`x3dsearch.stats.bootstrap`).
+
+Tie rules, for candidates within noise of the best (the paired interval of best
+minus candidate includes 0):
+- ``best``: keep the best score anyway (ties to the lower GFLOPs);
+- ``cheaper``: keep the cheapest of the best and those within noise of it;
+- ``repeat``: the controller trains the tied candidates again with further
+  seeds until they separate or ``max_repeats`` is reached, then keeps the best.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ..criteria import Criterion, TieRule, video_values
+from ..outcomes import SplitOutcomes
+from ..runlog import Trial
+from ..runlog.decision import Comparison, Decision, Score
+from ..stats import bootstrap
+
+
+Outcomes = Callable[[Trial], "SplitOutcomes | None"]
+
+
+def runs(trial: Trial) -> list[Trial]:
+    """The trainings of one model that finished and were validated: the trial and its repeats."""
+    return [t for t in trial.runs if t.evaluated]
+
+
+class Judge:
+    """Scores and decisions for one search (its criterion, tie rule and seed)."""
+
+    def __init__(self, criterion: Criterion | str, rule: TieRule | str, seed: int, outcomes: Outcomes):
+        self.criterion = Criterion(criterion)
+        self.rule = TieRule(rule)
+        self.seed = seed
+        self.outcomes = outcomes
+
+    # --- per-video values on the videos every model read ----------------------------------------
+    def _values(self, models: Sequence[Trial], kind: Criterion) -> dict[str, np.ndarray] | None:
+        """Repeats x common videos per model; None when a run kept no per-video outcomes (older runs)."""
+        per_run: dict[str, list[dict[str, float]]] = {}
+        for model in models:
+            per_run[model.name] = []
+            for run in runs(model):
+                outcomes = self.outcomes(run)
+                if outcomes is None or not outcomes.videos:
+                    return None
+                per_run[model.name].append(video_values(outcomes, kind))
+        common = sorted(set.intersection(*(set(values) for runs_ in per_run.values() for values in runs_)))
+        if not common:
+            return None
+        return {name: np.array([[values[v] for v in common] for values in runs_]) for name, runs_ in per_run.items()}
+
+    def _seed(self, step: int, *names: str) -> list[int]:
+        return [self.seed, step, *(sum(ord(ch) * (i + 1) for i, ch in enumerate(n)) for n in names)]
+
+    @staticmethod
+    def _paired(a: np.ndarray, b: np.ndarray, seed: list[int]) -> Comparison:
+        k = min(len(a), len(b))
+        interval = bootstrap(a[:k] - b[:k], seed)
+        return Comparison(interval.value, (interval.low, interval.high))
+
+    def compare(self, step: int, a: Trial, b: Trial) -> Comparison | None:
+        """``a`` minus ``b`` in the criterion's per-video unit (top-1 points for gain per GFLOP)."""
+        values = self._values([a, b], self.criterion.per_video) if runs(a) and runs(b) else None
+        return self._paired(values[a.name], values[b.name], self._seed(step, a.name, b.name)) if values else None
+
+    # --- scores and the decision --------------------------------------------------------------
+    def decide(self, step: int, candidates: Sequence[Trial], start: Trial) -> tuple[Decision, dict[str, Score]]:
+        """The winner under the tie rule (``repeat`` decides as ``best``: the controller repeats first),
+        and every usable candidate's score, keyed by trial name."""
+        usable = [c for c in candidates if runs(c)]
+        if not usable:
+            raise ValueError("no usable candidate")
+        models = [*usable, start] if runs(start) else usable
+        per_video = self._values(models, self.criterion.per_video)
+        if per_video is None:
+            return self._decide_without_outcomes(usable, start)
+        top1 = self._values(models, Criterion.TOP1)
+        base = per_video.get(start.name)
+        values = {c.name: self._criterion_values(c, per_video[c.name], start, base) for c in usable}
+        scores = {c.name: self._score(step, c, values[c.name], top1[c.name]) for c in usable}
+        best = max(usable, key=lambda c: (scores[c.name].value, -c.gflops))  # max keeps the first of equals
+        tied = [c for c in usable if c is not best and not self._paired(
+            values[best.name], values[c.name], self._seed(step, best.name, c.name)).significant]
+        winner = min([best, *tied], key=lambda c: (c.gflops, -scores[c.name].value)) \
+            if self.rule is TieRule.CHEAPER else best
+        others = [c for c in usable if c is not winner]
+        runner_up = max(others, key=lambda c: (scores[c.name].value, -c.gflops)) if others else None
+        vs_runner_up = self._paired(values[winner.name], values[runner_up.name],
+                                    self._seed(step, winner.name, runner_up.name)) if runner_up else None
+        vs_start = self._paired(per_video[winner.name], base, self._seed(step, winner.name, start.name)) \
+            if base is not None else None
+        repeats = min(len(values[winner.name]), len(values[runner_up.name])) if runner_up else len(values[winner.name])
+        decision = Decision(criterion=str(self.criterion), rule=str(self.rule), winner=winner.axis,
+                            runner_up=runner_up.axis if runner_up else None, vs_runner_up=vs_runner_up,
+                            vs_start=vs_start, videos=per_video[winner.name].shape[1], repeats=repeats,
+                            tied=tuple(c.axis for c in tied))
+        return decision, scores
+
+    def tied_with_best(self, step: int, candidates: Sequence[Trial], start: Trial) -> list[Trial]:
+        """The best candidate and those within noise of it, when there are any (what ``repeat`` retrains)."""
+        decision, scores = self.decide(step, candidates, start)
+        if not decision.tied:
+            return []
+        usable = [c for c in candidates if runs(c)]
+        best = max(usable, key=lambda c: (scores[c.name].value, -c.gflops))
+        return [best, *(c for c in usable if c.axis in decision.tied)]
+
+    def _criterion_values(self, trial: Trial, values: np.ndarray, start: Trial, base: np.ndarray | None,
+                          ) -> np.ndarray:
+        if self.criterion is not Criterion.GAIN_PER_GFLOP or base is None:
+            return values
+        k = min(len(values), len(base))
+        return (values[:k] - base[:k]) / max(trial.gflops - start.gflops, 1e-12)
+
+    def _score(self, step: int, trial: Trial, values: np.ndarray, top1: np.ndarray) -> Score:
+        interval = bootstrap(values, self._seed(step, trial.name))
+        top1_interval = bootstrap(top1, self._seed(step, trial.name, "top1"))
+        per_repeat = values.mean(axis=1)
+        return Score(str(self.criterion), interval.value, (interval.low, interval.high),
+                     float(per_repeat.std(ddof=1)) if len(per_repeat) > 1 else None, len(per_repeat),
+                     values.shape[1], top1_interval.value, (top1_interval.low, top1_interval.high))
+
+    def _decide_without_outcomes(self, usable: list[Trial], start: Trial) -> tuple[Decision, dict[str, Score]]:
+        """A run written before per-video outcomes were kept: mean top-1 over repeats, no interval."""
+        def mean_top1(trial: Trial) -> float:
+            return float(np.mean([r.top1 for r in runs(trial)]))
+
+        def value(trial: Trial) -> float:
+            if self.criterion is Criterion.GAIN_PER_GFLOP and start.top1 is not None:
+                return (mean_top1(trial) - start.top1) / max(trial.gflops - start.gflops, 1e-12)
+            return mean_top1(trial)
+
+        scores = {c.name: Score(str(self.criterion) if self.criterion is Criterion.GAIN_PER_GFLOP else "top1",
+                                value(c), repeats=len(runs(c)), top1=mean_top1(c)) for c in usable}
+        winner = max(usable, key=lambda c: (scores[c.name].value, -c.gflops))
+        others = [c for c in usable if c is not winner]
+        runner_up = max(others, key=lambda c: (scores[c.name].value, -c.gflops)) if others else None
+        return Decision(criterion=scores[winner.name].criterion, rule=str(TieRule.BEST), winner=winner.axis,
+                        runner_up=runner_up.axis if runner_up else None, vs_runner_up=None, vs_start=None,
+                        videos=0, repeats=len(runs(winner))), scores
