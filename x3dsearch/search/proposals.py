@@ -86,7 +86,7 @@ def _frames_ladder(axis: Axis, current: Factors, space: SearchSpace, upto: Facto
             return
         span = float(upto.span) if upto is not None else grown_span(axis, current, frames)
         stride = _nearest_stride(span, frames)
-        if stride < space.min_stride:
+        if stride < space.min_stride and stride < current.stride:  # a start already under it may keep its stride
             yield f"stride would drop below min_stride {space.min_stride}"
             return
         if axis.keep == "span" and upto is None and stride >= current.stride:
