@@ -22,9 +22,10 @@ import os
 import platform
 import statistics
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from .errors import ConfigError
 from .factors import Factors
@@ -163,20 +164,37 @@ def time_forward(model: Any, clip: Any, device: str, runs: int, warmup: int) -> 
     return times
 
 
-def _measure(factors: Factors, num_classes: int, config: LatencyConfig, label: str) -> Latency:
+@contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` intra-op CPU threads, then restore the previous count."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def model_and_clip(factors: Factors, num_classes: int, device: str) -> tuple[Any, Any]:
+    """The model in eval mode and one random clip (batch 1), both on ``device``."""
     import torch
 
     from .models import build_model
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(config.threads)
-    try:
-        generator = torch.Generator().manual_seed(0)
-        model = build_model(factors, num_classes=num_classes).eval().to(config.device)
-        clip = torch.randn(1, 3, factors.frames, factors.crop, factors.crop, generator=generator).to(config.device)
+    generator = torch.Generator().manual_seed(0)
+    model = build_model(factors, num_classes=num_classes).eval().to(device)
+    clip = torch.randn(1, 3, factors.frames, factors.crop, factors.crop, generator=generator).to(device)
+    return model, clip
+
+
+def _measure(factors: Factors, num_classes: int, config: LatencyConfig, label: str) -> Latency:
+    import torch
+
+    with torch_threads(config.threads):
+        model, clip = model_and_clip(factors, num_classes, config.device)
         times = time_forward(model, clip, config.device, config.runs, config.warmup)
-    finally:
-        torch.set_num_threads(previous)
     return summarize(times, config.warmup, label, config.threads, torch.__version__)
 
 

@@ -149,33 +149,94 @@ def _proposal(axis: str, rung: Factors, value: float, measure: Measure, num_clas
     return Proposal(axis, rung, estimate_gflops(rung, num_classes), cost=value)
 
 
-def _noisy_rungs(rungs: Iterable[Factors | str], goal: float, measure: Measure, num_classes: int,
-                 ) -> tuple[list[Factors | str], dict[Factors, float]]:
-    """Climb with quick values until one is clearly past ``goal``, then measure the rungs near it in full.
+@dataclass
+class _Crossing:
+    """Where a noisy measure's ladder passes a goal, decided on full measurements only."""
 
-    Near means a quick value inside the noise band goal / (1 + noise) .. goal x (1 + noise), plus
-    the closest rung on either side of the band, so the choice never rests on a quick value.
-    Returns the rungs climbed (a trailing bound string kept) and the value of each rung.
+    settings: list[Factors]      # rungs climbed, smallest first
+    first_above: int | None      # index of the first rung whose full value exceeds the goal; None: none did
+    end: str | None              # why the climb stopped short of a crossing (a bound), when first_above is None
+    full: dict[Factors, float]   # full measurements taken
+
+    def around(self) -> list[Factors | str]:
+        """The rungs the choice rests on: the last one at most the goal and the first one above it
+        (or the last one and the bound); the exact rule applied to these decides as on the whole ladder."""
+        if self.first_above is None:
+            return self.settings[-1:] + ([self.end] if self.end else [])
+        return self.settings[max(0, self.first_above - 1):self.first_above + 1]
+
+
+def _noisy_crossing(rungs: Iterable[Factors | str], goal: float, measure: Measure, num_classes: int) -> _Crossing:
+    """Climb on quick values until one is past the noise band above ``goal``, then find the first rung
+    whose full value exceeds the goal by bisection, measuring in full only the rungs bisection visits.
+
+    The search window runs from the last rung clearly under the band to the first clearly over it.
+    If quick noise exceeded the band (the window's first rung is already over the goal, or its last
+    is not), the window is widened to the ladder's start, or the climb continues on full values.
     """
     band = 1.0 + measure.noise
-    climbed: list[Factors | str] = []
+    ladder_iter = iter(rungs)
+    settings: list[Factors] = []
     quick: dict[Factors, float] = {}
-    for count, rung in enumerate(rungs):
-        climbed.append(rung)
-        if isinstance(rung, str) or count >= MAX_RUNGS:
+    full: dict[Factors, float] = {}
+    end: str | None = None
+    passed = False
+    for count, rung in enumerate(ladder_iter):
+        if isinstance(rung, str):
+            end = rung
             break
+        if count >= MAX_RUNGS:
+            end = f"more than {MAX_RUNGS} settings below the goal"
+            break
+        settings.append(rung)
         quick[rung] = measure.quick(rung, num_classes)
         if quick[rung] > goal * band:
+            passed = True
             break
-    settings = [r for r in climbed if not isinstance(r, str)]
-    inside = [i for i, r in enumerate(settings) if goal / band <= quick[r] <= goal * band]
-    below = [i for i, r in enumerate(settings) if quick[r] < goal / band]
-    above = [i for i, r in enumerate(settings) if quick[r] > goal * band]
-    near = set(inside) | ({below[-1]} if below else set()) | ({above[0]} if above else set())
-    values = dict(quick)
-    for i in sorted(near):
-        values[settings[i]] = measure.value(settings[i], num_classes)
-    return climbed, values
+
+    def above(index: int) -> bool:
+        rung = settings[index]
+        if rung not in full:
+            full[rung] = measure.value(rung, num_classes)
+        return full[rung] > goal
+
+    def bisect(lo: int, hi: int) -> int:
+        """The first index in [lo, hi) whose rung is above the goal, or hi (values rise along a ladder)."""
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if above(mid):
+                hi = mid
+            else:
+                lo = mid + 1
+        return lo
+
+    def crossing_at(index: int) -> _Crossing:
+        while index > 0 and above(index - 1):  # full values out of order: step down to a rung under the goal
+            index -= 1
+        return _Crossing(settings, index, None, full)
+
+    if not settings:
+        return _Crossing(settings, None, end, full)
+    last = len(settings) - 1
+    start = max((i for i in range(last + 1) if quick[settings[i]] < goal / band), default=0)
+    found = bisect(start, last + 1)
+    if found == start and start > 0:
+        found = bisect(0, start)  # quick noise beyond the band below the goal
+    if found <= last:
+        return crossing_at(found)
+    if passed:  # the last rung's quick value was over the band but its full one is not: keep climbing in full
+        for rung in ladder_iter:
+            if isinstance(rung, str):
+                return _Crossing(settings, None, rung, full)
+            settings.append(rung)
+            if above(len(settings) - 1):
+                return crossing_at(len(settings) - 1)
+            if len(settings) > MAX_RUNGS:
+                break
+        return _Crossing(settings, None, f"more than {MAX_RUNGS} settings below the goal", full)
+    if above(last):  # the bound's last rung: its full value decides whether it is kept
+        return crossing_at(last)
+    return _Crossing(settings, None, end, full)
 
 
 def propose(axis: Axis, current: Factors, space: SearchSpace, num_classes: int, measure: Measure = GFLOPS,
@@ -189,22 +250,18 @@ def propose(axis: Axis, current: Factors, space: SearchSpace, num_classes: int, 
     candidate would not cost about the same as the others.
 
     An exact measure (GFLOPs) is evaluated rung by rung while climbing. A noisy one
-    (latency) climbs on quick values, measures the rungs near the goal again in full
-    (:func:`_noisy_rungs`) and applies the same rule to those values; the chosen rung's
-    value is always a full measurement.
+    (latency) climbs on quick values, then bisects the rungs near the goal on full
+    measurements (:func:`_noisy_crossing`) and applies the same rule to the two rungs
+    around the crossing; a chosen rung's value is always a full measurement.
     """
     base = measure.value(current, num_classes)
     goal = space.expansion_rate * base
     rungs: Iterable[Factors | str] = ladder(axis, current, space)
     value: Callable[[Factors], float] = lambda f: measure.value(f, num_classes)  # noqa: E731
     if measure.noise > 0:
-        rungs, values = _noisy_rungs(rungs, goal, measure, num_classes)
-        value = values.__getitem__
-    chosen = _choose(axis.name, rungs, value, base, goal, space, measure, num_classes)
-    if isinstance(chosen, Proposal) and measure.noise > 0:
-        chosen = _proposal(axis.name, chosen.factors, measure.value(chosen.factors, num_classes), measure,
-                           num_classes)
-    return chosen
+        crossing = _noisy_crossing(rungs, goal, measure, num_classes)
+        rungs, value = crossing.around(), crossing.full.__getitem__
+    return _choose(axis.name, rungs, value, base, goal, space, measure, num_classes)
 
 
 def _choose(axis: str, rungs: Iterable[Factors | str], value: Callable[[Factors], float], base: float,
@@ -275,8 +332,8 @@ def contract(axis: Axis, start: Factors, space: SearchSpace, num_classes: int, t
         rungs = ladder(axis, start, space)
     value: Callable[[Factors], float] = lambda f: measure.value(f, num_classes)  # noqa: E731
     if measure.noise > 0:
-        rungs, values = _noisy_rungs(rungs, target, measure, num_classes)
-        value = values.__getitem__
+        crossing = _noisy_crossing(rungs, target, measure, num_classes)
+        rungs, value = crossing.around(), crossing.full.__getitem__
     best: Proposal | None = None
     reason = f"the smallest setting along {axis.name} already exceeds the target"
     for rungs_seen, rung in enumerate(rungs):
@@ -287,6 +344,4 @@ def contract(axis: Axis, start: Factors, space: SearchSpace, num_classes: int, t
         if v > target or rungs_seen >= MAX_RUNGS:
             break
         best = _proposal(axis.name, rung, v, measure, num_classes)
-    if best is not None and measure.noise > 0:
-        best = _proposal(axis.name, best.factors, measure.value(best.factors, num_classes), measure, num_classes)
     return best if best is not None else Skip(axis.name, reason)
