@@ -31,17 +31,22 @@ from .errors import ConfigError
 from .factors import Factors
 from .utils.io import atomic_write_json, cache_dir
 
-#: Protocol, chosen by measurement on the 2-core CPU machine (README, "Latency"): the first
-#: forward is several times slower (oneDNN builds its kernels), the second and later are
-#: steady; the median of 15 runs moved by under 2% between repeats on an idle core.
+#: Protocol, chosen by measurement on the 2-core CPU machine while other agents loaded it (load
+#: average 10-12; README, "Latency"): in 7 fresh processes (X2D, X3D-XS, 1 thread) the first
+#: forward took 1.6-1.9x the steady median (oneDNN builds its kernels), the second was steady in
+#: 6 of 7, so two warm-ups; in the steadiest series the median of 15 runs stayed within 4.8% of the
+#: 50-run median (90th percentile; 10 runs: 6.4%, 5 runs: 12%), so 15 runs. Under that load the
+#: machine itself drifted 10-20% between processes, which no run count removes.
 DEFAULT_RUNS = 15
 DEFAULT_WARMUP = 2
-#: The cheap protocol used to climb a ladder: one warm-up, median of three.
+#: The cheap protocol used to climb a ladder: one warm-up, median of three (15-45% off the
+#: long-run median at the 90th percentile under that load).
 QUICK_RUNS = 3
 QUICK_WARMUP = 1
-#: Relative band around a goal inside which quick values are measured again in full
-#: before the solver chooses (about twice the quick protocol's spread under load).
-DEFAULT_NOISE = 0.15
+#: Relative band around a goal: the rungs whose quick values fall inside it (and the nearest on
+#: either side) are where the solver bisects on full measurements. Wider noise only costs more
+#: full measurements, never a different rule (see search/proposals.py).
+DEFAULT_NOISE = 0.25
 CACHE_VERSION = 1
 
 
