@@ -152,6 +152,13 @@ def main(argv: list[str] | None = None) -> int:
         t = [r["median_ms"] for r in step_rows]
         print(f"  GFLOPs span x{max(g) / min(g):.2f}, ms span x{max(t) / min(t):.2f} (fastest "
               f"{step_rows[t.index(min(t))]['axis']}, slowest {step_rows[t.index(max(t))]['axis']})")
+        network = [Factors.from_dict({**r["factors"], "stride": 1}) for r in step_rows]
+        for i in range(len(step_rows)):
+            for j in range(i + 1, len(step_rows)):
+                if network[i] == network[j]:  # the stride only picks other frames: the same computation
+                    a, b = sorted((t[i], t[j]))
+                    print(f"  {step_rows[i]['axis']} and {step_rows[j]['axis']} run the same network: their x{b / a:.2f}"
+                          f" is measurement noise")
     print(f"device {label}, {args.threads} thread(s), torch {rows[0]['torch'] if rows else '?'}, warm-up "
           f"{args.warmup}, up to {args.runs} runs or {args.seconds_per_model:g} s of runs per model")
     if args.json:
