@@ -24,6 +24,7 @@ import statistics
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -125,6 +126,7 @@ def summarize(times_ms: list[float], warmup: int, device: str, threads: int, tor
                    device=device, threads=threads, torch=torch_version, times_ms=tuple(times_ms))
 
 
+@lru_cache(maxsize=1)
 def _cpu_name() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
