@@ -34,34 +34,9 @@ from x3dsearch.latency import (Latency, device_label, model_and_clip, summarize,
 from x3dsearch.search.estimate import estimate_gflops  # noqa: E402
 from x3dsearch.search.proposals import propose_step  # noqa: E402
 from x3dsearch.search.space import load_space  # noqa: E402
+from x3dsearch.stats import spearman  # noqa: E402
 
 NUM_CLASSES = 400
-
-
-def ranks(values: list[float]) -> list[float]:
-    """Ranks from 1, ties sharing their mean rank."""
-    order = sorted(range(len(values)), key=values.__getitem__)
-    out = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        for k in range(i, j + 1):
-            out[order[k]] = (i + j) / 2 + 1
-        i = j + 1
-    return out
-
-
-def spearman(x: list[float], y: list[float]) -> float:
-    """Pearson correlation of the ranks."""
-    rx, ry = ranks(x), ranks(y)
-    n = len(x)
-    mx, my = sum(rx) / n, sum(ry) / n
-    cov = sum((a - mx) * (b - my) for a, b in zip(rx, ry))
-    sx = sum((a - mx) ** 2 for a in rx) ** 0.5
-    sy = sum((b - my) ** 2 for b in ry) ** 0.5
-    return cov / (sx * sy)
 
 
 def sample_space(count: int, max_gflops: float, seed: int) -> list[Factors]:
