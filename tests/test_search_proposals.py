@@ -34,6 +34,8 @@ def test_default_space_is_shipped_and_linked_at_the_top_level():
     assert [a.name for a in space.axes] == ["x-fast", "x-temporal", "x-spatial", "x-depth", "x-width",
                                              "x-bottleneck"]
     assert space.axis("x-fast").keep == "span" and space.axis("x-temporal").keep is None
+    assert (space.axis("x-temporal").span_growth, space.axis("x-temporal").contract) == (1.6, "keep-span")
+    assert (space.seed.frames, space.seed.stride) == (1, 30)  # about 1 s: X-Fast gives 2x15
     assert (space.selection, space.contraction, space.budget, space.min_stride) == ("top1", "own", "auto", 1)
     assert load_space("x3d") == space
 
@@ -54,6 +56,18 @@ def test_default_space_is_shipped_and_linked_at_the_top_level():
     ({"tolerance": 1.5}, "'tolerance'"),
     ({"seed": {"frames": 1, "stride": 12, "crop": 112, "width": 1.0, "bottleneck": 1.0}}, "'depth'"),
     ({"colour": "blue"}, "'colour'"),
+    ({"axes": {"x-temporal": {"factor": "frames", "span_growth": 2.5, "step": 1, "max": 9}}},
+     "'axes.x-temporal.span_growth'"),
+    ({"axes": {"x-temporal": {"factor": "frames", "span_growth": "fast", "step": 1, "max": 9}}},
+     "'axes.x-temporal.span_growth'"),
+    ({"axes": {"x-fast": {"factor": "frames", "keep": "span", "span_growth": 1.6, "step": 1, "max": 9}}},
+     "'axes.x-fast.span_growth'"),
+    ({"axes": {"x-depth": {"factor": "depth", "span_growth": 1.6, "step": 0.1, "max": 9}}},
+     "'axes.x-depth.span_growth'"),
+    ({"axes": {"x-temporal": {"factor": "frames", "contract": "shrink", "step": 1, "max": 9}}},
+     "'axes.x-temporal.contract'"),
+    ({"axes": {"x-spatial": {"factor": "crop", "contract": "keep-span", "step": 8, "max": 400}}},
+     "'axes.x-spatial.contract'"),
 ])
 def test_malformed_space_names_the_bad_key(change, key):
     with pytest.raises(ConfigError) as err:
@@ -76,6 +90,7 @@ def test_space_files_are_checked(tmp_path):
     space = load_space(custom)
     assert space.name == "two_axes" and [a.name for a in space.axes] == ["x-spatial", "x-depth"]
     assert SearchSpace.from_dict(space.to_dict()) == space
+    assert SearchSpace.from_dict(load_space().to_dict()) == load_space()  # span_growth and contract survive
 
 
 # --- closed-form count ------------------------------------------------------------------------
@@ -117,8 +132,38 @@ def test_every_axis_proposes_the_closest_setting_at_most_c_times():
         assert sum(p.gflops >= 1.9 * base for p in proposals) >= 4
         fast = proposals[0].factors  # X-Fast keeps the clip duration as well as integer strides allow
         assert abs(fast.stride - current.span / fast.frames) <= 0.5 and fast.stride < current.stride
-        assert proposals[1].factors.stride == current.stride                        # X-Temporal keeps stride
+        temporal = proposals[1].factors  # X-Temporal: the span grows 1.6x per doubling of frames
+        grown = current.span * (temporal.frames / current.frames) ** math.log2(1.6)
+        assert abs(temporal.stride - grown / temporal.frames) <= 0.5 and temporal.stride <= current.stride
+        assert temporal.span > current.span
         current = proposals[step % len(proposals)].factors  # walk every axis in turn
+
+
+def test_span_growth_two_keeps_the_stride_and_one_keeps_the_span():
+    base = dict(factor="frames", step=1, max=64)
+    space = _space(axes={"same-stride": base, "same-span": {**base, "span_growth": 1.0},
+                         "paper": {**base, "span_growth": 1.6}})
+    start = Factors(frames=4, stride=12, crop=160, width=1.0, bottleneck=2.25, depth=2.2)
+    proposals, skips = propose_step(start, space, 400)
+    assert not skips and [p.factors.frames for p in proposals] == [8, 8, 8]
+    assert [p.factors.stride for p in proposals] == [12, 6, 10]  # 96 / 8, 48 / 8, 48 x 1.6 / 8 = 9.6
+    assert len({p.gflops for p in proposals}) == 1  # the stride costs nothing
+
+
+def test_keep_span_contraction_spreads_fewer_frames_over_the_expanded_clip():
+    space = load_space()
+    start = Factors(frames=8, stride=6, crop=160, width=1.0, bottleneck=2.25, depth=2.2)
+    temporal = space.axis("x-temporal")
+    expanded = propose(temporal, start, space, 400).factors
+    assert (expanded.frames, expanded.stride) == (16, 5)
+    for target, frames in ((2.0, 13), (1.5, 9), (2.5, 16)):
+        result = contract(temporal, start, space, 400, target, expanded=expanded)
+        assert result.factors.frames == frames and result.factors.stride == round(80 / frames)
+    ladder_rule = SearchSpace.from_dict({**load_space().to_dict(), "axes": {
+        "x-temporal": {"factor": "frames", "span_growth": 1.6, "step": 1, "max": 64}}})
+    assert contract(ladder_rule.axis("x-temporal"), start, ladder_rule, 400, 2.0).factors.stride == 5  # 13x5
+    nothing = contract(temporal, start, space, 400, 1.0, expanded=expanded)
+    assert isinstance(nothing, Skip) and "exceeds the target" in nothing.reason
 
 
 def test_nearest_rule_may_go_over_c_times():
@@ -131,35 +176,52 @@ def test_nearest_rule_may_go_over_c_times():
     assert at_most.factors.depth == 2.2 and at_most.gflops < 2 * estimate_gflops(start)
 
 
+PAPER_CHAIN = "bottleneck,fast,spatial,depth,temporal,fast,temporal,spatial,spatial,depth,width"
+
+
 def test_chain_from_x2d_lands_on_the_published_models():
-    """bottleneck, depth, spatial, frames x3, frames 16 -> contract to 13 (S), spatial (M), L, XL."""
+    """The paper's chain replayed with the space's own operators, stopping rule and contraction:
+    bottleneck, fast, spatial, depth, temporal (XS), fast, temporal 16x5 -> contracted 13x6 (S),
+    spatial (M, from the uncontracted 16x5), spatial, depth (L), width (XL). No stride is edited by hand."""
+    from x3dsearch.search.plan import PlanEnd, parse_path, replay
+
     space = load_space()
-
-    def step(current: Factors, axis: str) -> Factors:
-        proposal = propose(space.axis(axis), current, space, 400)
-        assert isinstance(proposal, Proposal), proposal
-        return proposal.factors
-
-    f = step(preset("x2d"), "x-bottleneck")
+    path = parse_path(PAPER_CHAIN, space)
+    chain = replay(space, path, 36.0, 400)  # XL's budget: every step, no contraction
+    models = [s.chosen_proposal().factors for s in chain.steps]
+    f = models[0]
     assert f.bottleneck == 2.25
-    f = step(f, "x-depth")
-    assert f.depth == 2.2
-    f = step(f, "x-spatial")
-    assert f.crop == 160
-    f = step(step(f, "x-temporal"), "x-temporal")
-    assert f == preset("x3d-xs") and estimate_gflops(f) == pytest.approx(0.6053, abs=1e-4)
-    f8 = step(f, "x-temporal").replace(stride=10)
-    f16 = step(f8, "x-fast")
+    assert (models[1].frames, models[1].stride) == (2, 15)  # X-Fast over the seed's 1 s clip
+    assert models[2].crop == 160
+    assert models[3].depth == 2.2
+    assert models[4] == preset("x3d-xs") and estimate_gflops(models[4]) == pytest.approx(0.6053, abs=1e-4)
+    assert (models[5].frames, models[5].stride) == (8, 6)
+    f16 = models[6]
     assert (f16.frames, f16.stride) == (16, 5) and estimate_gflops(f16) == pytest.approx(2.42, abs=5e-3)
-    s = contract(space.axis("x-fast"), f8, space, 400, target_gflops=2.0)
-    assert isinstance(s, Proposal) and s.factors == preset("x3d-s") and s.gflops == pytest.approx(1.9629, abs=1e-4)
-    m = step(f16, "x-spatial")
+    m = models[7]
     assert m == preset("x3d-m") and estimate_gflops(m) == pytest.approx(4.7325, abs=1e-4)
-    big = step(m, "x-spatial")
-    assert big.crop == 312
-    large = step(big, "x-depth")
-    assert large == preset("x3d-l")
-    assert step(large, "x-width") == preset("x3d-xl")
+    assert models[8].crop == 312
+    assert models[9] == preset("x3d-l")
+    assert models[10] == preset("x3d-xl") and chain.final.factors == preset("x3d-xl")
+    assert chain.end is PlanEnd.REACHED and chain.contraction is None and not chain.unused
+
+    s = replay(space, path, 2.0, 400)  # S: 16x5 overshoots, X-Temporal contracts at the expanded clip's span
+    assert s.contraction is not None and s.contraction.overshoot == f16 and s.contraction.start == models[5]
+    assert s.final.factors == preset("x3d-s") and s.final.gflops == pytest.approx(1.9629, abs=1e-4)
+    own = contract(space.axis("x-temporal"), models[5], space, 400, target_gflops=2.0)
+    assert isinstance(own, Proposal) and own.factors == preset("x3d-s")
+
+
+@pytest.mark.parametrize("target, published", [(0.61, "x3d-xs"), (2.0, "x3d-s"), (4.8, "x3d-m"), (18.4, "x3d-l"),
+                                               (36.0, "x3d-xl")])
+def test_replaying_the_paper_chain_reaches_each_published_model(target, published):
+    """Done means: the ordinary proposal rule, the space's tolerance and contraction stop on the preset."""
+    from x3dsearch.search.plan import PlanEnd, parse_path, replay
+
+    space = load_space()
+    plan = replay(space, parse_path(PAPER_CHAIN, space), target, 400)
+    assert plan.end is PlanEnd.REACHED and plan.final.factors == preset(published)
+    assert plan.final.gflops == pytest.approx(estimate_gflops(preset(published), 400)) and plan.final.gflops <= target
 
 
 def test_bounds_skip_an_axis_with_the_reason():

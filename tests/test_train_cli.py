@@ -35,7 +35,7 @@ def test_train_smoke_run_and_reruns(tiny_dataset: Path, tmp_path: Path) -> None:
     proc = train("--preset", "x2d", "--data", tiny_dataset, "--budget", "smoke", "--out", out)
     assert proc.returncode == 0, proc.stderr
     summary = proc.stdout.strip().splitlines()
-    assert len(summary) == 1 and summary[0].startswith("x2d [1x12@112") and "top-1" in summary[0]
+    assert len(summary) == 1 and summary[0].startswith("x2d [1x30@112") and "top-1" in summary[0]
     assert "step 1/" in proc.stderr and "ETA" in proc.stderr  # progress lines off a terminal
     result = json.loads((out / "result.json").read_text())
     assert result["status"] == "ok"

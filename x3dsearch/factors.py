@@ -31,7 +31,7 @@ class Factors:
     """
 
     frames: int = 1
-    stride: int = 12
+    stride: int = 30
     crop: int = 112
     width: float = 1.0
     bottleneck: float = 1.0
@@ -113,10 +113,10 @@ class Factors:
 
 
 #: Published models (paper Table 2 and the SlowFast model zoo). X2D's stride only
-#: fixes the seed clip's duration for temporal expansions; 12 makes the
-#: X-Temporal chain 1x12 -> 2x12 -> 4x12 land on X3D-XS.
+#: fixes the seed clip's duration for temporal expansions: 30 (about 1 s) makes the
+#: paper's chain X-Fast 2x15, X-Temporal 4x12 (X3D-XS), X-Fast 8x6, X-Temporal 16x5.
 PRESETS: dict[str, Factors] = {
-    "x2d": Factors(frames=1, stride=12, crop=112, width=1.0, bottleneck=1.0, depth=1.0),
+    "x2d": Factors(frames=1, stride=30, crop=112, width=1.0, bottleneck=1.0, depth=1.0),
     "x3d-xs": Factors(frames=4, stride=12, crop=160, width=1.0, bottleneck=2.25, depth=2.2),
     "x3d-s": Factors(frames=13, stride=6, crop=160, width=1.0, bottleneck=2.25, depth=2.2),
     "x3d-m": Factors(frames=16, stride=5, crop=224, width=1.0, bottleneck=2.25, depth=2.2),

@@ -102,16 +102,28 @@ def _print(outcome: Any) -> None:
                    "[default: the space's, own].")
 @click.option("--resume", "resume_dir", type=click.Path(path_type=Path), metavar="RUN_DIR",
               help="Continue the search in RUN_DIR instead of starting one.")
+@click.option("--dry-run", is_flag=True,
+              help="Print the first step's candidates (or --path's models) and the contraction with their "
+                   "GFLOPs; train nothing, start no Ray, write no run directory.")
+@click.option("--path", "path_text", metavar="AXIS,AXIS,...",
+              help="A fixed chain of axes to replay (the x- may be left out), e.g. "
+                   "bottleneck,fast,spatial,depth,temporal; with --dry-run.")
+@click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the plan as JSON.")
+@click.option("--classes", type=int, metavar="N",
+              help="With --dry-run: count GFLOPs with N classes [default: the --data's class count; the "
+                   "published models are counted with 400].")
 @click.pass_context
 def expand(ctx: click.Context, target_gflops: float | None, data: str, budget: str | None, space_file: str | None,
            run_dir: Path | None, seed: int, address: str | None, cpus_per_trial: float | None,
            gpus_per_trial: float | None, max_failures: int, criterion: str | None, on_tie: str | None,
            repeats: int | None, max_repeats: int | None, keep: str, contract_axes: str | None,
-           resume_dir: Path | None) -> None:
+           resume_dir: Path | None, dry_run: bool, path_text: str | None, as_json: bool,
+           classes: int | None) -> None:
     """Search an X3D model of at most --target-gflops by progressive expansion from X2D.
 
     Each step trains one candidate per axis (about 2x the current GFLOPs each) as one Ray Tune
     experiment and keeps the best; the overshooting last step is contracted to the target.
+    With --dry-run it only prints what it would train.
     """
     from ..errors import X3DSearchError
     from ..search import Resources, SearchSettings, expand as run_expand, load_space, resume as run_resume
@@ -125,6 +137,18 @@ def expand(ctx: click.Context, target_gflops: float | None, data: str, budget: s
                          "on_tie", "repeats"))
     given = frozenset("space" if g == "space_file" else g for g in given)
     space = load_space(space_file)
+    if dry_run:
+        if resume_dir is not None:
+            raise X3DSearchError("--dry-run plans a new search; it cannot be combined with --resume")
+        from .dry_run import dry_run as plan_only
+
+        plan_only(space, target_gflops, path_text, data, classes, contract_axes, as_json)
+        return
+    for name, value in (("--json", as_json or None), ("--classes", classes)):
+        if value is not None:
+            raise X3DSearchError(f"{name} only applies with --dry-run")
+    if path_text is not None:
+        raise X3DSearchError("--path is not wired into the search yet; use it with --dry-run")
     if resume_dir is not None:
         if run_dir is not None and run_dir != resume_dir:
             raise X3DSearchError("give either --run-dir or --resume, not two different folders")

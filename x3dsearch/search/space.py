@@ -25,7 +25,9 @@ CONTRACTIONS = ("own", "all")
 PROPOSAL_RULES = ("at-most", "nearest")
 TOP_KEYS = ("name", "seed", "expansion_rate", "proposal", "axes", "bounds", "tolerance", "selection", "on_tie",
             "repeats", "max_repeats", "contraction", "budget")
-AXIS_KEYS = ("factor", "keep", "step", "max")
+AXIS_KEYS = ("factor", "keep", "span_growth", "contract", "step", "max")
+#: How a step along an axis is shrunk when it overshoots the target (see :class:`Axis`).
+CONTRACT_RULES = ("ladder", "keep-span")
 BOUND_KEYS = ("min_stride", "max_span")
 
 
@@ -33,8 +35,13 @@ BOUND_KEYS = ("min_stride", "max_span")
 class Axis:
     """One expansion operator: grow ``factor`` on a grid of ``step`` up to ``max``.
 
-    ``keep="span"`` holds frames x stride fixed while frames grow (X-Fast);
-    otherwise every other factor stays as it is (X-Temporal keeps the stride).
+    Frames axes also say what happens to the clip (frames x stride source frames):
+    ``keep="span"`` holds it fixed while frames grow, so the stride shrinks (X-Fast);
+    otherwise it grows by ``span_growth`` for every doubling of frames (X-Temporal:
+    the paper's longer clip at a higher frame rate is 1.6; 2.0 keeps the stride).
+    ``contract`` is how an overshooting step along the axis is shrunk: ``ladder``
+    takes the axis's own largest setting under the target; ``keep-span`` spreads
+    fewer frames over the expanded clip (the paper's 16x5 -> 13x6, X3D-S).
     """
 
     name: str
@@ -42,11 +49,17 @@ class Axis:
     step: float
     max: float
     keep: str | None = None
+    span_growth: float = 2.0
+    contract: str = "ladder"
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"factor": self.factor}
         if self.keep:
             out["keep"] = self.keep
+        if self.factor == "frames" and not self.keep and self.span_growth != 2.0:
+            out["span_growth"] = self.span_growth
+        if self.contract != "ladder":
+            out["contract"] = self.contract
         out.update(step=self.step, max=self.max)
         return out
 
@@ -189,6 +202,18 @@ def _parse_axis(name: str, spec: Any, label: str) -> Axis:
         raise ConfigError(f"{label}: '{where}.keep' must be 'span' or absent, got {keep!r}")
     if keep == "span" and factor != "frames":
         raise ConfigError(f"{label}: '{where}.keep' 'span' only applies to factor 'frames'")
+    growth = spec.get("span_growth", 2.0)
+    if "span_growth" in spec:
+        if factor != "frames" or keep == "span":
+            raise ConfigError(f"{label}: '{where}.span_growth' only applies to factor 'frames' without 'keep: span'")
+        if not _is_number(growth) or not 1 <= growth <= 2:
+            raise ConfigError(f"{label}: '{where}.span_growth' must be a number in [1, 2] (clip growth per "
+                              f"doubling of frames), got {growth!r}")
+    rule = spec.get("contract", "ladder")
+    if rule not in CONTRACT_RULES:
+        raise ConfigError(f"{label}: '{where}.contract' must be one of {', '.join(CONTRACT_RULES)}, got {rule!r}")
+    if rule == "keep-span" and factor != "frames":
+        raise ConfigError(f"{label}: '{where}.contract' 'keep-span' only applies to factor 'frames'")
     step = spec.get("step", 1)
     if factor in INTEGER_FACTORS:
         if not _is_int(step) or step < 1:
@@ -201,7 +226,8 @@ def _parse_axis(name: str, spec: Any, label: str) -> Axis:
     if not _is_number(upper) or upper <= 0:
         raise ConfigError(f"{label}: '{where}.max' must be a positive number, got {upper!r}")
     return Axis(name=name, factor=factor, step=step if factor in INTEGER_FACTORS else float(step),
-                max=int(upper) if factor in INTEGER_FACTORS else float(upper), keep=keep)
+                max=int(upper) if factor in INTEGER_FACTORS else float(upper), keep=keep,
+                span_growth=float(growth), contract=rule)
 
 
 def load_space(spec: str | Path | None = None) -> SearchSpace:

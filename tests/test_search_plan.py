@@ -1,0 +1,198 @@
+"""The planner and ``x3dsearch expand --dry-run``: the search's arithmetic without training or Ray."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from x3dsearch.cli.main import main
+from x3dsearch.errors import ConfigError
+from x3dsearch.factors import Factors, preset
+from x3dsearch.search.estimate import estimate_gflops
+from x3dsearch.search.plan import (PlanEnd, contraction_candidates, first_step, parse_path, path_proposal, reached,
+                                   replay)
+from x3dsearch.search.proposals import propose_step
+from x3dsearch.search.space import DEFAULT_SPACE, SearchSpace, load_space
+
+PAPER_CHAIN = "bottleneck,fast,spatial,depth,temporal,fast,temporal,spatial,spatial,depth,width"
+PUBLISHED = [(0.61, "x3d-xs"), (2.0, "x3d-s"), (4.8, "x3d-m"), (18.4, "x3d-l"), (36.0, "x3d-xl")]
+
+
+def _run(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return exit_info.value.code, out, err
+
+
+def _error(capsys: pytest.CaptureFixture, *args: str) -> str:
+    code, _, err = _run(capsys, *args)
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("x3dsearch: error: ") and "Traceback" not in err, err
+    return err
+
+
+# --- path parsing -----------------------------------------------------------------------------
+def test_parse_path_accepts_names_with_or_without_the_prefix():
+    space = load_space()
+    assert parse_path(" fast, x-temporal ,spatial", space) == ("x-fast", "x-temporal", "x-spatial")
+    assert len(parse_path(PAPER_CHAIN, space)) == 11
+
+
+@pytest.mark.parametrize("text, message", [
+    ("fast,slow", "unknown axis 'slow' at position 2"),
+    ("fast,,depth", "item 2 is empty"),
+    ("", "must list axes"),
+    ("x-fps", "unknown axis 'x-fps'"),
+])
+def test_parse_path_refuses_bad_axes_in_one_line(text, message):
+    with pytest.raises(ConfigError) as err:
+        parse_path(text, load_space())
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_an_axis_a_bound_would_skip_is_refused():
+    space = load_space()
+    with pytest.raises(ConfigError) as err:
+        replay(space, parse_path(",".join(["temporal"] * 8), space), 36.0, 400)
+    assert "--path step 7 (x-temporal) leaves the space" in str(err.value) and "max 64" in str(err.value)
+    with pytest.raises(ConfigError, match="step 3 .x-fast."):
+        path_proposal(space, "x-fast", Factors(frames=30, stride=1), 400, 3)
+
+
+# --- replays ------------------------------------------------------------------------------------
+@pytest.mark.parametrize("target, published", PUBLISHED)
+def test_the_paper_chain_replays_onto_the_published_models(target, published):
+    space = load_space()
+    plan = replay(space, parse_path(PAPER_CHAIN, space), target, 400)
+    assert plan.end is PlanEnd.REACHED and plan.final.factors == preset(published)
+    # The stopping rule held exactly where it should: the step before was short of it.
+    last = plan.steps[-1]
+    assert not reached(estimate_gflops(last.start, 400), target, space.tolerance)
+    if published == "x3d-s":
+        assert plan.contraction is not None and plan.contraction.axis == "x-temporal"
+        assert [p.factors for p in plan.contraction.candidates] == [preset("x3d-s")]
+    else:
+        assert plan.contraction is None
+
+
+def test_replay_follows_the_search_rules_step_by_step():
+    """Each replayed model is one of the candidates the search itself would propose at that step."""
+    space = load_space()
+    plan = replay(space, parse_path(PAPER_CHAIN, space), 36.0, 400)
+    for step in plan.steps:
+        proposals, _ = propose_step(step.start, space, 400)
+        assert step.chosen_proposal() in proposals
+
+
+def test_a_path_that_ends_early_says_so():
+    space = load_space()
+    plan = replay(space, parse_path("fast,temporal", space), 2.0, 400)
+    assert plan.end is PlanEnd.PATH_ENDED and plan.final.factors == Factors(frames=4, stride=12)
+    assert plan.contraction is None and "a replay stops there" in plan.notes[0]
+
+
+def test_unused_axes_after_the_target_are_reported():
+    space = load_space()
+    plan = replay(space, parse_path(PAPER_CHAIN, space), 0.61, 400)
+    assert len(plan.steps) == 5 and plan.unused == parse_path("fast,temporal,spatial,spatial,depth,width", space)
+
+
+def test_contract_axes_all_lists_every_fitting_axis_and_leaves_the_choice_to_training():
+    space = load_space()
+    plan = replay(space, parse_path(PAPER_CHAIN, space), 2.0, 400, contract_axes="all")
+    axes = [p.axis for p in plan.contraction.candidates]
+    assert axes[0] == "x-temporal" and len(axes) > 1 and plan.final is None
+    assert all(p.gflops <= 2.0 for p in plan.contraction.candidates)
+    own, _ = contraction_candidates(space, plan.contraction.start, plan.contraction.overshoot, "x-temporal", 400,
+                                    2.0)
+    assert [p.factors for p in own] == [preset("x3d-s")]
+
+
+def test_first_step_lists_every_axis_and_says_the_rest_needs_training():
+    space = load_space()
+    plan = first_step(space, 2.0, 400)
+    assert plan.end is PlanEnd.NEEDS_TRAINING and plan.final is None
+    assert [p.axis for p in plan.steps[0].candidates] == [a.name for a in space.axes]
+    assert "only training knows" in plan.notes[0]
+    assert first_step(space, 0.021, 400).end is PlanEnd.REACHED  # the seed is within the tolerance already
+
+
+@pytest.mark.parametrize("target", [0, -1, float("nan"), 0.01])
+def test_targets_at_or_below_zero_or_the_seed_are_refused(target):
+    with pytest.raises(ConfigError):
+        replay(load_space(), ("x-fast",), target, 400)
+
+
+# --- the command line ---------------------------------------------------------------------------
+def test_dry_run_json_replays_the_paper_chain(capsys, tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for target, published in PUBLISHED:
+        code, out, err = _run(capsys, "expand", "--dry-run", "--json", "--classes", "400", "--path", PAPER_CHAIN,
+                              "--target-gflops", str(target))
+        assert code == 0, err
+        plan = json.loads(out)
+        assert Factors.from_dict(plan["final"]["factors"]) == preset(published)
+        assert plan["final"]["gflops"] == pytest.approx(estimate_gflops(preset(published), 400))
+        assert all(set(s) >= {"step", "axis", "factors", "gflops"} for s in plan["steps"])
+        assert [s["step"] for s in plan["steps"]] == list(range(1, len(plan["steps"]) + 1))
+    assert list(tmp_path.iterdir()) == []  # no run directory, nothing written
+    assert "ray" not in sys.modules or not __import__("ray").is_initialized()
+
+
+def test_dry_run_text_shows_the_chain_and_the_contraction(capsys):
+    code, out, _ = _run(capsys, "expand", "--dry-run", "--classes", "400", "--path", PAPER_CHAIN,
+                        "--target-gflops", "2")
+    assert code == 0
+    assert "16x5@160 w1 b2.25 d2.2" in out and "contraction of step 7 (x-temporal)" in out
+    assert "final: 13x6@160 w1 b2.25 d2.2, 1.9629 GFLOPs" in out and "= X3D-S" in out
+
+
+def test_dry_run_without_a_path_lists_the_first_step(capsys, tiny_dataset: Path):
+    code, out, _ = _run(capsys, "expand", "--dry-run", "--json", "--data", str(tiny_dataset), "--target-gflops", "1")
+    assert code == 0
+    plan = json.loads(out)
+    space = load_space()
+    assert [s["axis"] for s in plan["steps"]] == [a.name for a in space.axes] and plan["final"] is None
+    from x3dsearch.data.layout import class_names
+
+    assert plan["classes"] == len(class_names(tiny_dataset))  # the data's classes, as the search counts them
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--path", "fast,slow"], "unknown axis 'slow'"),
+    (["--path", ",".join(["temporal"] * 8)], "leaves the space"),
+    (["--path", "fast", "--classes", "0"], "--classes must be a positive integer"),
+    (["--target-gflops", "0.001"], "below the seed's"),
+])
+def test_bad_dry_run_input_is_one_line(capsys, args, message):
+    full = ["expand", "--dry-run", "--classes", "400"] + args
+    if "--target-gflops" not in args:
+        full += ["--target-gflops", "36"]
+    assert message in _error(capsys, *full)
+
+
+def test_dry_run_options_need_dry_run(capsys, tmp_path: Path):
+    run_dir = tmp_path / "run"
+    assert "--json only applies with --dry-run" in _error(capsys, "expand", "--target-gflops", "1", "--json",
+                                                          "--run-dir", str(run_dir))
+    assert "--dry-run" in _error(capsys, "expand", "--target-gflops", "1", "--path", "fast", "--run-dir",
+                                 str(run_dir))
+    assert "needs --target-gflops" in _error(capsys, "expand", "--dry-run")
+    assert not run_dir.exists()
+
+
+def test_a_custom_space_file_plans_with_its_own_parameters(capsys, tmp_path: Path):
+    data = yaml.safe_load(DEFAULT_SPACE.read_text())
+    data["axes"]["x-temporal"]["span_growth"] = 2.0  # the old keep-stride X-Temporal
+    custom = tmp_path / "keep_stride.yaml"
+    custom.write_text(yaml.safe_dump(data, sort_keys=False))
+    code, out, _ = _run(capsys, "expand", "--dry-run", "--json", "--classes", "400", "--space", str(custom),
+                        "--path", "bottleneck,fast,spatial,depth,temporal", "--target-gflops", "0.61")
+    assert code == 0
+    final = Factors.from_dict(json.loads(out)["final"]["factors"])
+    assert final == preset("x3d-xs").replace(stride=15)  # 2x15 -> 4x15: same compute, another clip
+    assert SearchSpace.from_dict(data).axis("x-temporal").span_growth == 2.0
