@@ -21,11 +21,12 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import (convert_cmd, data_cmd, distill_cmd, flops_cmd, report_cmd, search_cmd,  # noqa: I001
-                   train_cmd)
+    from . import (calibrate_cmd, convert_cmd, data_cmd, distill_cmd, flops_cmd, report_cmd,  # noqa: I001
+                   search_cmd, train_cmd)
 
     for command in (flops_cmd.flops, data_cmd.data, train_cmd.train, search_cmd.expand, search_cmd.resume,
-                    report_cmd.plot, report_cmd.show, distill_cmd.distill, convert_cmd.convert):
+                    calibrate_cmd.calibrate, report_cmd.plot, report_cmd.show, distill_cmd.distill,
+                    convert_cmd.convert):
         cli.add_command(command)
 
 

@@ -172,6 +172,11 @@ def _trial_name(trial: Any) -> str:
     return trial.config["job"]["name"]
 
 
+def _trial_dirname(trial: Any) -> str:
+    """Tune's folder for a trial: its name, flat (a calibration names trials ``<budget>/<model>-s<seed>``)."""
+    return _trial_name(trial).replace("/", "--")
+
+
 def run_experiment(name: str, jobs: list[Job], ctx: TrialContext, storage: Path, cpus_per_trial: float,
                    gpus_per_trial: float, max_failures: int, listener: TrialListener) -> None:
     """Run ``jobs`` as one Tune experiment; ``listener`` hears each trial start, progress and finish."""
@@ -205,7 +210,7 @@ def run_experiment(name: str, jobs: list[Job], ctx: TrialContext, storage: Path,
     tuner = tune.Tuner(
         trainable, param_space=config,
         tune_config=tune.TuneConfig(reuse_actors=True, trial_name_creator=_trial_name,
-                                    trial_dirname_creator=_trial_name),
+                                    trial_dirname_creator=_trial_dirname),
         run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=0, callbacks=[_Events()],
                                   failure_config=tune.FailureConfig(max_failures=max_failures)))
     for result in tuner.fit():  # anything the callbacks missed

@@ -1,0 +1,135 @@
+"""What a calibration trains: which models, under which two budgets, with which seeds.
+
+A calibration asks how far the search's proxy can be trusted: it trains a
+fixed set of architectures with the proxy budget at several seeds and with a
+longer reference budget, and compares the rankings. Its folder holds one
+training folder per (budget, model, seed), so an interrupted calibration
+continues where it stopped and a second proxy budget reuses the references.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..budget import Budget, load_budget
+from ..errors import ConfigError
+from ..factors import PRESETS, Factors
+from ..model_file import load_model_file
+from ..runlog import Trial
+from ..search.estimate import count_params_m, estimate_gflops
+from ..search.proposals import Proposal, propose_step
+from ..search.space import SearchSpace
+from ..utils.io import atomic_write_yaml, read_yaml
+
+#: Fewer models cannot give a rank correlation worth reading.
+MIN_MODELS = 3
+#: The reference trains this many times the proxy's epochs unless told otherwise.
+REFERENCE_EPOCHS = 4
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    factors: Factors
+
+
+def parse_models(specs: list[str]) -> list[Model]:
+    """Presets (``x3d-xs``), factor strings (``frames=4,stride=12,...``) or ``final_model.yaml`` files."""
+    models = []
+    for spec in specs:
+        if spec.lower() in PRESETS:
+            models.append(Model(spec.lower(), PRESETS[spec.lower()]))
+        elif "=" in spec:
+            factors = Factors.parse(spec)
+            models.append(Model(factors.key(), factors))
+        else:
+            path = Path(spec).expanduser().resolve()
+            models.append(Model(path.parent.name if path.name == "final_model.yaml" else path.stem,
+                                load_model_file(path).factors))
+    names = [m.name for m in models]
+    duplicate = next((n for n in names if names.count(n) > 1), None)
+    if duplicate is not None:
+        raise ConfigError(f"--models names '{duplicate}' twice")
+    return models
+
+
+def default_models(space: SearchSpace, num_classes: int) -> list[Model]:
+    """The space's seed (X2D), X3D-XS and X3D-S, and the candidates of the search's first step."""
+    first: list[Proposal] = propose_step(space.seed, space, num_classes)[0]
+    return ([Model("x2d", space.seed), Model("x3d-xs", PRESETS["x3d-xs"]), Model("x3d-s", PRESETS["x3d-s"])]
+            + [Model(f"s1-{p.axis}", p.factors) for p in first])
+
+
+def reference_budget(proxy: Budget, spec: str | None) -> Budget:
+    """``spec``, or the proxy's schedule stretched to 4x its epochs (warm-up stretched alike)."""
+    if spec is not None:
+        return load_budget(spec)
+    if proxy.iterations is not None:
+        return proxy.replace(name=f"{proxy.name}-x{REFERENCE_EPOCHS}", iterations=proxy.iterations * REFERENCE_EPOCHS)
+    return proxy.replace(name=f"{proxy.name}-x{REFERENCE_EPOCHS}", epochs=proxy.epochs * REFERENCE_EPOCHS,
+                         warmup_epochs=proxy.warmup_epochs * REFERENCE_EPOCHS)
+
+
+def clips_seen(budget: Budget, train_videos: int) -> float:
+    """Clips one training of ``budget`` sees: how long it is, comparable across budgets."""
+    if budget.iterations is not None:
+        return budget.iterations * budget.batch_size
+    return budget.epochs * budget.train_fraction * train_videos
+
+
+def check_plan(models: list[Model], proxy: Budget, reference: Budget, train_videos: int, seeds: int) -> None:
+    if len(models) < MIN_MODELS:
+        raise ConfigError(f"calibrate needs at least {MIN_MODELS} models to rank, got {len(models)}")
+    if seeds < 2:
+        raise ConfigError(f"--seeds must be at least 2 to measure seed variance, got {seeds}")
+    if clips_seen(reference, train_videos) <= clips_seen(proxy, train_videos):
+        raise ConfigError(f"the reference budget '{reference.name}' trains no longer than the proxy '{proxy.name}' "
+                          f"({clips_seen(reference, train_videos):g} against {clips_seen(proxy, train_videos):g} clips)")
+
+
+def trials(models: list[Model], budget: Budget, seeds: int, num_classes: int) -> list[Trial]:
+    """One trial per model and seed; the name (``<budget>/<model>-s<seed>``) is its folder."""
+    out = []
+    for model in models:
+        gflops, params = estimate_gflops(model.factors, num_classes), count_params_m(model.factors, num_classes)
+        for seed in range(seeds):
+            out.append(Trial(name=f"{budget.name}/{model.name}-s{seed}", axis=model.name, factors=model.factors,
+                             gflops=gflops, params_m=params, seed=seed))
+    return out
+
+
+class CalibrationDir:
+    """A calibration's folder: its settings, its trainings, Tune's storage and what it reports."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @property
+    def config(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def report(self) -> Path:
+        return self.path / "calibration.yaml"
+
+    @property
+    def figure(self) -> Path:
+        return self.path / "calibration.png"
+
+    @property
+    def log(self) -> Path:
+        return self.path / "calibration.log"
+
+    @property
+    def trials(self) -> Path:
+        return self.path / "tune"
+
+    def trial_dir(self, name: str) -> Path:
+        return self.path / "runs" / name
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        atomic_write_yaml(self.config, config)
+
+    def read_config(self) -> dict[str, Any] | None:
+        return read_yaml(self.config) if self.config.is_file() else None

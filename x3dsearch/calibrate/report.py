@@ -1,0 +1,124 @@
+"""How well a proxy ranks models: scores per criterion and seed, their spread, rank correlations.
+
+For every criterion (``top1``, ``prob``, ``log-prob``) a model's proxy score is
+its mean over seeds; the reference is the longer training's held-out top-1
+(the test split where the dataset has one, else validation), averaged over its
+seeds. Agreement is Spearman's and Kendall's rank correlation of the two over
+the models; stability is the spread of a model's proxy score across seeds and
+how well one seed's ranking agrees with another's.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Any
+
+import numpy as np
+
+from ..criteria import Criterion, video_values
+from ..outcomes import SplitOutcomes
+from ..stats import kendall, spearman
+from ..utils.io import atomic_write_bytes, atomic_write_yaml
+from .plan import Model
+
+#: Criteria a model can be scored by on its own (gain per GFLOP needs a start model).
+MODEL_CRITERIA = (Criterion.TOP1, Criterion.PROB, Criterion.LOG_PROB)
+
+
+def score(outcomes: SplitOutcomes, criterion: Criterion) -> float:
+    values = video_values(outcomes, criterion)
+    return float(np.mean(list(values.values())))
+
+
+@dataclass
+class ModelScores:
+    model: Model
+    gflops: float
+    proxy: dict[str, list[float]]      # criterion -> one score per proxy seed
+    reference: list[float]             # held-out top-1 per reference seed
+
+    def proxy_mean(self, criterion: str) -> float:
+        return float(np.mean(self.proxy[criterion]))
+
+    def proxy_sd(self, criterion: str) -> float:
+        return float(np.std(self.proxy[criterion], ddof=1)) if len(self.proxy[criterion]) > 1 else 0.0
+
+    @property
+    def reference_mean(self) -> float:
+        return float(np.mean(self.reference))
+
+
+def summarize(models: list[ModelScores], settings: dict[str, Any]) -> dict[str, Any]:
+    """Everything ``calibration.yaml`` holds."""
+    reference = [m.reference_mean for m in models]
+    out: dict[str, Any] = {**settings, "models": [], "seed_sd": {}, "seed_spearman": {}, "spearman": {},
+                           "kendall": {}, "spearman_one_seed": {}}
+    for m in models:
+        out["models"].append({
+            "name": m.model.name, "factors": m.model.factors.to_dict(), "gflops": m.gflops,
+            "proxy": {c: {"mean": m.proxy_mean(c), "sd": m.proxy_sd(c), "seeds": m.proxy[c]} for c in m.proxy},
+            "reference": {"top1": m.reference_mean,
+                          "sd": float(np.std(m.reference, ddof=1)) if len(m.reference) > 1 else 0.0,
+                          "seeds": m.reference}})
+    for criterion in (str(c) for c in MODEL_CRITERIA):
+        means = [m.proxy_mean(criterion) for m in models]
+        seeds = len(models[0].proxy[criterion])
+        per_seed = [[m.proxy[criterion][s] for m in models] for s in range(seeds)]
+        out["seed_sd"][criterion] = float(np.mean([m.proxy_sd(criterion) for m in models]))
+        out["seed_spearman"][criterion] = float(np.mean([spearman(a, b) for a, b in combinations(per_seed, 2)]))
+        out["spearman"][criterion] = spearman(means, reference)
+        out["kendall"][criterion] = kendall(means, reference)
+        out["spearman_one_seed"][criterion] = float(np.mean([spearman(s, reference) for s in per_seed]))
+    return out
+
+
+def table(summary: dict[str, Any]) -> list[str]:
+    """The printed table: one line per model, then the correlations per criterion."""
+    header = f"{'model':<18} {'GFLOPs':>7}  {'proxy top-1':>14}  {'prob':>14}  {'log-prob':>15}  {'reference':>14}"
+    lines = [header, "-" * len(header)]
+    for m in summary["models"]:
+        p, r = m["proxy"], m["reference"]
+        lines.append(f"{m['name']:<18} {m['gflops']:>7.4f}  {p['top1']['mean']:>6.1f} ± {p['top1']['sd']:>5.1f}  "
+                     f"{p['prob']['mean']:>6.1f} ± {p['prob']['sd']:>5.1f}  "
+                     f"{p['log-prob']['mean']:>6.3f} ± {p['log-prob']['sd']:>5.3f}  "
+                     f"{r['top1']:>6.1f} ± {r['sd']:>5.1f}")
+    lines.append("")
+    lines.append(f"{'criterion':<10} {'Spearman':>9} {'Kendall':>8} {'one seed':>9} {'seed vs seed':>13} {'seed SD':>8}")
+    for c in (str(c) for c in MODEL_CRITERIA):
+        lines.append(f"{c:<10} {summary['spearman'][c]:>9.2f} {summary['kendall'][c]:>8.2f} "
+                     f"{summary['spearman_one_seed'][c]:>9.2f} {summary['seed_spearman'][c]:>13.2f} "
+                     f"{summary['seed_sd'][c]:>8.3g}")
+    return lines
+
+
+def write(summary: dict[str, Any], models: list[ModelScores], yaml_path, png_path) -> None:
+    atomic_write_yaml(yaml_path, summary)
+    atomic_write_bytes(png_path, figure(models, summary))
+
+
+def figure(models: list[ModelScores], summary: dict[str, Any]) -> bytes:
+    """Proxy score against reference top-1, one panel per criterion, seed SDs as error bars."""
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(12, 4), layout="constrained")
+    FigureCanvasAgg(fig)
+    reference = [m.reference_mean for m in models]
+    reference_sd = [float(np.std(m.reference, ddof=1)) if len(m.reference) > 1 else 0.0 for m in models]
+    for index, criterion in enumerate(str(c) for c in MODEL_CRITERIA):
+        ax = fig.add_subplot(1, len(MODEL_CRITERIA), index + 1)
+        ax.errorbar(reference, [m.proxy_mean(criterion) for m in models], xerr=reference_sd,
+                    yerr=[m.proxy_sd(criterion) for m in models], fmt="o", capsize=3, gid=f"calibration:{criterion}")
+        for m, x in zip(models, reference):
+            ax.annotate(m.model.name, (x, m.proxy_mean(criterion)), xytext=(4, 4), textcoords="offset points",
+                        fontsize=7)
+        ax.set_xlabel(f"reference held-out top-1 (%), {summary['reference_budget']}")
+        ax.set_ylabel(f"proxy {criterion}, {summary['proxy_budget']}")
+        ax.set_title(f"{criterion}: Spearman {summary['spearman'][criterion]:.2f}, "
+                     f"Kendall {summary['kendall'][criterion]:.2f}", fontsize=10)
+        ax.grid(True, alpha=0.3)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=150)
+    return buffer.getvalue()

@@ -1,0 +1,44 @@
+"""``x3dsearch calibrate``: how far can the search's proxy be trusted?"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .search_cmd import resource_options
+
+
+@click.command()
+@click.option("--data", default="synthetic", show_default=True, metavar="synthetic|ROOT", help="Dataset root.")
+@click.option("--budget", metavar="NAME|FILE", help="The proxy: the search's training budget [default: auto].")
+@click.option("--reference-budget", metavar="NAME|FILE",
+              help="A longer training to compare with [default: the proxy at 4x its epochs].")
+@click.option("--seeds", type=int, default=3, show_default=True, help="Proxy trainings per model.")
+@click.option("--reference-seeds", type=int, help="Reference trainings per model [default: --seeds].")
+@click.option("--models", metavar="M,M,...",
+              help="Presets, factor strings (frames=4,stride=12,...: name=value items run on as one model) "
+                   "or final_model.yaml files, comma-separated [default: X2D, X3D-XS, X3D-S and the first "
+                   "step's candidates of the default space].")
+@click.option("--out", type=click.Path(path_type=Path), required=True, metavar="DIR",
+              help="Where the trainings, calibration.yaml and calibration.png go (a rerun continues).")
+@resource_options
+def calibrate(data: str, budget: str | None, reference_budget: str | None, seeds: int, reference_seeds: int | None,
+              models: str | None, out: Path, address: str | None, cpus_per_trial: float | None,
+              gpus_per_trial: float | None, max_failures: int) -> None:
+    """Train a fixed set of models with the proxy at several seeds and with a longer reference, and
+    report how stable each criterion's ranking is and how well it agrees with the reference's."""
+    from ..calibrate import CalibrationSettings, calibrate as run_calibration
+    from ..calibrate.report import table
+    from ..search import Resources
+    from .options import budget_spec, data_spec, split_models, user_path
+
+    settings = CalibrationSettings(out=user_path(out), data=data_spec(data), budget=budget and budget_spec(budget),
+                                   reference_budget=reference_budget and budget_spec(reference_budget),
+                                   seeds=seeds, reference_seeds=reference_seeds,
+                                   models=tuple(split_models(models)) if models else ())
+    summary = run_calibration(settings, Resources(address, cpus_per_trial, gpus_per_trial, max_failures))
+    click.echo("")
+    for line in table(summary):
+        click.echo(line)
+    click.echo("")
+    click.echo(f"wrote {settings.out / 'calibration.yaml'} and {settings.out / 'calibration.png'}")
