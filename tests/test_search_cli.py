@@ -107,3 +107,8 @@ def test_a_trial_that_cannot_see_the_data_says_so_in_one_line(tmp_path: Path):
         check_visible(str(tmp_path / "on-the-head-node-only"), tmp_path)
     message = str(info.value)
     assert "is not visible on node" in message and "every node sees" in message and "\n" not in message
+
+
+def test_bad_baseline_input_is_one_line(capsys, tmp_path: Path):
+    assert "does not exist" in _error(capsys, "baseline", str(tmp_path / "nowhere"), "--presets", "x3d-xs")
+    assert "unknown preset 'x9d'" in _error(capsys, "baseline", str(tmp_path), "--presets", "x9d")

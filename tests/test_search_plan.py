@@ -179,8 +179,11 @@ def test_dry_run_options_need_dry_run(capsys, tmp_path: Path):
     run_dir = tmp_path / "run"
     assert "--json only applies with --dry-run" in _error(capsys, "expand", "--target-gflops", "1", "--json",
                                                           "--run-dir", str(run_dir))
-    assert "--dry-run" in _error(capsys, "expand", "--target-gflops", "1", "--path", "fast", "--run-dir",
-                                 str(run_dir))
+    # --path replays for real now; a path the space cannot follow is refused before anything starts
+    assert "unknown axis 'slow'" in _error(capsys, "expand", "--target-gflops", "1", "--path", "fast,slow",
+                                           "--run-dir", str(run_dir))
+    assert "leaves the space" in _error(capsys, "expand", "--target-gflops", "1", "--path", "depth,depth,depth,depth,"
+                                        "depth,depth,depth,depth,depth,depth", "--run-dir", str(run_dir))
     assert "needs --target-gflops" in _error(capsys, "expand", "--dry-run")
     assert not run_dir.exists()
 

@@ -89,8 +89,10 @@ def _path(log: dict) -> dict:
 def test_whole_search_writes_every_key(reference_run, tiny_dataset: Path):
     run_dir, proc = reference_run
     log = _load(run_dir)
-    assert set(log) == {"target_gflops", "seed", "space", "budget", "data", "status", "stop_reason", "stop_detail",
-                        "steps", "contraction", "final", "cost"}
+    assert set(log) == {"target_gflops", "complexity", "target_ms", "path", "seed", "space", "budget", "data",
+                        "status", "stop_reason", "stop_detail", "steps", "contraction", "final", "baselines", "cost"}
+    assert log["baselines"] is None  # none added yet (x3dsearch baseline)
+    assert (log["complexity"], log["target_ms"], log["path"]) == ("gflops", None, None)
     assert (log["target_gflops"], log["seed"], log["space"], log["budget"], log["status"]) == \
         (0.06, 0, "x3d", "smoke-ckpt", "finished")
     assert log["stop_reason"] == "target reached" and "reached the 0.06 GFLOPs target" in log["stop_detail"]
@@ -433,3 +435,57 @@ def test_relative_data_and_run_dir_work_and_resume_from_another_directory(tiny_d
     log = _load(run_dir)
     assert log["status"] == "finished" and log["data"]["root"] == str((here / "mydata").resolve())
     assert all(c["status"] == "ok" for s in log["steps"] for c in s["candidates"])
+
+
+def test_a_replay_trains_only_the_paths_model_and_contracts_as_usual(tiny_dataset: Path, tmp_path: Path):
+    run_dir = tmp_path / "replay"
+    proc = run_cli("expand", "--path", "spatial,bottleneck,depth", "--target-gflops", "0.06", "--data",
+                   str(tiny_dataset), "--budget", "smoke", "--run-dir", str(run_dir))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = _load(run_dir)
+    assert log["path"] == ["x-spatial", "x-bottleneck", "x-depth"]
+    assert [[c["axis"] for c in s["candidates"]] for s in log["steps"]] == [["x-spatial"], ["x-bottleneck"]]
+    assert [s["chosen"] for s in log["steps"]] == ["x-spatial", "x-bottleneck"]
+    assert log["stop_reason"] == "target reached" and log["final"]["gflops"] <= 0.06
+    assert log["contraction"]["axis"] == "x-bottleneck"
+    plan = json.loads(run_cli("expand", "--dry-run", "--json", "--classes", "3", "--path", "spatial,bottleneck,depth",
+                              "--target-gflops", "0.06").stdout)
+    assert log["final"]["factors"] == plan["final"]["factors"]  # the dry run planned what the replay trained
+
+
+def test_a_latency_targeted_search_records_ms_and_stays_under_its_target(tiny_dataset: Path, tmp_path: Path):
+    from x3dsearch.latency import LatencyConfig, measure_latency
+    from x3dsearch.search.space import load_space
+
+    seed_ms = measure_latency(load_space().seed, 3, LatencyConfig()).median_ms
+    run_dir = tmp_path / "latency"
+    space = _space_file(tmp_path, ("x-spatial", "x-bottleneck"))
+    proc = run_cli("expand", "--complexity", "latency", "--target-ms", f"{2.5 * seed_ms:.3f}", "--data",
+                   str(tiny_dataset), "--budget", "smoke", "--space", str(space), "--run-dir", str(run_dir))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = _load(run_dir)
+    assert log["complexity"] == "latency" and log["target_ms"] == pytest.approx(2.5 * seed_ms, rel=1e-3)
+    assert log["target_gflops"] is None
+    for step in log["steps"]:
+        assert all(c["ms"] > 0 and c["gflops"] > 0 for c in step["candidates"])
+    final = yaml.safe_load((run_dir / "final_model.yaml").read_text())
+    assert final["latency_ms"] <= log["target_ms"] and "target_ms" in final
+    assert "ms target" in proc.stdout
+
+
+def test_baselines_train_under_the_runs_budget_and_are_compared_with_the_final_model(reference_run, tmp_path: Path):
+    source, _ = reference_run
+    run_dir = tmp_path / "with-baselines"
+    shutil.copytree(source, run_dir)
+    before = _load(run_dir)
+    proc = run_cli("baseline", str(run_dir), "--presets", "x2d")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = _load(run_dir)
+    (entry,) = log["baselines"]
+    assert entry["name"] == "x2d" and entry["status"] == "ok" and entry["score_videos"] == 3
+    assert set(entry["vs_final"]) == {"margin", "ci"} and entry["vs_final"]["ci"][0] <= entry["vs_final"]["margin"]
+    assert log["cost"]["train_macs"] == before["cost"]["train_macs"]  # a baseline is not the search's cost
+    assert (run_dir / "candidates" / "baseline-x2d" / "result.json").is_file()
+    assert "baselines (the run's data, budget and seeds" in proc.stdout and "x2d" in proc.stdout
+    again = run_cli("baseline", str(run_dir), "--presets", "x2d")  # already there: nothing is trained again
+    assert again.returncode == 0 and _load(run_dir)["baselines"] == log["baselines"]

@@ -25,7 +25,7 @@ def _register() -> None:
                    search_cmd, train_cmd)
 
     for command in (flops_cmd.flops, data_cmd.data, train_cmd.train, search_cmd.expand, search_cmd.resume,
-                    calibrate_cmd.calibrate, report_cmd.plot, report_cmd.show, distill_cmd.distill,
+                    search_cmd.baseline, calibrate_cmd.calibrate, report_cmd.plot, report_cmd.show, distill_cmd.distill,
                     convert_cmd.convert):
         cli.add_command(command)
 

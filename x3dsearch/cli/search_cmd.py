@@ -63,9 +63,10 @@ def _print(outcome: Any) -> None:
     click.echo(format_summary(summarize(run)))
     click.echo("")
     if run.final is not None:
-        final, target = run.final, outcome.target_gflops
-        click.echo(f"the final model is {final.gflops:.4f} GFLOPs = {100 * final.gflops / target:.1f}% of the "
-                   f"{target:g} GFLOPs target ({target - final.gflops:.4f} under)")
+        final, target, unit = run.final, outcome.target, outcome.unit
+        value = final.latency_ms if unit == "ms" else final.gflops
+        click.echo(f"the final model is {value:.4f} {unit} = {100 * value / target:.1f}% of the "
+                   f"{target:g} {unit} target ({target - value:.4f} under)")
     click.echo("")
     click.echo("files:")
     for path in outcome.files:
@@ -73,7 +74,14 @@ def _print(outcome: Any) -> None:
 
 
 @click.command()
-@click.option("--target-gflops", type=float, metavar="G", help="Complexity the final model must not exceed.")
+@click.option("--target-gflops", type=float, metavar="G", help="GFLOPs the final model must not exceed.")
+@click.option("--complexity", type=click.Choice(("gflops", "latency")), default="gflops", show_default=True,
+              help="What the target bounds: the paper's GFLOPs, or the measured latency of one clip "
+                   "(--target-ms).")
+@click.option("--target-ms", type=float, metavar="MS",
+              help="With --complexity latency: milliseconds per clip (batch 1) the final model must not exceed.")
+@click.option("--latency-threads", type=click.IntRange(min=1), default=1, show_default=True,
+              help="CPU threads latency is measured with: those the final model will run on.")
 @click.option("--data", default="synthetic", show_default=True, metavar="synthetic|ROOT",
               help="Dataset root (train.csv/val.csv or train/ and val/ class folders).")
 @click.option("--budget", metavar="NAME|FILE",
@@ -106,14 +114,16 @@ def _print(outcome: Any) -> None:
               help="Print the first step's candidates (or --path's models) and the contraction with their "
                    "GFLOPs; train nothing, start no Ray, write no run directory.")
 @click.option("--path", "path_text", metavar="AXIS,AXIS,...",
-              help="A fixed chain of axes to replay (the x- may be left out), e.g. "
-                   "bottleneck,fast,spatial,depth,temporal; with --dry-run.")
+              help="Replay a fixed chain of axes (the x- may be left out), e.g. "
+                   "bottleneck,fast,spatial,depth,temporal: each step trains only the path's model; the "
+                   "stopping rule and the contraction are the search's.")
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the plan as JSON.")
 @click.option("--classes", type=int, metavar="N",
               help="With --dry-run: count GFLOPs with N classes [default: the --data's class count; the "
                    "published models are counted with 400].")
 @click.pass_context
-def expand(ctx: click.Context, target_gflops: float | None, data: str, budget: str | None, space_file: str | None,
+def expand(ctx: click.Context, target_gflops: float | None, complexity: str, target_ms: float | None,
+           latency_threads: int, data: str, budget: str | None, space_file: str | None,
            run_dir: Path | None, seed: int, address: str | None, cpus_per_trial: float | None,
            gpus_per_trial: float | None, max_failures: int, criterion: str | None, on_tie: str | None,
            repeats: int | None, max_repeats: int | None, keep: str, contract_axes: str | None,
@@ -127,14 +137,17 @@ def expand(ctx: click.Context, target_gflops: float | None, data: str, budget: s
     """
     from ..errors import X3DSearchError
     from ..search import Resources, SearchSettings, expand as run_expand, load_space, resume as run_resume
+    from ..search.plan import parse_path
     from .options import budget_spec, data_spec, user_path
 
     data, budget = data_spec(data), budget and budget_spec(budget)
     run_dir, resume_dir = run_dir and user_path(run_dir), resume_dir and user_path(resume_dir)
-    if target_gflops is not None and not target_gflops > 0:
-        raise X3DSearchError(f"--target-gflops must be positive, got {target_gflops:g}")
-    given = _given(ctx, ("target_gflops", "data", "budget", "space_file", "seed", "criterion", "contract_axes",
-                         "on_tie", "repeats"))
+    for name, value in (("--target-gflops", target_gflops), ("--target-ms", target_ms)):
+        if value is not None and not value > 0:
+            raise X3DSearchError(f"{name} must be positive, got {value:g}")
+    given = _given(ctx, ("target_gflops", "target_ms", "data", "budget", "space_file", "seed", "criterion",
+                         "contract_axes", "on_tie", "repeats", "path_text"))
+    given = frozenset("path" if g == "path_text" else g for g in given)
     given = frozenset("space" if g == "space_file" else g for g in given)
     space = load_space(space_file)
     if dry_run:
@@ -147,23 +160,24 @@ def expand(ctx: click.Context, target_gflops: float | None, data: str, budget: s
     for name, value in (("--json", as_json or None), ("--classes", classes)):
         if value is not None:
             raise X3DSearchError(f"{name} only applies with --dry-run")
-    if path_text is not None:
-        raise X3DSearchError("--path is not wired into the search yet; use it with --dry-run")
+    path = parse_path(path_text, space) if path_text is not None else None
     if resume_dir is not None:
         if run_dir is not None and run_dir != resume_dir:
             raise X3DSearchError("give either --run-dir or --resume, not two different folders")
         settings = SearchSettings(target_gflops=target_gflops or 0.0, space=space, data=data, budget=budget,
                                   seed=seed, criterion=criterion, contract_axes=contract_axes, on_tie=on_tie,
-                                  repeats=repeats, max_repeats=max_repeats)
+                                  repeats=repeats, max_repeats=max_repeats, target_ms=target_ms or 0.0, path=path)
         overrides = _overrides(ctx, address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                                max_failures=max_failures, keep=keep)
         _print(run_resume(resume_dir, settings, overrides, given=given))
         return
-    if target_gflops is None:
-        raise X3DSearchError("--target-gflops is required (or --resume RUN_DIR)")
+    if target_gflops is None and target_ms is None:
+        raise X3DSearchError("--target-gflops is required (or --target-ms with --complexity latency, or "
+                             "--resume RUN_DIR)")
     settings = SearchSettings(target_gflops=target_gflops, space=space, data=data, budget=budget, seed=seed,
                               criterion=criterion, contract_axes=contract_axes, on_tie=on_tie, repeats=repeats,
-                              max_repeats=max_repeats)
+                              max_repeats=max_repeats, complexity=complexity, target_ms=target_ms,
+                              latency_threads=latency_threads, path=path)
     resources = Resources(address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                           max_failures=max_failures, keep=keep)
     _print(run_expand(settings, resources, run_dir))
@@ -187,3 +201,37 @@ def resume(ctx: click.Context, run_dir: Path, address: str | None, cpus_per_tria
     overrides = _overrides(ctx, address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                            max_failures=max_failures, keep=keep)
     _print(run_resume(user_path(run_dir), overrides=overrides))
+
+
+@click.command()
+@click.argument("run_dir", type=click.Path(path_type=Path))
+@click.option("--presets", metavar="NAME,NAME,...", help="Published models, e.g. x3d-xs,x3d-s.")
+@click.option("--models", "model_files", multiple=True, metavar="FILE",
+              help="A final_model.yaml (of another search, say); repeat for several.")
+@resource_options
+@_KEEP_OPTION
+@click.pass_context
+def baseline(ctx: click.Context, run_dir: Path, presets: str | None, model_files: tuple[str, ...],
+             address: str | None, cpus_per_trial: float | None, gpus_per_trial: float | None, max_failures: int,
+             keep: str) -> None:
+    """Train published models under RUN_DIR's own data, budget, seeds and repeats, and compare each with
+    the search's final model on the same videos (show and plot put them beside the searched models)."""
+    from ..factors import preset
+    from ..model_file import load_model_file
+    from ..report.plot import plot_runs
+    from ..report.table import format_summary, summarize
+    from ..runlog import RunDir
+    from ..search.baseline import add_baselines
+    from .options import user_path
+
+    models = [(name.strip().lower(), preset(name.strip())) for name in (presets or "").split(",") if name.strip()]
+    for text in model_files:
+        path = user_path(text)
+        models.append((path.parent.name if path.name == "final_model.yaml" else path.stem,
+                       load_model_file(path).factors))
+    run = add_baselines(user_path(run_dir), models,
+                        _overrides(ctx, address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
+                                   max_failures=max_failures, keep=keep))
+    folder = RunDir(user_path(run_dir))
+    plot_runs([run], folder.frontier)
+    click.echo(format_summary(summarize(run)))

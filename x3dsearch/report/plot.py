@@ -28,6 +28,7 @@ _SPARE_MARKERS = ("p", "h", "<", "8", "d", "H")
 SEED_MARKER = "P"
 FINAL_MARKER = "*"
 HELDOUT_MARKER = "o"
+BASELINE_MARKER = "X"
 #: Sizes chosen to stay legible when the figure is shrunk to one column of a paper.
 STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 12, "xtick.labelsize": 10,
          "ytick.labelsize": 10, "legend.fontsize": 9, "lines.linewidth": 1.8, "savefig.dpi": 200}
@@ -144,6 +145,17 @@ def _draw_run(ax, run: Run, index: int, color, spare: dict[str, str], runs: int 
                     textcoords="offset points", fontsize=8, color=color, zorder=6,
                     gid=f"{tag}:path-label:contracted")
 
+    for baseline in run.baselines:
+        model = baseline.trial.model
+        if not model.evaluated:
+            continue
+        ci = baseline.score.top1_ci if baseline.score is not None else None
+        ax.errorbar([model.gflops], [model.top1], yerr=[[model.top1 - ci[0]], [ci[1] - model.top1]] if ci else None,
+                    fmt=BASELINE_MARKER, markersize=9, color=color, markeredgecolor="black", capsize=3, zorder=6,
+                    gid=f"{tag}:baseline:{baseline.name}")
+        ax.annotate(baseline.name, (model.gflops, model.top1), xytext=(6, -12), textcoords="offset points",
+                    fontsize=8, color=color, zorder=6, gid=f"{tag}:baseline-label:{baseline.name}")
+
     final = run.final.model if run.final is not None else None
     if final is not None and final.evaluated:
         ax.scatter([final.gflops], [final.top1], marker=FINAL_MARKER, s=260, facecolors=[color],
@@ -191,6 +203,9 @@ def _legend(ax, runs: Sequence[Run], labels: Sequence[str], colors, spare: dict[
     if any(p.score is not None and p.score.top1_ci is not None for r in runs for p in r.path()):
         handles.append(Line2D([], [], color=grey, marker="|", markersize=10, linestyle="none",
                               label="90% interval (videos, seeds)"))
+    if any(r.baselines for r in runs):
+        handles.append(Line2D([], [], color=grey, marker=BASELINE_MARKER, markeredgecolor="black", linestyle="none",
+                              label="baseline (same data, budget, seeds)"))
     if any(p.heldout_top1 is not None for r in runs for p in r.path()):
         handles.append(Line2D([], [], color=grey, marker=HELDOUT_MARKER, markerfacecolor="none", linestyle="none",
                               label="held-out top-1 (test split)"))

@@ -10,6 +10,7 @@ from typing import Any
 from ..budget import load_budget, training_macs
 from ..runlog import ModelRecord, Run, Trial
 from ..runlog.decision import Decision, Score
+from ..runlog.run import Baseline
 from ..utils.fmt import format_duration
 
 #: The budget a "full training" is measured under for the cost comparison.
@@ -90,6 +91,18 @@ def _judged(score: Score | None, decision: Decision | None = None) -> dict[str, 
     return out
 
 
+def _baseline(baseline: Baseline) -> dict[str, Any]:
+    vs = baseline.vs_final
+    if vs is None:
+        verdict = "no interval"
+    elif not vs.significant:
+        verdict = "within noise"
+    else:
+        verdict = "the search's model is better" if vs.margin > 0 else "the baseline is better"
+    return {"name": baseline.name, **_model(baseline.trial.model), **_judged(baseline.score),
+            "heldout_top1": baseline.trial.heldout, "vs_final": vs.to_dict() if vs else None, "verdict": verdict}
+
+
 def _decision_counts(run: Run) -> dict[str, int] | None:
     """How many decided steps beat proxy noise (None for a run written before steps kept decisions)."""
     decided = [s.decision for s in run.steps if s.decision is not None and s.decision.runner_up is not None]
@@ -125,6 +138,7 @@ def summarize(run: Run, all_candidates: bool = False) -> dict[str, Any]:
         "path": path, "in_progress": in_progress,
         "final": {**_model(run.final.model), "heldout_top1": run.final.heldout} if run.final is not None else None,
         "heldout": run.has_heldout, "decisions": _decision_counts(run),
+        "baselines": [_baseline(b) for b in run.baselines],
     }
     if all_candidates:
         summary["steps"] = [{"step": s.step, "from": _model(s.start.model), "chosen": s.chosen, "time_s": s.time_s,
@@ -208,6 +222,15 @@ def format_summary(summary: dict[str, Any]) -> str:
                    f"{_params(final['params_m'])} params, top-1 {_num(final['top1'], '.1f')}{heldout}")
     else:
         out.append("final: none yet")
+    if summary["baselines"]:
+        out.append("")
+        out.append("baselines (the run's data, budget and seeds; final minus baseline, paired on the same videos)")
+        rows = [[b["name"], b["factors_short"], f"{b['gflops']:.4f}", _num(b["top1"], ".1f"), _score(b),
+                 _num(b["heldout_top1"], ".1f"),
+                 f"{b['vs_final']['margin']:+.1f} [{b['vs_final']['ci'][0]:.1f},{b['vs_final']['ci'][1]:.1f}]"
+                 if b["vs_final"] else "-", b["verdict"]] for b in summary["baselines"]]
+        out += ["  " + line for line in _table(["model", "factors", "GFLOPs", "val top-1", "score (90% CI)",
+                                                 "held-out", "final - baseline", "verdict"], rows, {2, 3, 4, 5, 6})]
     if summary["stop_reason"]:
         detail = f" ({summary['stop_detail']})" if summary["stop_detail"] else ""
         out.append(f"stopped: {summary['stop_reason']}{detail}")

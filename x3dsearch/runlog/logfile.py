@@ -16,7 +16,8 @@ import yaml
 from ..errors import ConfigError, X3DSearchError
 from ..factors import Factors
 from .decision import Comparison, Decision, Score
-from .run import SEED_TRIAL, Contraction, Cost, Run, RunInfo, Step, contraction_trial_name, step_trial_name
+from .run import (SEED_TRIAL, Baseline, Contraction, Cost, Run, RunInfo, Step, contraction_trial_name,
+                  step_trial_name)
 from .status import RunStatus, StopReason, TrialStatus
 from .trial import Trial, trial_from_log
 
@@ -53,6 +54,14 @@ def _judged(trial: Trial, scores: Mapping[str, Score], chosen: bool) -> dict[str
     return entry
 
 
+def _baseline(baseline: Baseline) -> dict[str, Any]:
+    trial = baseline.trial
+    return {"name": baseline.name, "factors": _Flow(trial.factors.to_dict()), "gflops": trial.gflops,
+            "params_m": trial.params_m, "top1": trial.top1, "status": str(trial.status),
+            **(baseline.score.to_log() if baseline.score else {}), "heldout_top1": trial.heldout,
+            "vs_final": baseline.vs_final.to_dict() if baseline.vs_final else None}
+
+
 def to_log(run: Run, interrupted: bool = False) -> dict[str, Any]:
     """The log's mapping of ``run``; ``interrupted`` marks a session that ended before the search did."""
     steps = [{"step": s.step, "from": _flow_factors(s.start.model_log()),
@@ -75,10 +84,12 @@ def to_log(run: Run, interrupted: bool = False) -> dict[str, Any]:
     status = run.status if run.status == RunStatus.FINISHED else (
         RunStatus.INTERRUPTED if interrupted else RunStatus.RUNNING)
     info = run.info
-    return {"target_gflops": info.target_gflops, "seed": info.seed, "space": info.space, "budget": info.budget,
-            "data": _Flow(info.data or {}), "status": str(status),
+    return {"target_gflops": info.target_gflops, "complexity": info.complexity, "target_ms": info.target_ms,
+            "path": list(info.path) if info.path else None, "seed": info.seed, "space": info.space,
+            "budget": info.budget, "data": _Flow(info.data or {}), "status": str(status),
             "stop_reason": str(run.stop_reason) if run.stop_reason else None, "stop_detail": run.stop_detail,
-            "steps": steps, "contraction": contraction, "final": final, "cost": run.cost.to_dict()}
+            "steps": steps, "contraction": contraction, "final": final,
+            "baselines": [_baseline(b) for b in run.baselines] or None, "cost": run.cost.to_dict()}
 
 
 def dump_log(run: Run, interrupted: bool = False) -> str:
@@ -145,6 +156,7 @@ class _Reader:
             train_time_s=self.number(raw.get("train_time_s"), f"{where}.train_time_s"),
             train_macs=self.number(raw.get("train_macs"), f"{where}.train_macs"))
         trial.heldout_top1 = self.number(raw.get("heldout_top1"), f"{where}.heldout_top1")
+        trial.latency_ms = self.number(raw.get("ms"), f"{where}.ms")
         return trial
 
     def decision(self, raw: Any, where: str) -> Decision | None:
@@ -203,6 +215,27 @@ class _Reader:
                            vs_overshoot=Comparison.from_dict(vs_overshoot) if isinstance(vs_overshoot, Mapping)
                            else None)
 
+    def baselines(self, raw: Any, criterion: str) -> list[Baseline]:
+        if raw is None:
+            return []
+        if not isinstance(raw, list):
+            raise self.fail("baselines", f"expected a list, got {type(raw).__name__}")
+        out = []
+        for index, entry in enumerate(raw):
+            where = f"baselines[{index}]"
+            entry = self.mapping(entry, where)
+            name = self.text(entry.get("name"), f"{where}.name", optional=False)
+            trial = trial_from_log(f"baseline-{name}", name, self.factors(entry.get("factors"), f"{where}.factors"),
+                                   self.number(entry.get("gflops"), f"{where}.gflops", optional=False),
+                                   params_m=self.number(entry.get("params_m"), f"{where}.params_m"),
+                                   status=self.text(entry.get("status"), f"{where}.status") or "ok",
+                                   top1=self.number(entry.get("top1"), f"{where}.top1"))
+            trial.heldout_top1 = self.number(entry.get("heldout_top1"), f"{where}.heldout_top1")
+            vs_final = entry.get("vs_final")
+            out.append(Baseline(name, trial, Score.from_log(entry, criterion),
+                                Comparison.from_dict(vs_final) if isinstance(vs_final, Mapping) else None))
+        return out
+
     def cost(self, raw: Any) -> Cost:
         if raw is None:
             return Cost()
@@ -236,15 +269,21 @@ def from_log(raw: Any, path: Path, run_dir: Path | None = None) -> Run:
     steps: list[Step] = []
     for index, entry in enumerate(steps_raw):
         steps.append(reader.step(entry, index, steps[-1] if steps else None))
+    path = raw.get("path")
+    if path is not None and (not isinstance(path, list) or not all(isinstance(a, str) for a in path)):
+        raise reader.fail("path", f"expected a list of axes, got {path!r}")
     info = RunInfo(target_gflops=reader.number(raw.get("target_gflops"), "target_gflops"), seed=seed,
                    space=reader.text(raw.get("space"), "space"), budget=reader.text(raw.get("budget"), "budget"),
-                   data=data)
+                   data=data, complexity=reader.text(raw.get("complexity"), "complexity") or "gflops",
+                   target_ms=reader.number(raw.get("target_ms"), "target_ms"), path=tuple(path) if path else None)
     seed_trial = steps[0].start if steps else Trial(SEED_TRIAL, None, None, None)
     reason = reader.text(raw.get("stop_reason"), "stop_reason")
+    decided = next((s.decision for s in steps if s.decision is not None), None)
+    baselines = reader.baselines(raw.get("baselines"), decided.criterion if decided else "top1")
     return Run(info=info, seed_trial=seed_trial, steps=steps, contraction=reader.contraction(raw.get("contraction")),
                final=final, status=_run_status(status), stop_reason=_stop_reason(reason),
                stop_detail=reader.text(raw.get("stop_detail"), "stop_detail"), cost=reader.cost(raw.get("cost")),
-               run_dir=run_dir)
+               baselines=baselines, run_dir=run_dir)
 
 
 def _stop_reason(text: str | None) -> StopReason | str | None:

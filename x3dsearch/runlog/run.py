@@ -92,6 +92,17 @@ class Contraction:
 
 
 @dataclass
+class Baseline:
+    """A published (or any given) model trained under the run's own data, budget, seeds and repeats, so
+    the search's final model can be compared with it at the same cost (``x3dsearch baseline``)."""
+
+    name: str                           # e.g. x3d-xs
+    trial: Trial                        # its trainings (the trial and its repeats)
+    score: Score | None = None          # on the videos it and the final model read
+    vs_final: Comparison | None = None  # the final model minus this one, paired by video and seed
+
+
+@dataclass
 class Clock:
     """Seconds by kind, summed over sessions (kept in ``state.json``, summarised as :class:`Cost`)."""
 
@@ -125,7 +136,10 @@ class RunInfo:
     seed: int | None
     space: str | None
     budget: str | None
-    data: Mapping[str, Any] | None  # root, num_classes, train_videos, val_videos
+    data: Mapping[str, Any] | None  # root, num_classes, train_videos, val_videos, test_videos
+    complexity: str = "gflops"      # what the target bounds: gflops or latency (ms)
+    target_ms: float | None = None
+    path: tuple[str, ...] | None = None  # a replay's axes
 
 
 @dataclass
@@ -141,12 +155,22 @@ class Run:
     sessions: int = 0
     clock: Clock = field(default_factory=Clock)
     cost: Cost = field(default_factory=Cost)
+    baselines: list[Baseline] = field(default_factory=list)
     run_dir: Path | None = None
 
     # --- what a run log reader asks -----------------------------------------------------------
     @property
     def target_gflops(self) -> float | None:
         return self.info.target_gflops
+
+    @property
+    def target(self) -> float | None:
+        """The target in its own unit: GFLOPs, or ms for a latency-targeted search."""
+        return self.info.target_ms if self.info.complexity == "latency" else self.info.target_gflops
+
+    @property
+    def unit(self) -> str:
+        return "ms" if self.info.complexity == "latency" else "GFLOPs"
 
     @property
     def seed(self) -> int | None:

@@ -14,7 +14,7 @@ from typing import Any
 from ..errors import X3DSearchError
 from ..utils.io import atomic_write_json
 from .decision import Comparison, Decision, Score
-from .run import Clock, Contraction, Run, RunInfo, Step, step_trial_name
+from .run import Baseline, Clock, Contraction, Run, RunInfo, Step, step_trial_name
 from .status import RunStatus, StopReason, TrialStatus
 from .trial import Trial
 
@@ -37,7 +37,10 @@ def to_state(run: Run, live_wall_s: float = 0.0) -> dict[str, Any]:
             "stop_detail": run.stop_detail, "sessions": run.sessions, "seed": run.seed_trial.to_state(),
             "steps": [{"step": s.step, "start": s.start.name, "candidates": [t.to_state() for t in s.candidates],
                        "chosen": s.chosen, "done": s.done, **_judged(s)} for s in run.steps],
-            "contraction": contraction, "final": run.final.name if run.final else None, "clock": clock}
+            "contraction": contraction, "final": run.final.name if run.final else None, "clock": clock,
+            "baselines": [{"name": b.name, "trial": b.trial.to_state(),
+                           "score": b.score.to_state() if b.score else None,
+                           "vs_final": b.vs_final.to_dict() if b.vs_final else None} for b in run.baselines]}
 
 
 def save_state(path: Path, run: Run, live_wall_s: float = 0.0) -> None:
@@ -95,10 +98,12 @@ def from_state(data: dict[str, Any], info: RunInfo) -> Run:
         known.update((c.name, c) for c in candidates)
     clock = data.get("cost" if legacy else "clock") or {}
     reason, detail = _stop(data, legacy)
+    baselines = [Baseline(b["name"], Trial.from_state(b["trial"]), Score.from_state(b["score"]) if b.get("score")
+                          else None, Comparison.from_dict(b.get("vs_final"))) for b in data.get("baselines", [])]
     return Run(info=info, seed_trial=seed, steps=steps, contraction=contraction,
                final=resolve(data["final"]) if data.get("final") else None,
                status=RunStatus(data["status"]), stop_reason=reason, stop_detail=detail,
-               sessions=int(data.get("sessions", 0)), clock=Clock(**clock))
+               sessions=int(data.get("sessions", 0)), clock=Clock(**clock), baselines=baselines)
 
 
 def _judged(record: Step | Contraction) -> dict[str, Any]:

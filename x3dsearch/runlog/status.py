@@ -25,6 +25,7 @@ class StopReason(str, Enum):
     BOUNDED = "every axis bounded"
     ALL_FAILED = "every candidate failed"
     INTERRUPTED = "interrupted"
+    PATH_ENDED = "the path ended"
 
     def __str__(self) -> str:
         return self.value

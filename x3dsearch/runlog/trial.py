@@ -48,6 +48,7 @@ class Trial:
     repeat: int = 0                 # k: 0 for the first training of a model
     repeats: list["Trial"] = field(default_factory=list)  # the same model trained again with other seeds
     heldout_top1: float | None = None  # top-1 on the held-out split, for a chosen model
+    latency_ms: float | None = None  # measured per clip, when the search targets latency
 
     # --- what the result says ---------------------------------------------------------------
     @property
@@ -99,7 +100,8 @@ class Trial:
                 "gflops": self.gflops, "params_m": self.params_m, "status": str(self.status), "error": self.error,
                 "result": self.result.to_dict() if self.result is not None else None,
                 "sessions": [list(s) for s in self.sessions], "seed": self.seed, "repeat": self.repeat,
-                "repeats": [r.to_state() for r in self.repeats], "heldout_top1": self.heldout_top1}
+                "repeats": [r.to_state() for r in self.repeats], "heldout_top1": self.heldout_top1,
+                "latency_ms": self.latency_ms}
 
     @classmethod
     def from_state(cls, data: dict[str, Any]) -> "Trial":
@@ -113,7 +115,7 @@ class Trial:
                    sessions=[list(s) for s in data.get("sessions", [])], seed=data.get("seed"),
                    repeat=int(data.get("repeat", 0)),
                    repeats=[cls.from_state(r) for r in data.get("repeats", [])],
-                   heldout_top1=data.get("heldout_top1"))
+                   heldout_top1=data.get("heldout_top1"), latency_ms=data.get("latency_ms"))
 
     @classmethod
     def _from_state_v1(cls, data: dict[str, Any]) -> "Trial":
@@ -137,15 +139,21 @@ class Trial:
             return {"axis": self.axis, "factors": None, "gflops": None, "params_m": None, "top1": None,
                     "top5": None, "train_time_s": None, "status": str(self.status), "error": self.error,
                     "train_macs": None}
-        return {"axis": self.axis, "factors": self.factors.to_dict() if self.factors else None,
-                "gflops": self.gflops, "params_m": self.params_m, "top1": self.top1, "top5": self.top5,
-                "train_time_s": self.wall_time_s, "status": str(self.status),
-                "error": self.error if self.status != TrialStatus.OK else None,
-                "train_macs": self.train_macs if self.result is not None else 0.0}
+        entry = {"axis": self.axis, "factors": self.factors.to_dict() if self.factors else None,
+                 "gflops": self.gflops, "params_m": self.params_m, "top1": self.top1, "top5": self.top5,
+                 "train_time_s": self.wall_time_s, "status": str(self.status),
+                 "error": self.error if self.status != TrialStatus.OK else None,
+                 "train_macs": (self.train_macs or 0.0) if self.result is not None else 0.0}
+        if self.latency_ms is not None:
+            entry["ms"] = self.latency_ms
+        return entry
 
     def model_log(self) -> dict[str, Any]:
         """The trial as a step's ``from`` (a model, not a candidate)."""
-        return {"factors": self.factors.to_dict(), "gflops": self.gflops, "top1": self.top1}
+        entry = {"factors": self.factors.to_dict(), "gflops": self.gflops, "top1": self.top1}
+        if self.latency_ms is not None:
+            entry["ms"] = self.latency_ms
+        return entry
 
 
 def trial_from_log(name: str, axis: str | None, factors: Factors | None, gflops: float | None, *,

@@ -25,7 +25,8 @@ from ..utils.logging import get_logger
 from .estimate import count_params_m
 from .judge import Judge
 from .progress import future_trials
-from .proposals import Proposal, Skip, contract, propose_step
+from .plan import contraction_candidates, path_proposal, reached
+from .proposals import Proposal, Skip, propose_step
 from .settings import DataInfo, SearchSettings
 from .trials import TrialRunner
 
@@ -52,7 +53,9 @@ class Search:
         self.settings = settings
         self.space = settings.space
         self.data = data
-        self.target = settings.target_gflops
+        self.target = settings.target
+        self.measure = settings.measure()
+        self.unit = settings.unit
         self.trials = trials
         self.session_start = session_start
         self.heldout = heldout
@@ -88,8 +91,16 @@ class Search:
         return run
 
     # --- forward expansion --------------------------------------------------------------------
+    def _value(self, trial: Trial) -> float:
+        """The trial's complexity in the target's unit (GFLOPs as fvcore counted them, or measured ms)."""
+        if self.measure.name == "gflops":
+            return trial.gflops
+        if trial.latency_ms is None:
+            trial.latency_ms = self._timed_flops(lambda: self.measure.value(trial.factors, self.data.num_classes))
+        return trial.latency_ms
+
     def _reached(self, trial: Trial) -> bool:
-        return trial.gflops >= self.target * (1.0 - self.space.tolerance)
+        return reached(self._value(trial), self.target, self.space.tolerance)
 
     def _expand(self) -> None:
         run = self.run_record
@@ -146,12 +157,25 @@ class Search:
     def _trial(self, name: str, proposal: Proposal) -> Trial:
         params = self._timed_flops(lambda: count_params_m(proposal.factors, self.data.num_classes))
         return Trial(name=name, axis=proposal.axis, factors=proposal.factors, gflops=proposal.gflops,
-                     params_m=params, seed=self.settings.seed)
+                     params_m=params, seed=self.settings.seed, latency_ms=proposal.cost)
 
     def _new_step(self, current: Trial) -> Step | None:
         run = self.run_record
         number = len(run.steps) + 1
-        proposals, skips = self._timed_flops(lambda: propose_step(current.factors, self.space, self.data.num_classes))
+        if self.settings.path is not None:
+            if number > len(self.settings.path):
+                run.stop_reason = StopReason.PATH_ENDED
+                run.stop_detail = (f"the path's {len(self.settings.path)} axes ran out at {current.factors.short()} "
+                                   f"({self._value(current):.4g} {self.unit}), short of the target")
+                log.warning("%s", run.stop_detail)
+                self.save()
+                return None
+            axis = self.settings.path[number - 1]
+            proposals, skips = [self._timed_flops(lambda: path_proposal(
+                self.space, axis, current.factors, self.data.num_classes, number, self.measure))], []
+        else:
+            proposals, skips = self._timed_flops(lambda: propose_step(current.factors, self.space,
+                                                                      self.data.num_classes, self.measure))
         for skip in skips:
             log.info("step %d: %s skipped: %s", number, skip.axis, skip.reason)
         if not proposals:
@@ -249,23 +273,24 @@ class Search:
     def _stop_at(self, current: Trial) -> None:
         """Why the expansion ends at ``current``: it went past the target, or came within tolerance."""
         run = self.run_record
-        if current.gflops >= self.target:
+        value = self._value(current)
+        if value >= self.target:
             run.stop_reason = StopReason.TARGET_REACHED
-            run.stop_detail = f"{current.gflops:.4f} GFLOPs reached the {self.target:g} GFLOPs target"
+            run.stop_detail = f"{value:.4g} {self.unit} reached the {self.target:g} {self.unit} target"
         else:
             run.stop_reason = StopReason.WITHIN_TOLERANCE
-            run.stop_detail = (f"{current.gflops:.4f} GFLOPs is within the space's tolerance "
-                               f"({100 * self.space.tolerance:.0f}%) under the {self.target:g} GFLOPs target")
+            run.stop_detail = (f"{value:.4g} {self.unit} is within the space's tolerance "
+                               f"({100 * self.space.tolerance:.0f}%) under the {self.target:g} {self.unit} target")
         self.save()
 
     # --- contraction --------------------------------------------------------------------------
     def _contract(self) -> None:
         run = self.run_record
-        if run.stop_reason is StopReason.BOUNDED and run.contraction is None:
+        if run.stop_reason in (StopReason.BOUNDED, StopReason.PATH_ENDED) and run.contraction is None:
             return
         if run.contraction is None:
             current = run.current()
-            if current.gflops <= self.target:
+            if self._value(current) <= self.target:
                 return
             run.contraction = self._new_contraction(current)
             self.save()
@@ -274,8 +299,8 @@ class Search:
             return
         base = contraction.start
         if contraction.trained:
-            title = (f"contraction: {contraction.overshoot.factors.short()} overshot the {self.target:g} GFLOPs "
-                     f"target at {contraction.overshoot.gflops:.4f}; shrink step {len(run.steps)}'s "
+            title = (f"contraction: {contraction.overshoot.factors.short()} overshot the {self.target:g} {self.unit} "
+                     f"target at {self._value(contraction.overshoot):.4g}; shrink step {len(run.steps)}'s "
                      f"{contraction.axis} expansion of {base.factors.short()} back under it")
             self.trials.future = lambda: []
             self.trials.run("contraction", title, self._runs(contraction.trained), base)
@@ -306,20 +331,14 @@ class Search:
     def _new_contraction(self, overshoot: Trial) -> Contraction:
         last = next(s for s in reversed(self.run_record.steps) if s.done)
         base = last.start
-        axes = [last.chosen] + ([a.name for a in self.space.axes if a.name != last.chosen]
-                                if self.settings.contraction == "all" else [])
-        found: list[Proposal] = []
-        skipped: list[Trial] = []
-        for name in axes:
-            result = self._timed_flops(lambda n=name: contract(self.space.axis(n), base.factors, self.space,
-                                                                self.data.num_classes, self.target))
-            if isinstance(result, Skip):
-                skipped.append(_skipped(contraction_trial_name(result.axis), result))
-                log.info("contraction along %s: nothing fits (%s)", result.axis, result.reason)
-            elif all(result.factors != p.factors for p in found):
-                found.append(result)
+        found, skips = self._timed_flops(lambda: contraction_candidates(
+            self.space, base.factors, overshoot.factors, last.chosen, self.data.num_classes, self.target,
+            self.measure, self.settings.contraction))
+        for skip in skips:
+            log.info("contraction along %s: nothing fits (%s)", skip.axis, skip.reason)
         candidates = [self._trial(contraction_trial_name(p.axis), p) for p in found]
-        return Contraction(overshoot=overshoot, start=base, axis=last.chosen, candidates=candidates + skipped)
+        return Contraction(overshoot=overshoot, start=base, axis=last.chosen,
+                           candidates=candidates + [_skipped(contraction_trial_name(s.axis), s) for s in skips])
 
     # --- the end ------------------------------------------------------------------------------
     def _final(self) -> Trial:
@@ -333,10 +352,11 @@ class Search:
         final = self._final()
         run.final = final
         run.status = RunStatus.FINISHED
-        self.run_dir.write_final_model(final, self.data.num_classes, self.target)
+        self.run_dir.write_final_model(final, self.data.num_classes, self.target, self.unit)
         self.save()
-        log.info("search finished: %s, %.4f GFLOPs (%.1f%% of the %g target), top-1 %s", final.factors.short(),
-                 final.gflops, 100 * final.gflops / self.target, self.target, format_top1(final.top1))
+        log.info("search finished: %s, %.4g %s (%.1f%% of the %g %s target), top-1 %s", final.factors.short(),
+                 self._value(final), self.unit, 100 * self._value(final) / self.target, self.target, self.unit,
+                 format_top1(final.top1))
 
 
 def _skipped(name: str, skip: Skip) -> Trial:

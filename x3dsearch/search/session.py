@@ -16,11 +16,12 @@ from typing import Any, Iterator
 
 from ..budget import Budget, load_budget
 from ..data import has_split
-from ..runlog import SEED_TRIAL, Run, RunDir, RunStatus, Trial
+from ..runlog import SEED_TRIAL, Run, RunDir, RunInfo, RunStatus, Trial
 from ..utils.logging import get_logger
 from .cluster import Cluster, Resources, prepare_ray, ray_session, send_logs_to
 from .controller import Search
 from .estimate import count_params_m, estimate_gflops
+from .plan import replay
 from .settings import (DataInfo, SearchSettings, check_choices, check_same, check_target,
                        default_run_dir, resolve_data_info, run_config, run_info, stored_resources, stored_settings)
 from .trainable import TrialContext, evaluate_heldout
@@ -33,7 +34,8 @@ log = get_logger("search")
 class SearchOutcome:
     run_dir: RunDir
     run: Run
-    target_gflops: float
+    target: float
+    unit: str = "GFLOPs"
     already_finished: bool = False
 
     @property
@@ -48,7 +50,9 @@ def expand(settings: SearchSettings, resources: Resources, run_dir: Path | None 
     Every check that can fail (target, options, run dir, budget, address, data, resources)
     runs before the run directory is created.
     """
-    check_target(settings.target_gflops, settings.space)
+    check_target(settings)
+    if settings.path is not None:  # a replay that would leave the space is refused before anything starts
+        replay(settings.space, settings.path, settings.target, 1, settings.measure(), settings.contract_axes)
     check_choices(settings)
     folder = RunDir(run_dir if run_dir is not None else default_run_dir())
     folder.check_new()
@@ -59,21 +63,24 @@ def expand(settings: SearchSettings, resources: Resources, run_dir: Path | None 
     # The search's clock starts once the data is ready: generating the synthetic dataset on
     # first use is a one-off cache fill, not search overhead.
     session_start = time.monotonic()
-    check_target(settings.target_gflops, settings.space, data.num_classes)
+    check_target(settings, data.num_classes)
+    if settings.path is not None:
+        replay(settings.space, settings.path, settings.target, data.num_classes, settings.measure(),
+               settings.contract_axes)
     with ray_session(resources) as (cluster, placement):
         budget = load_budget(budget_spec, cuda=placement[1] > 0)
         folder.path.mkdir(parents=True, exist_ok=True)
-        with _locked(folder, console):
+        with locked(folder, console):
             seed = settings.space.seed
             seed_trial = Trial(name=SEED_TRIAL, axis=None, factors=seed, gflops=estimate_gflops(seed, data.num_classes),
                                params_m=count_params_m(seed, data.num_classes), seed=settings.seed)
             folder.write_config(run_config(settings, resources, budget, data))
-            log.info("search in %s: target %g GFLOPs from %s (%.4f GFLOPs), space %s, budget %s, seed %d",
-                     folder.path, settings.target_gflops, seed.short(), seed_trial.gflops, settings.space.name,
+            log.info("search in %s: target %g %s from %s (%.4f GFLOPs), space %s, budget %s, seed %d",
+                     folder.path, settings.target, settings.unit, seed.short(), seed_trial.gflops, settings.space.name,
                      budget.name, settings.seed)
             run = Run(info=run_info(settings, budget, data), seed_trial=seed_trial, run_dir=folder.path)
             _search(run, folder, settings, resources, budget, data, cluster, placement, session_start)
-    return SearchOutcome(folder, run, settings.target_gflops)
+    return SearchOutcome(folder, run, settings.target, settings.unit)
 
 
 def resume(run_dir: Path, settings: SearchSettings | None = None, overrides: dict[str, Any] | None = None,
@@ -90,17 +97,11 @@ def resume(run_dir: Path, settings: SearchSettings | None = None, overrides: dic
     budget = Budget.from_dict(config["budget"])
     if settings is not None:
         check_same(folder.path, stored, settings, config, given)
-    data_entry = config["data"]
-    info = run_info(stored, budget, DataInfo(spec=data_entry["spec"], root=Path(data_entry["root"]),
-                                             num_classes=data_entry["num_classes"],
-                                             train_videos=data_entry["train_videos"],
-                                             val_videos=data_entry["val_videos"],
-                                             test_videos=data_entry.get("test_videos")))
-    run = folder.load(info)
+    run = folder.load(stored_info(config, stored, budget))
     if run.status == RunStatus.FINISHED:
-        return SearchOutcome(folder, run, stored.target_gflops, already_finished=True)
+        return SearchOutcome(folder, run, stored.target, stored.unit, already_finished=True)
     resources = stored_resources(config, overrides)
-    with _locked(folder, console):
+    with locked(folder, console):
         prepare_ray(resources.address)
         data = resolve_data_info(stored.data)
         session_start = time.monotonic()  # as in expand: after the data is ready
@@ -108,11 +109,19 @@ def resume(run_dir: Path, settings: SearchSettings | None = None, overrides: dic
             log.info("resuming the search in %s (session %d): %d steps so far", folder.path, run.sessions + 1,
                      len(run.steps))
             _search(run, folder, stored, resources, budget, data, cluster, placement, session_start)
-    return SearchOutcome(folder, run, stored.target_gflops)
+    return SearchOutcome(folder, run, stored.target, stored.unit)
+
+
+def stored_info(config: dict[str, Any], settings: SearchSettings, budget: Budget) -> RunInfo:
+    """What the run log says about a stored run, from its ``config.yaml``."""
+    entry = config["data"]
+    return run_info(settings, budget, DataInfo(spec=entry["spec"], root=Path(entry["root"]),
+                                               num_classes=entry["num_classes"], train_videos=entry["train_videos"],
+                                               val_videos=entry["val_videos"], test_videos=entry.get("test_videos")))
 
 
 @contextmanager
-def _locked(folder: RunDir, console: bool) -> Iterator[None]:
+def locked(folder: RunDir, console: bool) -> Iterator[None]:
     """The run directory's lock (one process per run), and the logs sent to its ``search.log``."""
     lock = folder.lock()
     try:

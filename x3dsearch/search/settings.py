@@ -21,7 +21,9 @@ from ..data import class_names, has_split, load_split, resolve_data
 from ..errors import ConfigError, X3DSearchError
 from ..runlog import RunInfo
 from .cluster import Resources
-from .estimate import estimate_gflops
+from ..latency import LatencyConfig
+from .measure import MEASURES, Measure, get_measure
+from .plan import check_target as check_measured_target
 from .space import CONTRACTIONS, SearchSpace
 
 
@@ -29,7 +31,7 @@ from .space import CONTRACTIONS, SearchSpace
 class SearchSettings:
     """Everything that determines a search's result; a resume must not change any of it."""
 
-    target_gflops: float
+    target_gflops: float | None
     space: SearchSpace
     data: str = "synthetic"
     budget: str | None = None     # None: the space's budget
@@ -39,6 +41,26 @@ class SearchSettings:
     on_tie: str | None = None     # None: the space's tie rule
     repeats: int | None = None    # None: the space's
     max_repeats: int | None = None  # None: the space's
+    complexity: str = "gflops"    # what the target bounds: gflops or latency
+    target_ms: float | None = None  # the target under --complexity latency
+    latency_threads: int = 1      # CPU threads latency is measured with (the deployment's)
+    latency_device: str = "cpu"
+    path: tuple[str, ...] | None = None  # a replay: the axis of every step, in turn
+
+    @property
+    def target(self) -> float:
+        """The target in the complexity's unit (GFLOPs or ms)."""
+        return float(self.target_ms if self.complexity == "latency" else self.target_gflops)
+
+    @property
+    def unit(self) -> str:
+        return "ms" if self.complexity == "latency" else "GFLOPs"
+
+    def measure(self) -> Measure:
+        if self.complexity == "latency":
+            return get_measure("latency", config=LatencyConfig(device=self.latency_device,
+                                                                threads=self.latency_threads))
+        return get_measure(self.complexity)
 
     @property
     def selection(self) -> str:
@@ -85,19 +107,24 @@ def resolve_data_info(spec: str) -> DataInfo:
 
 
 # --- input checks ------------------------------------------------------------------------------
-def check_target(target: float, space: SearchSpace, num_classes: int = 1) -> None:
+def check_target(settings: SearchSettings, num_classes: int = 1) -> None:
     """A target at or below zero, or below the seed, is refused before anything starts.
 
     Called once before the data is read (with the fewest classes, a lower bound) and again
-    with the dataset's class count, which sets the classifier's share of the GFLOPs.
+    with the dataset's class count, which sets the classifier's share of the cost.
     """
-    if not (isinstance(target, (int, float)) and math.isfinite(target) and target > 0):
-        raise ConfigError(f"--target-gflops must be a positive number, got {target!r}")
-    seed_gflops = estimate_gflops(space.seed, num_classes)
-    if target < seed_gflops:
-        at_least = " at least" if num_classes == 1 else ""
-        raise ConfigError(f"--target-gflops {target:g} is below the seed's{at_least} {seed_gflops:.4f} GFLOPs "
-                          f"({space.seed.short()}); nothing to search")
+    if settings.complexity not in MEASURES:
+        raise ConfigError(f"--complexity must be one of {', '.join(MEASURES)}, got '{settings.complexity}'")
+    if settings.complexity == "latency":
+        if settings.target_ms is None or settings.target_gflops is not None:
+            raise ConfigError("--complexity latency takes --target-ms (not --target-gflops)")
+        check_measured_target(settings.target_ms, settings.space, num_classes, settings.measure(), "--target-ms")
+        return
+    if settings.target_ms is not None:
+        raise ConfigError("--target-ms needs --complexity latency")
+    if settings.target_gflops is None:
+        raise ConfigError("--target-gflops is required (or --resume RUN_DIR)")
+    check_measured_target(settings.target_gflops, settings.space, num_classes)
 
 
 def check_choices(settings: SearchSettings) -> None:
@@ -133,7 +160,10 @@ def versions() -> dict[str, str]:
 
 def run_config(settings: SearchSettings, resources: Resources, budget: Budget, data: DataInfo) -> dict[str, Any]:
     return {"x3dsearch": __version__, "created": _dt.datetime.now().isoformat(timespec="seconds"),
-            "target_gflops": settings.target_gflops,
+            "target_gflops": settings.target_gflops, "complexity": settings.complexity,
+            "target_ms": settings.target_ms, "latency": {"device": settings.latency_device,
+                                                          "threads": settings.latency_threads},
+            "path": list(settings.path) if settings.path else None,
             "data": {"spec": data.spec, **data.log_entry(), "root": str(data.root)},
             "budget": budget.to_dict(), "space": settings.space.to_dict(), "seed": settings.seed,
             "criterion": settings.selection, "contract_axes": settings.contraction, "on_tie": settings.tie_rule,
@@ -144,16 +174,21 @@ def run_config(settings: SearchSettings, resources: Resources, budget: Budget, d
 def run_info(settings: SearchSettings, budget: Budget, data: DataInfo) -> RunInfo:
     """What the run log says about the run besides its state."""
     return RunInfo(target_gflops=settings.target_gflops, seed=settings.seed, space=settings.space.name,
-                   budget=budget.name, data=data.log_entry())
+                   budget=budget.name, data=data.log_entry(), complexity=settings.complexity,
+                   target_ms=settings.target_ms, path=settings.path)
 
 
 def stored_settings(config: dict[str, Any], label: str) -> SearchSettings:
     """The settings a run was started with, from its ``config.yaml``."""
     space = SearchSpace.from_dict(config["space"], label=f"{label} space")
-    return SearchSettings(target_gflops=float(config["target_gflops"]), space=space, data=config["data"]["spec"],
+    latency = config.get("latency") or {}
+    return SearchSettings(target_gflops=config["target_gflops"], space=space, data=config["data"]["spec"],
                           budget=None, seed=int(config["seed"]), criterion=config["criterion"],
                           contract_axes=config["contract_axes"], on_tie=config.get("on_tie"),
-                          repeats=config.get("repeats"), max_repeats=config.get("max_repeats"))
+                          repeats=config.get("repeats"), max_repeats=config.get("max_repeats"),
+                          complexity=config.get("complexity", "gflops"), target_ms=config.get("target_ms"),
+                          latency_threads=latency.get("threads", 1), latency_device=latency.get("device", "cpu"),
+                          path=tuple(config["path"]) if config.get("path") else None)
 
 
 def stored_resources(config: dict[str, Any], overrides: dict[str, Any] | None) -> Resources:
@@ -170,8 +205,12 @@ def check_same(run_dir: Path, stored: SearchSettings, given_settings: SearchSett
         return X3DSearchError(f"refusing to resume {run_dir}: it searches with {what} {old}, not {new} "
                               f"(start a new --run-dir for another search)")
 
-    if "target_gflops" in given and not math.isclose(given_settings.target_gflops, stored.target_gflops):
-        raise refuse("target", f"{stored.target_gflops:g} GFLOPs", f"{given_settings.target_gflops:g}")
+    if "target_gflops" in given and not math.isclose(given_settings.target_gflops, stored.target):
+        raise refuse("target", f"{stored.target:g} {stored.unit}", f"{given_settings.target_gflops:g}")
+    if "target_ms" in given and not math.isclose(given_settings.target_ms, stored.target):
+        raise refuse("target", f"{stored.target:g} {stored.unit}", f"{given_settings.target_ms:g} ms")
+    if "path" in given and given_settings.path != stored.path:
+        raise refuse("path", ",".join(stored.path or ()) or "none", ",".join(given_settings.path or ()))
     if "space" in given and given_settings.space.to_dict() != stored.space.to_dict():
         raise refuse("space", f"'{stored.space.name}'", f"'{given_settings.space.name}' (another space)")
     if "seed" in given and given_settings.seed != stored.seed:

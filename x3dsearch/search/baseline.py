@@ -1,0 +1,97 @@
+"""Published models as baselines on the user's data: ``x3dsearch baseline RUN --presets x3d-xs,x3d-s``.
+
+A baseline is trained exactly like the run's candidates: the run's data, budget, seeds and
+repeats, through the same Ray runner, into the run's own ``candidates/baseline-<name>/``.
+It is scored on the validation videos it and the final model both read, with the same
+interval as a candidate, evaluated on the held-out split when there is one, and compared
+with the final model (final minus baseline, paired by video and seed): whether the search
+beat the published architecture on this data, at the same cost, or could not tell.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ..budget import Budget
+from ..criteria import Criterion
+from ..data import has_split
+from ..errors import X3DSearchError
+from ..factors import Factors
+from ..runlog import Run, RunDir, RunStatus, Trial
+from ..runlog.run import Baseline
+from ..train.folder import TrainingFolder
+from ..utils.logging import get_logger
+from .cluster import ray_session
+from .controller import repeat_seed
+from .estimate import count_params_m, estimate_gflops
+from .judge import Judge, runs
+from .session import locked, stored_info
+from .settings import resolve_data_info, stored_resources, stored_settings
+from .trainable import TrialContext, evaluate_heldout
+from .trials import TrialRunner
+
+log = get_logger("search")
+
+
+def add_baselines(run_dir: Path, models: list[tuple[str, Factors]], overrides: dict[str, Any] | None = None,
+                  console: bool = True) -> Run:
+    """Train ``models`` (name, factors) as baselines of the finished run in ``run_dir``; a model already
+    there is not trained again (an interrupted call continues)."""
+    folder = RunDir(run_dir)
+    config = folder.read_config()
+    settings = stored_settings(config, str(folder.config))
+    budget = Budget.from_dict(config["budget"])
+    run = folder.load(stored_info(config, settings, budget))
+    if run.status != RunStatus.FINISHED or run.final is None:
+        raise X3DSearchError(f"{folder.path}: the search has not finished; baselines compare with its final model")
+    if not models:
+        raise X3DSearchError("give at least one model (--presets or --models)")
+    resources = stored_resources(config, overrides)
+    with locked(folder, console):
+        data = resolve_data_info(settings.data)
+        with ray_session(resources) as (cluster, placement):
+            for name, factors in models:
+                if not any(b.name == name for b in run.baselines):
+                    trial = Trial(name=f"baseline-{name}", axis=name, factors=factors,
+                                  gflops=estimate_gflops(factors, data.num_classes),
+                                  params_m=count_params_m(factors, data.num_classes), seed=settings.seed)
+                    for k in range(1, settings.trainings):
+                        trial.repeats.append(Trial(name=f"{trial.name}-r{k}", axis=name, factors=factors,
+                                                   gflops=trial.gflops, params_m=trial.params_m,
+                                                   seed=repeat_seed(settings.seed, k), repeat=k))
+                    run.baselines.append(Baseline(name, trial))
+            ctx = TrialContext(data=str(data.root), budget=budget.to_dict(), threads=max(1, int(placement[0])),
+                               device="cuda" if placement[1] > 0 else "cpu")
+            runner = TrialRunner(folder, cluster, placement, explicit_cpus=resources.cpus_per_trial is not None,
+                                 max_failures=resources.max_failures, ctx=ctx, clock=run.clock,
+                                 save=lambda: folder.save(run), history=run.trials(),
+                                 keep=resources.keep)
+            trials = [r for b in run.baselines for r in b.trial.runs]
+            runner.run("baselines", f"baselines of {folder.path.name}: {', '.join(b.name for b in run.baselines)} "
+                       f"under budget {budget.name}, {settings.trainings} seed(s) each", trials, run.final)
+            if has_split(data.root, "test"):
+                for trial in trials:
+                    if trial.evaluated and trial.heldout_top1 is None:
+                        trial.heldout_top1 = evaluate_heldout(folder.trial_dir(trial.name).resolve(), str(data.root),
+                                                              placement)
+            _judge(run, folder, settings.selection, settings.seed)
+            folder.save(run)  # the search's cost stays the search's: baselines are not part of it
+    return run
+
+
+def _judge(run: Run, folder: RunDir, criterion: str, seed: int) -> None:
+    """Each baseline's score on the videos it and the final model read, and final minus baseline."""
+    if Criterion(criterion) is Criterion.GAIN_PER_GFLOP:
+        criterion = str(Criterion.TOP1)  # a baseline has no start model to gain over
+    judge = Judge(criterion, "best", seed, lambda t: TrainingFolder(folder.trial_dir(t.name)).read_outcomes("val"))
+    for index, baseline in enumerate(run.baselines):
+        if not runs(baseline.trial):
+            log.warning("baseline %s did not train: %s", baseline.name, baseline.trial.error)
+            continue
+        _, scores = judge.decide(1000 + index, [baseline.trial], run.final)
+        baseline.score = scores.get(baseline.trial.name)
+        baseline.vs_final = judge.compare(1000 + index, run.final, baseline.trial)
+        verdict = ("no interval" if baseline.vs_final is None else
+                   f"final minus baseline {baseline.vs_final.margin:+.1f} (90% CI {baseline.vs_final.ci[0]:.1f}.."
+                   f"{baseline.vs_final.ci[1]:.1f}, {'beyond' if baseline.vs_final.significant else 'within'} noise)")
+        log.info("baseline %s (%.4f GFLOPs): %s", baseline.name, baseline.trial.gflops, verdict)
