@@ -25,7 +25,7 @@ from x3dsearch.train import TrainingFolder, TrainResult, evaluate_split, train_a
 from x3dsearch.train.evaluate import evaluate
 
 X2D = preset("x2d").replace(crop=48)  # small clips: the tests are about bookkeeping, not accuracy
-FACTORS = "frames=1,stride=12,crop=48,width=1,bottleneck=1,depth=1"
+FACTORS = ",".join(f"{k}={v}" for k, v in X2D.to_dict().items())  # the same network, spelled for --factors
 EXE = [sys.executable, "-m", "x3dsearch.cli.main"]
 #: Every training and validation video read once, precise-BN over 2 batches, validation not cut.
 BUDGET = {"epochs": 1, "batch_size": 2, "lr": 0.05, "lr_batch": 2, "dropout": 0.0, "workers": 0,

@@ -95,6 +95,8 @@ def test_bad_runs_give_one_line_and_exit_2(tmp_path, capsys, case, message, comm
     (["plot", SEED0], "Missing option '-o'"),
     (["plot", "-o", "x.png"], "Missing argument"),
     (["plot", SEED0, "-o", "x.png", "--reference", "resnet"], "'resnet' is not 'x3d'"),
+    (["plot", SEED0, "-o", "x.png", "--x", "ms"], "--x ms needs a search that measured latency"),
+    (["plot", SEED0, "-o", "x.png", "--x", "s"], "'s' is not one of 'gflops', 'ms'"),
 ])
 def test_bad_plot_options_give_one_line_and_exit_2(capsys, args, message):
     code, _, err = run_cli(capsys, *args)

@@ -471,6 +471,9 @@ def test_a_latency_targeted_search_records_ms_and_stays_under_its_target(tiny_da
     final = yaml.safe_load((run_dir / "final_model.yaml").read_text())
     assert final["latency_ms"] <= log["target_ms"] and "target_ms" in final
     assert "ms target" in proc.stdout
+    plot = run_cli("plot", str(run_dir), "-o", str(tmp_path / "ms.svg"))  # a latency run plots in ms
+    assert plot.returncode == 0, plot.stderr
+    assert "measured latency per clip" in (tmp_path / "ms.svg").read_text()
 
 
 def test_baselines_train_under_the_runs_budget_and_are_compared_with_the_final_model(reference_run, tmp_path: Path):

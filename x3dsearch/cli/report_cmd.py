@@ -13,14 +13,17 @@ import click
 @click.option("--reference", type=click.Choice(["x3d"]), default=None,
               help="Draw the published family's GFLOPs (X3D-XS, S, M, L, XL) as vertical markers.")
 @click.option("--title", default=None, help="Figure title (a partial run still adds its progress line).")
-def plot(run_dirs: tuple[str, ...], output: str, reference: str | None, title: str | None) -> None:
+@click.option("--x", "x", type=click.Choice(("gflops", "ms")), default=None,
+              help="The x-axis: GFLOPs, or the latency a --complexity latency search measured [default: what "
+                   "the (first) run targeted].")
+def plot(run_dirs: tuple[str, ...], output: str, reference: str | None, title: str | None, x: str | None) -> None:
     """Accuracy-vs-GFLOPs frontier of one or several searches."""
     from ..report.plot import check_output_format, plot_runs
     from ..runlog import load_run
 
     check_output_format(output)  # before reading runs, so a typo costs nothing
     runs = [load_run(d) for d in run_dirs]
-    plot_runs(runs, output, reference=reference, title=title)
+    plot_runs(runs, output, reference=reference, title=title, x=x or ("ms" if runs[0].unit == "ms" else "gflops"))
     partial = [f"{r.run_dir} ({r.progress})" for r in runs if r.partial]
     click.echo(f"wrote {output}" + (f"; partial: {'; '.join(partial)}" if partial else ""))
 

@@ -22,6 +22,8 @@ REFERENCE_FAMILIES: dict[str, tuple[tuple[str, str, float], ...]] = {
     "x3d": (("x3d-xs", "XS", 0.6053), ("x3d-s", "S", 1.9629), ("x3d-m", "M", 4.7325),
             ("x3d-l", "L", 18.368), ("x3d-xl", "XL", 35.838)),
 }
+#: What the x-axis shows: the paper's GFLOPs, or the latency a latency-targeted search measured.
+X_ATTRS = {"gflops": "gflops", "ms": "latency_ms"}
 AXIS_MARKERS = {"x-fast": ">", "x-temporal": "s", "x-spatial": "o", "x-depth": "^", "x-width": "D",
                 "x-bottleneck": "v"}
 _SPARE_MARKERS = ("p", "h", "<", "8", "d", "H")
@@ -35,11 +37,11 @@ STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 12, "xtick.lab
 FIGSIZE = (7.5, 5.0)
 
 
-def pareto_frontier(models: Sequence[ModelRecord]) -> list[ModelRecord]:
-    """Models that no cheaper-or-equal model beats or ties on top-1, in increasing GFLOPs."""
+def pareto_frontier(models: Sequence[ModelRecord], x: str = "gflops") -> list[ModelRecord]:
+    """Models that no cheaper-or-equal model beats or ties on top-1, in increasing GFLOPs (or ms)."""
     best: float | None = None
     frontier: list[ModelRecord] = []
-    ranked = sorted((m for m in models if m.evaluated), key=lambda m: (m.gflops, -m.top1))
+    ranked = sorted((m for m in models if m.evaluated), key=lambda m: (getattr(m, X_ATTRS[x]), -m.top1))
     for model in ranked:
         if best is None or model.top1 > best:
             frontier.append(model)
@@ -91,11 +93,16 @@ def _marker(axis: str, spare: dict[str, str]) -> str:
     return spare[axis]
 
 
-def _draw_run(ax, run: Run, index: int, color, spare: dict[str, str], runs: int = 1) -> None:
+def _draw_run(ax, run: Run, index: int, color, spare: dict[str, str], runs: int = 1, x: str = "gflops",
+              ) -> None:
+    def at(obj) -> float | None:  # the x of a model, candidate or path point: GFLOPs or measured ms
+        return getattr(obj, X_ATTRS[x])
+
     tag = f"run{index}"
     by_axis: dict[str, list[tuple[float, float]]] = {}
     for cand in run.evaluated_candidates():
-        by_axis.setdefault(cand.axis, []).append((cand.gflops, cand.top1))
+        if at(cand) is not None:
+            by_axis.setdefault(cand.axis, []).append((at(cand), cand.top1))
     order = [a for a in AXES if a in by_axis] + sorted(a for a in by_axis if a not in AXES)
     for axis in order:
         xs, ys = zip(*by_axis[axis])
@@ -104,44 +111,44 @@ def _draw_run(ax, run: Run, index: int, color, spare: dict[str, str], runs: int 
 
     seed = run.seed_model
     if seed is not None and seed.evaluated:
-        ax.scatter([seed.gflops], [seed.top1], marker=SEED_MARKER, s=80, facecolors=[color],
+        ax.scatter([at(seed)], [seed.top1], marker=SEED_MARKER, s=80, facecolors=[color],
                    edgecolors="black", linewidths=0.6, zorder=4, gid=f"{tag}:seed")
 
-    frontier = pareto_frontier(run.evaluated_models())
+    frontier = pareto_frontier([m for m in run.evaluated_models() if at(m) is not None], x)
     if frontier:
-        ax.plot([m.gflops for m in frontier], [m.top1 for m in frontier], drawstyle="steps-post",
+        ax.plot([at(m) for m in frontier], [m.top1 for m in frontier], drawstyle="steps-post",
                 linestyle=":", linewidth=1.4, color=color, alpha=0.9, zorder=2, gid=f"{tag}:frontier")
 
     points = [p for p in run.path() if p.model.evaluated]
     path = [p for p in points if p.label != "contracted"]
     if path:
-        ax.plot([p.model.gflops for p in path], [p.model.top1 for p in path], "-", color=color, zorder=5,
+        ax.plot([at(p.model) for p in path], [p.model.top1 for p in path], "-", color=color, zorder=5,
                 gid=f"{tag}:path")
         for p in path:
             text = "seed" if p.step is None else f"{p.step} {p.axis}"
             # overlaid runs: each run's labels sit one line higher than the previous run's, so the labels of
             # runs whose paths cross do not print over one another
-            ax.annotate(text, (p.model.gflops, p.model.top1), xytext=(5, 5 + 10 * index), textcoords="offset points",
+            ax.annotate(text, (at(p.model), p.model.top1), xytext=(5, 5 + 10 * index), textcoords="offset points",
                         fontsize=8 if runs == 1 else 7, color=color, zorder=6, gid=f"{tag}:path-label:{p.label}")
     whiskers = [p for p in points if p.score is not None and p.score.top1_ci is not None]
     if whiskers:  # the 90% interval of each kept model's top-1 over the step's videos (and seeds)
         ys = [p.model.top1 for p in whiskers]
-        ax.errorbar([p.model.gflops for p in whiskers], ys,
+        ax.errorbar([at(p.model) for p in whiskers], ys,
                     yerr=[[max(0.0, y - p.score.top1_ci[0]) for p, y in zip(whiskers, ys)],
                           [max(0.0, p.score.top1_ci[1] - y) for p, y in zip(whiskers, ys)]],
                     fmt="none", ecolor=color, elinewidth=1.0, capsize=3, alpha=0.8, zorder=4, gid=f"{tag}:path-ci")
     heldout = [p for p in points if p.heldout_top1 is not None]
     if heldout:
-        ax.scatter([p.model.gflops for p in heldout], [p.heldout_top1 for p in heldout], marker=HELDOUT_MARKER, s=46,
+        ax.scatter([at(p.model) for p in heldout], [p.heldout_top1 for p in heldout], marker=HELDOUT_MARKER, s=46,
                    facecolors="none", edgecolors=[color], linewidths=1.2, zorder=6, gid=f"{tag}:path-heldout")
 
     kept = run.contraction.kept if run.contraction is not None else None
     if kept is not None and kept.evaluated:
         start, end = run.contraction.overshoot.model, kept.model
         if start.evaluated:
-            ax.plot([start.gflops, end.gflops], [start.top1, end.top1], "--", color=color, linewidth=1.2,
+            ax.plot([at(start), at(end)], [start.top1, end.top1], "--", color=color, linewidth=1.2,
                     zorder=5, gid=f"{tag}:contraction")
-        ax.annotate(f"contract {run.contraction.axis}", (end.gflops, end.top1), xytext=(6, -12),
+        ax.annotate(f"contract {run.contraction.axis}", (at(end), end.top1), xytext=(6, -12),
                     textcoords="offset points", fontsize=8, color=color, zorder=6,
                     gid=f"{tag}:path-label:contracted")
 
@@ -150,22 +157,23 @@ def _draw_run(ax, run: Run, index: int, color, spare: dict[str, str], runs: int 
         if not model.evaluated:
             continue
         ci = baseline.score.top1_ci if baseline.score is not None else None
-        ax.errorbar([model.gflops], [model.top1], yerr=[[model.top1 - ci[0]], [ci[1] - model.top1]] if ci else None,
+        ax.errorbar([at(model)], [model.top1], yerr=[[model.top1 - ci[0]], [ci[1] - model.top1]] if ci else None,
                     fmt=BASELINE_MARKER, markersize=9, color=color, markeredgecolor="black", capsize=3, zorder=6,
                     gid=f"{tag}:baseline:{baseline.name}")
-        ax.annotate(baseline.name, (model.gflops, model.top1), xytext=(6, -12), textcoords="offset points",
+        ax.annotate(baseline.name, (at(model), model.top1), xytext=(6, -12), textcoords="offset points",
                     fontsize=8, color=color, zorder=6, gid=f"{tag}:baseline-label:{baseline.name}")
 
     final = run.final.model if run.final is not None else None
     if final is not None and final.evaluated:
-        ax.scatter([final.gflops], [final.top1], marker=FINAL_MARKER, s=260, facecolors=[color],
+        ax.scatter([at(final)], [final.top1], marker=FINAL_MARKER, s=260, facecolors=[color],
                    edgecolors="black", linewidths=0.9, zorder=7, gid=f"{tag}:final")
     elif final is not None:
         # A final model that was never evaluated has no top-1: mark its GFLOPs only, never a made-up y.
-        ax.axvline(final.gflops, color=color, linestyle="-.", linewidth=1.0, zorder=1, gid=f"{tag}:final")
+        ax.axvline(at(final), color=color, linestyle="-.", linewidth=1.0, zorder=1, gid=f"{tag}:final")
 
-    if run.target_gflops is not None:
-        ax.axvline(run.target_gflops, color=color, linestyle=(0, (1, 3)), linewidth=1.0, alpha=0.8, zorder=1,
+    target = run.target_gflops if x == "gflops" else (run.target if run.unit == "ms" else None)
+    if target is not None:
+        ax.axvline(target, color=color, linestyle=(0, (1, 3)), linewidth=1.0, alpha=0.8, zorder=1,
                    gid=f"{tag}:target")
 
 
@@ -223,7 +231,7 @@ def _legend(ax, runs: Sequence[Run], labels: Sequence[str], colors, spare: dict[
 
 
 def plot_runs(run_dirs: Sequence[str | Path | Run], out_path: str | Path | None = None,
-              reference: str | None = None, title: str | None = None):
+              reference: str | None = None, title: str | None = None, x: str = "gflops"):
     """Draw the runs on one accuracy-vs-GFLOPs figure, save it if ``out_path`` is given, return the Figure."""
     from matplotlib import rc_context, ticker
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -235,6 +243,10 @@ def plot_runs(run_dirs: Sequence[str | Path | Run], out_path: str | Path | None 
         raise X3DSearchError(f"unknown reference '{reference}' (choose from {', '.join(REFERENCE_FAMILIES)})")
     fmt = check_output_format(out_path) if out_path is not None else None
     runs = [r if isinstance(r, Run) else load_run(r) for r in run_dirs]
+    if x not in X_ATTRS:
+        raise X3DSearchError(f"--x must be one of {', '.join(X_ATTRS)}, got '{x}'")
+    if x == "ms" and not any(c.latency_ms is not None for r in runs for c in r.candidates()):
+        raise X3DSearchError("--x ms needs a search that measured latency (x3dsearch expand --complexity latency)")
     labels = run_labels(runs)
 
     with rc_context(STYLE):
@@ -245,14 +257,15 @@ def plot_runs(run_dirs: Sequence[str | Path | Run], out_path: str | Path | None 
         palette = [f"C{i % 10}" for i in range(len(runs))]
         spare: dict[str, str] = {}
         for i, (run, color) in enumerate(zip(runs, palette)):
-            _draw_run(ax, run, i, color, spare, len(runs))
-        if reference:
+            _draw_run(ax, run, i, color, spare, len(runs), x)
+        if reference and x == "gflops":
             _draw_reference(ax, reference)
         ax.set_xscale("log")
         ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(ticker.NullFormatter())
-        ax.set_xlabel("GFLOPs per clip (multiply-adds, log scale)")
+        ax.set_xlabel("GFLOPs per clip (multiply-adds, log scale)" if x == "gflops"
+                      else "measured latency per clip, batch 1 (ms, log scale)")
         ax.set_ylabel("validation top-1 (%)")
         ax.grid(True, which="major", linewidth=0.5, alpha=0.4)
         ax.set_title(_title(runs, labels, title))

@@ -24,6 +24,7 @@ class ModelRecord:
     gflops: float
     top1: float | None = None
     params_m: float | None = None
+    latency_ms: float | None = None
 
     @property
     def evaluated(self) -> bool:
@@ -91,7 +92,8 @@ class Trial:
     def model(self) -> ModelRecord:
         if self.factors is None or self.gflops is None:
             raise ValueError(f"trial '{self.name}' ({self.status}) has no factors or gflops")
-        return ModelRecord(self.factors, self.gflops, self.top1 if self.evaluated else None, self.params_m)
+        return ModelRecord(self.factors, self.gflops, self.top1 if self.evaluated else None, self.params_m,
+                           self.latency_ms)
 
     # --- state.json: every field ------------------------------------------------------------
     def to_state(self) -> dict[str, Any]:

@@ -142,9 +142,14 @@ class Judge:
 
         scores = {c.name: Score(str(self.criterion) if self.criterion is Criterion.GAIN_PER_GFLOP else "top1",
                                 value(c), repeats=len(runs(c)), top1=mean_top1(c)) for c in usable}
-        winner = max(usable, key=lambda c: (scores[c.name].value, -c.gflops))
+        # equal accuracies to 1e-4 points are one accuracy: such runs stored a float32 mean, today's
+        # trainer a float64 fraction, and a resumed old run holds both
+        def key(c: Trial) -> tuple[float, float]:
+            return round(scores[c.name].value, 4), -c.gflops
+
+        winner = max(usable, key=key)
         others = [c for c in usable if c is not winner]
-        runner_up = max(others, key=lambda c: (scores[c.name].value, -c.gflops)) if others else None
+        runner_up = max(others, key=key) if others else None
         return Decision(criterion=scores[winner.name].criterion, rule=str(TieRule.BEST), winner=winner.axis,
                         runner_up=runner_up.axis if runner_up else None, vs_runner_up=None, vs_start=None,
                         videos=0, repeats=len(runs(winner))), scores

@@ -177,43 +177,60 @@ def _trial_dirname(trial: Any) -> str:
     return _trial_name(trial).replace("/", "--")
 
 
+def _events_callback(base: type) -> type:
+    """The Tune callback class that passes trial events to a listener. Tune pickles its callbacks
+    with the experiment's state; the listener (the live table, its terminal stream) stays out of
+    that pickle, since an experiment is never restored from it."""
+
+    class Events(base):
+        def __init__(self, listener: TrialListener):
+            self.listener = listener
+            self.finished: set[str] = set()
+
+        def __getstate__(self) -> dict[str, Any]:
+            return {"finished": set(self.finished)}
+
+        def __setstate__(self, state: dict[str, Any]) -> None:
+            self.listener, self.finished = None, state["finished"]
+
+        def finish(self, job_name: str, metrics: dict[str, Any] | None, error: str | None) -> None:
+            self.finished.add(job_name)
+            self.listener.finished(job_name, *_ending(metrics, error))
+
+        def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            self.listener.started(_trial_name(trial))
+
+        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+            if not result.get(FINAL):
+                progress = result.get("progress")
+                self.listener.progressed(_trial_name(trial), progress if isinstance(progress, float) else None)
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            self.finish(_trial_name(trial), trial.last_result, None)
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            error = (trial.last_result or {}).get("error") or _pickled_error(trial) or \
+                "the trial crashed (see search.log)"
+            self.finish(_trial_name(trial), trial.last_result, error)
+
+    return Events
+
+
 def run_experiment(name: str, jobs: list[Job], ctx: TrialContext, storage: Path, cpus_per_trial: float,
                    gpus_per_trial: float, max_failures: int, listener: TrialListener) -> None:
     """Run ``jobs`` as one Tune experiment; ``listener`` hears each trial start, progress and finish."""
     from ray import tune  # the session imported Ray after setting its environment
 
-    finished: set[str] = set()
-
-    def finish(job_name: str, metrics: dict[str, Any] | None, error: str | None) -> None:
-        finished.add(job_name)
-        listener.finished(job_name, *_ending(metrics, error))
-
-    class _Events(tune.Callback):
-        def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            listener.started(_trial_name(trial))
-
-        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
-            if not result.get(FINAL):
-                progress = result.get("progress")
-                listener.progressed(_trial_name(trial), progress if isinstance(progress, float) else None)
-
-        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            finish(_trial_name(trial), trial.last_result, None)
-
-        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-            error = (trial.last_result or {}).get("error") or _pickled_error(trial) or \
-                "the trial crashed (see search.log)"
-            finish(_trial_name(trial), trial.last_result, error)
-
+    events = _events_callback(tune.Callback)(listener)
     trainable = tune.with_resources(train_trial, {"cpu": cpus_per_trial, "gpu": gpus_per_trial})
     config = {"ctx": asdict(ctx), "job": tune.grid_search([asdict(job) for job in jobs])}
     tuner = tune.Tuner(
         trainable, param_space=config,
         tune_config=tune.TuneConfig(reuse_actors=True, trial_name_creator=_trial_name,
                                     trial_dirname_creator=_trial_dirname),
-        run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=0, callbacks=[_Events()],
+        run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=0, callbacks=[events],
                                   failure_config=tune.FailureConfig(max_failures=max_failures)))
     for result in tuner.fit():  # anything the callbacks missed
         job_name = result.config["job"]["name"]
-        if job_name not in finished:
-            finish(job_name, result.metrics, _error_text(result.error))
+        if job_name not in events.finished:
+            events.finish(job_name, result.metrics, _error_text(result.error))
