@@ -7,10 +7,14 @@ count or on the order items are fetched in. Two candidates of a search step
 trained with one seed see the same videos in the same order with the same
 augmentations, up to their own frames, stride and crop.
 
-Unreadable videos (missing, empty, corrupt, truncated) lose nothing and stop
-nothing here: the item is drawn from another video, chosen deterministically
-from (seed, epoch, video index), its path is logged once per process and listed
-in ``item["bad"]`` so :class:`~x3dsearch.data.health.DataHealth` can count it.
+Unreadable videos (missing, empty, corrupt, truncated) stop nothing here; their
+path is logged once per process and listed in ``item["bad"]`` so
+:class:`~x3dsearch.data.health.DataHealth` can count it. In training the item is
+drawn from another video, chosen deterministically from (seed, epoch, video
+index): a substitute costs nothing but a little diversity. Validation and test
+never substitute, since the replacement would be scored with its own label as
+if it were the requested video: the item comes back as a zero clip flagged
+``excluded`` and evaluation leaves that video out.
 """
 from __future__ import annotations
 
@@ -54,11 +58,14 @@ class VideoClipDataset(Dataset):
     ``spatial_views`` crops along the long side). ``item["video"]`` is the index
     of the requested video, so views can be averaged per video even when a bad
     file was replaced; ``item["label"]`` is the label of the clip delivered.
+    ``substitute`` (default: ``train``) replaces an unreadable video by another
+    one; without it the item is ``excluded`` (a zero clip with the requested
+    video's label, never to be scored).
     """
 
     def __init__(self, root: str | Path, split: str, factors: Factors, train: bool, seed: int = 0,
                  temporal_views: int = 1, spatial_views: int = 1, flip: bool = True,
-                 max_videos: int | None = None, max_bad_fraction: float = 0.05):
+                 max_videos: int | None = None, max_bad_fraction: float = 0.05, substitute: bool | None = None):
         if temporal_views < 1 or spatial_views < 1:
             raise ConfigError("temporal_views and spatial_views must be at least 1")
         if train and temporal_views * spatial_views != 1:
@@ -75,6 +82,7 @@ class VideoClipDataset(Dataset):
         self.temporal_views = temporal_views
         self.spatial_views = spatial_views
         self.flip = flip and train and allows_flip(self.root)
+        self.substitute = train if substitute is None else substitute
         self.max_bad_fraction = max_bad_fraction
         records = load_split(self.root, split)
         if max_videos is not None and max_videos < len(records):
@@ -89,6 +97,11 @@ class VideoClipDataset(Dataset):
     @property
     def views(self) -> int:
         return self.temporal_views * self.spatial_views
+
+    @property
+    def keys(self) -> list[str]:
+        """Each video's name in per-video outcomes (its path relative to the data root)."""
+        return [r.key for r in self.records]
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = int(epoch)
@@ -112,13 +125,21 @@ class VideoClipDataset(Dataset):
                     self._logged.add(path)
                     log.warning("unreadable video skipped: %s (%s)", path, exc)
                 continue
-            return {"clip": clip, "label": record.label, "video": video, "view": view, "bad": bad}
+            return {"clip": clip, "label": record.label, "video": video, "view": view, "bad": bad,
+                    "excluded": False}
+        if not self.substitute:
+            f = self.factors
+            return {"clip": torch.zeros(3, f.frames, f.crop, f.crop), "label": self.records[video].label,
+                    "video": video, "view": view, "bad": bad, "excluded": True}
         raise DataError(f"no readable video among {len(bad)} tried for item {index} of {self.root} "
                         f"({self.split}); first bad files: {', '.join(bad[:3])}")
 
     def _candidates(self, video: int):
-        """The video itself, then up to MAX_SUBSTITUTES others in an order fixed by (seed, epoch, video)."""
+        """The video itself, then (when substituting) up to MAX_SUBSTITUTES others in an order fixed by
+        (seed, epoch, video)."""
         yield video
+        if not self.substitute:
+            return
         others = np.random.default_rng([self.seed, self.epoch, video, 1]).permutation(self.num_videos)
         yield from (int(v) for v in others[others != video][:MAX_SUBSTITUTES])
 
@@ -153,6 +174,7 @@ class VideoClipDataset(Dataset):
 def collate_clips(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack items into a batch; ``bad`` is the flat list of every failed path in it."""
     return {
+        "excluded": torch.tensor([bool(it.get("excluded", False)) for it in items], dtype=torch.bool),
         "clip": torch.stack([it["clip"] for it in items]),
         "label": torch.tensor([it["label"] for it in items], dtype=torch.long),
         "video": torch.tensor([it["video"] for it in items], dtype=torch.long),

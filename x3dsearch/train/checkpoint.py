@@ -10,9 +10,11 @@ import numpy as np
 import torch
 
 from ..utils.io import atomic_write_bytes
+from .folder import TrainingFolder
 
-CHECKPOINT_NAME = "checkpoint.pt"
-MODEL_NAME = "model.pt"
+#: Aliases of :class:`TrainingFolder`'s names, for callers not yet moved to it (search/runner.py).
+CHECKPOINT_NAME = TrainingFolder.CHECKPOINT
+MODEL_NAME = TrainingFolder.MODEL
 CHECKPOINT_VERSION = 1
 
 

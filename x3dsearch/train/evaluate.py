@@ -1,21 +1,36 @@
-"""Validation (centre clip or K temporal x S spatial views, softmax averaged per video) and precise-BN."""
+"""Validation (centre clip or K temporal x S spatial views, softmax averaged per video) and precise-BN.
+
+A video whose file could not be read (any of its views flagged ``excluded`` by
+the dataset) is left out of every number and listed in the outcomes' ``excluded``.
+"""
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import TYPE_CHECKING, Iterable, Sequence
 
 import torch
 from torch import nn
 
+from ..data.health import DataError
+from ..outcomes import SplitOutcomes, VideoOutcome
+
+if TYPE_CHECKING:
+    from ..data.health import DataHealth
+
 
 @dataclass
 class Evaluation:
-    top1: float          # percent
+    top1: float          # percent of scored videos; equals outcomes.top1
     top5: float          # percent (top-k with k = min(5, classes))
-    videos: int
-    views: int
+    videos: int          # scored
+    views: int           # clips scored
     bad: list[str] = field(default_factory=list)
+    outcomes: SplitOutcomes | None = None
+
+    @property
+    def excluded(self) -> int:
+        return len(self.outcomes.excluded) if self.outcomes is not None else 0
 
 
 def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
@@ -34,42 +49,65 @@ def to_device(clips: torch.Tensor, device: torch.device, channels_last: bool) ->
 
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Iterable[dict], num_classes: int, device: torch.device, *,
-             amp: bool = False, channels_last: bool = False) -> Evaluation:
-    """Top-1/top-5 over videos; each video's score is the mean softmax of its views."""
+             amp: bool = False, channels_last: bool = False, keys: Sequence[str] | None = None,
+             split: str = "val", health: "DataHealth | None" = None) -> Evaluation:
+    """Top-1/top-5 over the readable videos; each video's score is the mean softmax of its views.
+
+    ``keys[i]`` names video ``i`` in the outcomes (default: its index). ``health``, when
+    given, counts every batch's reads under ``split`` and stops past its limit once the split is read.
+    """
     model.eval()
     scores: dict[int, torch.Tensor] = {}
+    counts: dict[int, int] = {}
     labels: dict[int, int] = {}
-    views = 0
+    unreadable: set[int] = set()
     bad: list[str] = []
     for batch in batches:
+        excluded = batch.get("excluded")
+        flags = excluded.tolist() if excluded is not None else [False] * len(batch["label"])
+        if health is not None:
+            health.update(batch.get("bad", []), len(flags) - sum(flags), split, check=False)
+        bad.extend(batch.get("bad", []))
         with autocast(device, amp):
             logits = model(to_device(batch["clip"], device, channels_last))
         probs = logits.float().softmax(dim=1).cpu()
-        for prob, video, label in zip(probs, batch["video"].tolist(), batch["label"].tolist()):
-            scores[video] = scores[video] + prob if video in scores else prob.clone()
+        for prob, video, label, flag in zip(probs, batch["video"].tolist(), batch["label"].tolist(), flags):
             labels[video] = label
-        views += len(probs)
-        bad.extend(batch.get("bad", []))
-    if not scores:
-        raise ValueError("the validation set yielded no clips")
-    order = sorted(scores)
-    stacked = torch.stack([scores[v] for v in order])
+            if flag:
+                unreadable.add(video)
+                continue
+            scores[video] = scores[video] + prob if video in scores else prob.clone()
+            counts[video] = counts.get(video, 0) + 1
+    if not labels:
+        raise ValueError(f"the {split} set yielded no clips")
+    if health is not None:
+        health.check()
+    name = (lambda v: keys[v]) if keys is not None else str
+    order = sorted(v for v in scores if v not in unreadable)
+    outcomes = SplitOutcomes(split, excluded=[name(v) for v in sorted(unreadable)])
+    if not order:
+        raise DataError(f"no {split} video could be read ({len(unreadable)} unreadable)")
+    mean = torch.stack([scores[v] / counts[v] for v in order])
     target = torch.tensor([labels[v] for v in order])
     k = min(5, num_classes)
-    topk = stacked.topk(k, dim=1).indices
-    top1 = (topk[:, 0] == target).float().mean().item() * 100.0
+    topk = mean.topk(k, dim=1).indices
+    p_true = mean.gather(1, target[:, None])[:, 0].tolist()
+    for v, p, right in zip(order, p_true, (topk[:, 0] == target).tolist()):
+        outcomes.videos[name(v)] = VideoOutcome(labels[v], float(p), bool(right))
     top5 = (topk == target[:, None]).any(dim=1).float().mean().item() * 100.0
-    return Evaluation(top1=top1, top5=top5, videos=len(order), views=views, bad=bad)
+    return Evaluation(top1=outcomes.top1, top5=top5, videos=len(order), views=sum(counts[v] for v in order),
+                      bad=bad, outcomes=outcomes)
 
 
 @torch.no_grad()
 def precise_bn(model: nn.Module, batches: Iterable[dict], num_batches: int, device: torch.device, *,
-               amp: bool = False, channels_last: bool = False) -> tuple[int, list[str]]:
+               amp: bool = False, channels_last: bool = False,
+               health: "DataHealth | None" = None) -> tuple[int, list[str]]:
     """Replace every BN's running statistics by their true average over ``num_batches`` training batches.
 
     Short proxy trainings leave the exponential running averages far from the final
     weights' statistics; this makes validation judge the weights, not the averaging lag.
-    Returns the batches used and the bad files met.
+    Returns the batches used and the bad files met; ``health`` counts their reads as ``precise_bn``.
     """
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     if not norms or num_batches < 1:
@@ -85,6 +123,8 @@ def precise_bn(model: nn.Module, batches: Iterable[dict], num_batches: int, devi
         for batch in batches:
             if used >= num_batches:
                 break
+            if health is not None:
+                health.update(batch.get("bad", []), len(batch["label"]), "precise_bn")
             with autocast(device, amp):
                 model(to_device(batch["clip"], device, channels_last))
             bad.extend(batch.get("bad", []))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -19,7 +19,11 @@ class TrainResult:
     ``ok``; ``train_macs`` is 3 x GFLOPs x clips seen (forward + backward). The trainer fills
     every field; a run log read back keeps only what it recorded, the rest stays ``None``.
     ``peak_memory_mb`` is CUDA peak allocated memory on a GPU and the process's
-    peak resident memory on CPU.
+    peak resident memory on CPU. ``val_videos`` is the number of validation videos
+    scored and ``val_excluded`` the number left out as unreadable (never replaced by
+    another video); ``bad_reads`` counts failed reads per phase (``train``,
+    ``precise_bn``, ``val``). Results written before these fields existed load with
+    their defaults.
     """
 
     status: TrialStatus
@@ -36,6 +40,9 @@ class TrainResult:
     params_m: float | None = None
     epochs_done: int = 0
     bad_videos: int = 0
+    val_videos: int | None = None
+    val_excluded: int = 0
+    bad_reads: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         status = TrialStatus.read(self.status)
@@ -70,12 +77,20 @@ class TrainResult:
         """One line for terminals and logs."""
         if self.status == TrialStatus.OK:
             head = f"top-1 {self.top1:.2f}%  top-5 {self.top5:.2f}%  loss {_fmt(self.train_loss)}"
+            if self.val_videos is not None:
+                left_out = f", {self.val_excluded} unreadable left out" if self.val_excluded else ""
+                head += f" (validation, {self.val_videos} videos{left_out})"
         else:
             head = f"{self.status.upper()}: {self.error}"
         return (f"{head}  |  {self.epochs_done} epochs, {self.clips_seen} clips, "
                 f"{self.train_clips_per_s:.1f} clips/s, {self.wall_time_s:.1f} s, "
                 f"{self.gflops:.3f} GFLOPs, {self.train_macs / 1e12:.2f} T MACs, "
-                f"peak {self.peak_memory_mb:.0f} MB, {self.bad_videos} bad videos")
+                f"peak {self.peak_memory_mb:.0f} MB, {self.bad_videos} bad videos{_reads(self.bad_reads)}")
+
+
+def _reads(bad_reads: dict[str, int]) -> str:
+    failed = {phase: n for phase, n in bad_reads.items() if n}
+    return f" ({', '.join(f'{p} {n}' for p, n in failed.items())} failed reads)" if failed else ""
 
 
 def _fmt(value: float | None) -> str:

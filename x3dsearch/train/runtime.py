@@ -5,6 +5,8 @@ import copy
 import os
 import resource
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 from torch import nn
@@ -31,6 +33,17 @@ def granted_cpus() -> int:
     if env.isdigit() and int(env) > 0:
         return int(env)
     return local_cpus()
+
+
+@contextmanager
+def cpu_threads(threads: int | None) -> Iterator[None]:
+    """Intra-op threads follow the CPUs granted (``threads``, Ray's OMP_NUM_THREADS or the affinity)."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads or granted_cpus())
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def peak_memory_mb(device: torch.device) -> float:

@@ -6,13 +6,14 @@ on CPU, candidates with the same seed see the same clips in the same order,
 and a run killed at any point and resumed from ``checkpoint.pt`` ends with the
 same metrics as one that was never interrupted.
 
-Files in ``out_dir``: ``config.json`` (what was trained), ``checkpoint.pt``
-(latest state, atomic), ``metrics.jsonl`` (one line per epoch), ``train.log``,
-``model.pt`` (final weights, readable by ``--init``) and ``result.json``.
+Files in ``out_dir`` (named by :class:`~x3dsearch.train.folder.TrainingFolder`):
+``config.json`` (what was trained), ``checkpoint.pt`` (latest state, atomic),
+``metrics.jsonl`` (one line per epoch), ``train.log``, ``model.pt`` (final
+weights, readable by ``--init``), ``val_outcomes.json`` (per-video outcomes of
+the validation) and ``result.json``.
 """
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -29,24 +30,20 @@ from ..errors import X3DSearchError
 from ..factors import Factors
 from ..status import TrialStatus
 from ..utils.fmt import format_duration
-from ..utils.io import atomic_write_json, atomic_write_text
 from ..utils.logging import LOGGER_NAME, get_logger
-from .checkpoint import (CHECKPOINT_NAME, MODEL_NAME, load_checkpoint, rng_state, save_checkpoint,
-                         save_model_weights, seed_everything, set_rng_state)
+from .checkpoint import (load_checkpoint, rng_state, save_checkpoint, save_model_weights, seed_everything,
+                         set_rng_state)
 from .evaluate import autocast, evaluate, precise_bn, to_device
+from .folder import TrainingFolder
 from .init_weights import apply_init, read_init
 from .objective import build_training_objective
 from .optim import WarmupCosine, build_optimizer
 from .progress import ProgressBar
 from .result import TrainResult
-from .runtime import channels_last_is_faster, granted_cpus, peak_memory_mb, resolve_device
+from .runtime import channels_last_is_faster, cpu_threads, peak_memory_mb, resolve_device
 
 log = get_logger("train")
 
-CONFIG_NAME = "config.json"
-METRICS_NAME = "metrics.jsonl"
-RESULT_NAME = "result.json"
-LOG_NAME = "train.log"
 #: Budget fields that change neither the numbers nor the schedule, so they may differ on resume.
 _RESULT_NEUTRAL = ("name", "notes", "workers", "checkpoint_every")
 
@@ -72,6 +69,7 @@ class Progress:
     seen: int = 0                # clips for the data-health ratio
     bad: list[str] = field(default_factory=list)
     history: list[dict] = field(default_factory=list)
+    health: dict = field(default_factory=dict)  # DataHealth.to_dict(); empty in older checkpoints
 
 
 @dataclass
@@ -93,7 +91,8 @@ def train_and_evaluate(factors: Factors, data: str | Path, budget: Budget | str,
     ``out_dir`` holding another training) raises :class:`X3DSearchError` before any
     training. Once training starts nothing is raised for a NaN loss (status
     ``diverged``) or an error (status ``failed``); the result is returned and stored.
-    A finished ``out_dir`` returns its stored result. ``report(metrics, out_dir)``
+    A finished ``out_dir`` returns its stored result. Unreadable validation videos are
+    left out and counted (``val_excluded``), never replaced by another video. ``report(metrics, out_dir)``
     is called after every checkpoint with flat metrics; ``out_dir`` then holds that
     checkpoint. The last report has ``final: True`` plus the result's fields (the key is
     not ``done``, which Ray Tune reserves to stop a trial).
@@ -102,6 +101,7 @@ def train_and_evaluate(factors: Factors, data: str | Path, budget: Budget | str,
 
     session_start = time.monotonic()
     out_dir = Path(out_dir)
+    folder = TrainingFolder(out_dir)
     dev = resolve_device(device)
     budget = load_budget(budget, cuda=dev.type == "cuda")
     root = resolve_data(data)
@@ -110,19 +110,19 @@ def train_and_evaluate(factors: Factors, data: str | Path, budget: Budget | str,
     train_set = VideoClipDataset(root, "train", factors, train=True, seed=seed)
     val_set = VideoClipDataset(root, "val", factors, train=False, seed=seed,
                                temporal_views=budget.eval_temporal_views,
-                               spatial_views=budget.eval_spatial_views, max_videos=budget.eval_clips)
+                               spatial_views=budget.eval_spatial_views, max_videos=budget.eval_clips,
+                               substitute=False)
     num_classes = train_set.num_classes
     init_path = Path(init).resolve() if init is not None else None
     config = {"factors": factors.to_dict(), "num_classes": num_classes, "seed": int(seed),
               "budget": {k: v for k, v in budget.to_dict().items() if k not in _RESULT_NEUTRAL},
               "train_videos": train_set.num_videos, "val_videos": val_set.num_videos,
               "init": str(init_path) if init_path else None}
-    _check_config(out_dir, config)
+    _check_config(folder, config)
 
-    result_path = out_dir / RESULT_NAME
-    ckpt_path = out_dir / CHECKPOINT_NAME
-    if result_path.is_file():
-        stored = TrainResult.load(result_path)
+    ckpt_path = folder.checkpoint
+    stored = folder.read_result()
+    if stored is not None:
         if stored.status != TrialStatus.FAILED:
             log.info("%s already finished: %s", out_dir, stored.summary())
             return stored
@@ -138,13 +138,13 @@ def train_and_evaluate(factors: Factors, data: str | Path, budget: Budget | str,
         init_weights = read_init(init_path)
         shortcut_bn = init_weights.shortcut_bn
     if checkpoint is None:
-        for stale in (result_path, out_dir / METRICS_NAME, out_dir / MODEL_NAME):
+        for stale in folder.stale_files():
             stale.unlink(missing_ok=True)
     record = None  # config.json is written once set-up succeeded, so bad input leaves no claim on out_dir
-    if checkpoint is None or not (out_dir / CONFIG_NAME).is_file():
+    if checkpoint is None or not folder.config.is_file():
         record = {**config, "data": str(root), "budget_name": budget.name, "shortcut_bn": shortcut_bn}
 
-    with _log_to(out_dir / LOG_NAME), _cpu_threads(threads):
+    with _log_to(folder.log), cpu_threads(threads):
         log.info("train %s on %s (%d classes) | budget %s | seed %d | %s, %d threads | %s",
                  factors.short(), root, num_classes, budget.name, seed, dev, torch.get_num_threads(),
                  "resuming from step %d" % checkpoint["progress"]["step"] if checkpoint else "fresh start")
@@ -153,7 +153,7 @@ def train_and_evaluate(factors: Factors, data: str | Path, budget: Budget | str,
         result = run.execute(checkpoint, init_weights, record)
         if result.status == TrialStatus.FAILED and run.traceback:
             log.error("training failed:\n%s", run.traceback)
-        atomic_write_json(result_path, result.to_dict())
+        folder.write_result(result)
         _file_only(f"result: {result.summary()}")
         return result
 
@@ -165,6 +165,7 @@ class _Run:
                  root: Path, train_set: Any, val_set: Any, num_classes: int, shortcut_bn: bool, config: dict,
                  report: Report | None, progress: bool, session_start: float):
         self.factors, self.budget, self.seed, self.out_dir, self.device = factors, budget, seed, out_dir, device
+        self.folder = TrainingFolder(out_dir)
         self.root, self.train_set, self.val_set, self.num_classes = root, train_set, val_set, num_classes
         self.fit_set = train_set  # what the objective trains on (distillation may need larger crops)
         self.shortcut_bn, self.config, self.report_fn, self.show_progress = shortcut_bn, config, report, progress
@@ -177,6 +178,8 @@ class _Run:
         self.started = False  # set-up done: from here on errors become a status, never an exception
         self.gflops = 0.0
         self.params_m = 0.0
+        self.health: Any = None                            # DataHealth, once set up
+        self.val_scored: tuple[int | None, int] = (None, 0)  # validation videos scored, left out
 
     # --- set-up ---------------------------------------------------------------------------
     def setup(self, checkpoint: dict | None, init_weights: Any) -> None:
@@ -232,7 +235,9 @@ class _Run:
             self.state = Progress(**checkpoint["progress"])
             set_rng_state(checkpoint["rng"])
         self.health = DataHealth(max_bad_fraction=0.05, min_seen=20)
-        if self.state.seen:
+        if self.state.health:
+            self.health.restore(self.state.health)
+        elif self.state.seen:  # a checkpoint written before reads were counted per phase
             self.health.update(list(self.state.bad), self.state.seen)
         self.started = True
         log.info("%.4f GFLOPs, %.2f M params | %d steps = %d epochs x %d batches of %d | lr %.4g, warm-up %d steps",
@@ -266,7 +271,7 @@ class _Run:
         try:
             self.setup(checkpoint, init_weights)
             if record is not None:
-                atomic_write_json(self.out_dir / CONFIG_NAME, record)
+                self.folder.write_config(record)
             self._train()
             return self._finish()
         except X3DSearchError as exc:
@@ -323,7 +328,7 @@ class _Run:
                 self._checkpoint()  # the last epoch's line is written after validation
                 break
             line = self._epoch_line()
-            log.info("epoch %d/%d: %s", s.epoch + 1, plan.epochs, _line_text(line))
+            log.info("epoch %d/%d: %s | %s", s.epoch + 1, plan.epochs, _line_text(line), self.health.summary())
             s.history.append(line)
             s.epoch += 1
             s.epoch_batches, s.loss_sum, s.loss_batches = 0, 0.0, 0
@@ -351,7 +356,7 @@ class _Run:
         self.state.seen += len(batch["label"])
         if batch.get("bad"):
             self.state.bad.extend(batch["bad"])
-        self.health.update(batch.get("bad", []), len(batch["label"]))
+        self.health.update(batch.get("bad", []), len(batch["label"]), "train")
         return value
 
     def _finish(self) -> TrainResult:
@@ -359,22 +364,28 @@ class _Run:
         if budget.precise_bn_batches:
             loader = self._loader(self.train_set, epoch=self.plan.epochs, shuffle=True)
             used, bad = precise_bn(self.model, _isolated(loader), budget.precise_bn_batches, self.device,
-                                   amp=self.amp, channels_last=self.channels_last)
+                                   amp=self.amp, channels_last=self.channels_last, health=self.health)
             s.bad.extend(bad)
             log.info("precise-BN: statistics recomputed over %d batches", used)
         started = time.monotonic()
         loader = self._loader(self.val_set, epoch=0, shuffle=False)
         ev = evaluate(self.model, _isolated(loader), self.num_classes, self.device, amp=self.amp,
-                      channels_last=self.channels_last)
+                      channels_last=self.channels_last, keys=self.val_set.keys, split="val", health=self.health)
         s.bad.extend(ev.bad)
-        log.info("validation: %d videos, %d views, %.1f s", ev.videos, ev.views, time.monotonic() - started)
+        left_out = f" ({ev.excluded} unreadable left out)" if ev.excluded else ""
+        log.info("validation: %d videos%s, %d views, %.1f s", ev.videos, left_out, ev.views,
+                 time.monotonic() - started)
         line = self._epoch_line()
         line.update(top1=ev.top1, top5=ev.top5)
+        log.info("epoch %d/%d: %s, top-1 %.2f%% | %s", s.epoch + 1, self.plan.epochs, _line_text(line), ev.top1,
+                 self.health.summary())
         s.history.append(line)
         s.epoch += 1
         self._write_metrics()
-        save_model_weights(self.out_dir / MODEL_NAME, self.model, factors=self.factors.to_dict(),
+        save_model_weights(self.folder.model, self.model, factors=self.factors.to_dict(),
                            num_classes=self.num_classes, shortcut_bn=self.shortcut_bn)
+        self.folder.write_outcomes(ev.outcomes)
+        self.val_scored = (ev.videos, ev.excluded)
         result = self._result(TrialStatus.OK, None, top1=ev.top1, top5=ev.top5, train_loss=line["train_loss"])
         self._report({**self._metrics(final=True), **result.to_dict()})
         return result
@@ -386,7 +397,8 @@ class _Run:
                 "train_loss": s.loss_sum / s.loss_batches if s.loss_batches else None,
                 "lr": self._last_lr(), "clips_seen": s.clips_seen,
                 "train_clips_per_s": s.clips_seen / s.train_time_s if s.train_time_s else 0.0,
-                "train_time_s": s.train_time_s, "bad_videos": len(set(s.bad))}
+                "train_time_s": s.train_time_s, "bad_videos": len(set(s.bad)),
+                "bad_reads": self.health.bad_reads}
 
     def _metrics(self, final: bool) -> dict:
         s = self.state
@@ -408,15 +420,16 @@ class _Run:
         return self.state.wall_time_s + time.monotonic() - self.session_start
 
     def _checkpoint(self) -> None:
+        self.state.health = self.health.to_dict()
         state = asdict(self.state)
         state["wall_time_s"] = self._wall_time()
-        save_checkpoint(self.out_dir / CHECKPOINT_NAME, {
+        save_checkpoint(self.folder.checkpoint, {
             "config": self.config, "shortcut_bn": self.shortcut_bn, "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.schedule.state_dict(),
             "progress": state, "rng": rng_state()})
 
     def _write_metrics(self) -> None:
-        atomic_write_text(self.out_dir / METRICS_NAME, "".join(json.dumps(line) + "\n" for line in self.state.history))
+        self.folder.write_metrics(self.state.history)
 
     def _report(self, metrics: dict) -> None:
         if self.report_fn is not None:
@@ -432,12 +445,16 @@ class _Run:
     def _result(self, status: str, error: str | None, top1: float | None = None, top5: float | None = None,
                 train_loss: float | None = None) -> TrainResult:
         s = self.state
+        val_videos, val_excluded = self.val_scored
+        health = self.health
         return TrainResult(status=status, error=error, top1=top1, top5=top5, train_loss=train_loss,
                            wall_time_s=self._wall_time(),
                            train_clips_per_s=s.clips_seen / s.train_time_s if s.train_time_s else 0.0,
                            peak_memory_mb=peak_memory_mb(self.device), clips_seen=s.clips_seen,
                            train_macs=training_macs(self.gflops, s.clips_seen), gflops=self.gflops,
-                           params_m=self.params_m, epochs_done=len(s.history), bad_videos=len(set(s.bad)))
+                           params_m=self.params_m, epochs_done=len(s.history), bad_videos=len(set(s.bad)),
+                           val_videos=val_videos, val_excluded=val_excluded,
+                           bad_reads=health.bad_reads if health is not None else {})
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -455,17 +472,13 @@ def _isolated(loader: Iterable[dict]) -> Iterator[dict]:
         yield batch
 
 
-def _check_config(out_dir: Path, config: dict) -> None:
-    path = out_dir / CONFIG_NAME
-    if not path.is_file():
+def _check_config(folder: TrainingFolder, config: dict) -> None:
+    stored = folder.read_config()
+    if stored is None:
         return
-    try:
-        stored = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError):
-        raise X3DSearchError(f"{path} is unreadable; use another output folder") from None
     mismatched = [k for k in config if stored.get(k) != config[k]]
     if mismatched:
-        raise X3DSearchError(f"{out_dir} holds a training with a different {mismatched[0]}; "
+        raise X3DSearchError(f"{folder.path} holds a training with a different {mismatched[0]}; "
                              f"use another output folder")
 
 
@@ -502,14 +515,3 @@ def _log_to(path: Path) -> Iterator[None]:
         progress.removeHandler(handler)
         handler.close()
         package.setLevel(old_level)
-
-
-@contextmanager
-def _cpu_threads(threads: int | None) -> Iterator[None]:
-    """Intra-op threads follow the CPUs granted (``threads``, Ray's OMP_NUM_THREADS or the affinity)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads or granted_cpus())
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)

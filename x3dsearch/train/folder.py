@@ -1,0 +1,146 @@
+"""The training folder: the one place that knows the names of the files a training leaves behind.
+
+=====================  =========================================================
+``config.json``        what was trained (factors, classes, seed, budget, data)
+``checkpoint.pt``      the latest resumable state (needed only until the result)
+``metrics.jsonl``      one line per epoch
+``train.log``          everything the training logged
+``model.pt``           the final weights, readable by ``--init`` and ``evaluate_split``
+``result.json``        the :class:`TrainResult`
+``val_outcomes.json``  per-video outcomes of the validation
+``test_outcomes.json`` per-video outcomes of the held-out split, once evaluated
+=====================  =========================================================
+
+Every write is atomic (temporary file, then rename), so a ``kill -9`` leaves
+either the old file or the new one.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..errors import X3DSearchError
+from ..outcomes import SplitOutcomes
+from ..utils.io import atomic_write_json, atomic_write_text
+from .result import TrainResult
+
+
+class TrainingFolder:
+    """Paths and reads/writes of one training's folder."""
+
+    CONFIG = "config.json"
+    CHECKPOINT = "checkpoint.pt"
+    METRICS = "metrics.jsonl"
+    LOG = "train.log"
+    MODEL = "model.pt"
+    RESULT = "result.json"
+    OUTCOMES = "{split}_outcomes.json"
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    def __repr__(self) -> str:
+        return f"TrainingFolder({str(self.path)!r})"
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    # --- paths ------------------------------------------------------------------------------
+    @property
+    def config(self) -> Path:
+        return self.path / self.CONFIG
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.path / self.CHECKPOINT
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / self.METRICS
+
+    @property
+    def log(self) -> Path:
+        return self.path / self.LOG
+
+    @property
+    def model(self) -> Path:
+        return self.path / self.MODEL
+
+    @property
+    def result(self) -> Path:
+        return self.path / self.RESULT
+
+    def outcomes(self, split: str) -> Path:
+        return self.path / self.OUTCOMES.format(split=split)
+
+    # --- state ------------------------------------------------------------------------------
+    def is_empty(self) -> bool:
+        """New, empty, or holding only the log of an attempt refused for bad input."""
+        return not self.path.is_dir() or all(p.name == self.LOG for p in self.path.iterdir())
+
+    def holds_training(self) -> bool:
+        return self.config.is_file()
+
+    def is_finished(self) -> bool:
+        """A result is stored that the trainer will return as it is (anything but ``failed``)."""
+        result = self.read_result()
+        return result is not None and result.status != "failed"
+
+    # --- reads and writes -------------------------------------------------------------------
+    def read_config(self) -> dict[str, Any] | None:
+        if not self.config.is_file():
+            return None
+        try:
+            return json.loads(self.config.read_text())
+        except (OSError, json.JSONDecodeError):
+            raise X3DSearchError(f"{self.config} is unreadable; use another output folder") from None
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        atomic_write_json(self.config, config)
+
+    def read_result(self) -> TrainResult | None:
+        return TrainResult.load(self.result) if self.result.is_file() else None
+
+    def write_result(self, result: TrainResult) -> None:
+        atomic_write_json(self.result, result.to_dict())
+
+    def read_outcomes(self, split: str = "val") -> SplitOutcomes | None:
+        path = self.outcomes(split)
+        if not path.is_file():
+            return None
+        try:
+            return SplitOutcomes.from_dict(json.loads(path.read_text()))
+        except (OSError, json.JSONDecodeError, ValueError) as exc:
+            raise X3DSearchError(f"{path} is unreadable ({exc})") from None
+
+    def write_outcomes(self, outcomes: SplitOutcomes) -> None:
+        """One video per line, so the file stays readable and diffs well."""
+        record = outcomes.to_dict()
+        videos = record.pop("videos")
+        head = json.dumps(record)[:-1]
+        lines = [f"  {json.dumps(key)}: {json.dumps(value)}" for key, value in videos.items()]
+        body = "{\n" + ",\n".join(lines) + "\n}" if lines else "{}"
+        atomic_write_text(self.outcomes(outcomes.split), f'{head}, "videos": {body}}}\n')
+
+    def write_metrics(self, lines: list[dict[str, Any]]) -> None:
+        atomic_write_text(self.metrics, "".join(json.dumps(line) + "\n" for line in lines))
+
+    def drop_checkpoint(self) -> bool:
+        """Delete ``checkpoint.pt`` once nothing needs it: the result is stored and is not ``failed``
+        (a failed training resumes from its checkpoint). Returns whether a file was deleted.
+
+        Unlinking is atomic: after a kill the checkpoint is either whole or gone, and a finished
+        folder returns its stored result without it.
+        """
+        if not self.is_finished():
+            return False
+        try:
+            self.checkpoint.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def stale_files(self) -> tuple[Path, ...]:
+        """What a fresh start (no checkpoint) must remove: results of an earlier attempt."""
+        return (self.result, self.metrics, self.model, self.outcomes("val"), self.outcomes("test"))
