@@ -18,19 +18,27 @@ def _default_out(name: str, budget: str, epochs: int | None, seed: int) -> Path:
 
 def _check_out(out: Path, resume: bool) -> None:
     """Refuse to overwrite: a folder that is neither new, empty, ours-and-finished nor resumable."""
-    from ..train.checkpoint import CHECKPOINT_NAME
-    from ..train.trainer import CONFIG_NAME, LOG_NAME, RESULT_NAME
+    from ..train import TrainingFolder
 
     if out.exists() and not out.is_dir():
         raise X3DSearchError(f"--out {out} is a file, not a folder")
-    if not out.is_dir() or all(p.name == LOG_NAME for p in out.iterdir()):
+    folder = TrainingFolder(out)
+    if folder.is_empty():
         return  # new, empty, or only the log of an attempt refused for bad input
-    if not (out / CONFIG_NAME).is_file():
+    if not folder.holds_training():
         raise X3DSearchError(f"--out {out} is not empty and holds no training; choose another folder")
-    if (out / RESULT_NAME).is_file() or resume:
+    if folder.result.is_file() or resume:
         return  # a finished training is reported (the trainer checks it is the same config)
-    if (out / CHECKPOINT_NAME).is_file():
+    if folder.checkpoint.is_file():
         raise X3DSearchError(f"--out {out} holds an unfinished training; add --resume to continue it")
+
+
+def _heldout_text(outcomes, data: str) -> str:
+    """Which accuracy is which: validation selects models, the held-out split does not."""
+    if outcomes is None:
+        return f"no held-out accuracy: {data} has no test split"
+    left_out = f", {len(outcomes.excluded)} unreadable left out" if outcomes.excluded else ""
+    return f"held-out test top-1 {outcomes.top1:.2f}% ({len(outcomes.videos)} videos{left_out})"
 
 
 @click.command()
@@ -60,12 +68,15 @@ def train(ctx: click.Context, preset_name: str | None, model_file: str | None, f
           init: Path | None, threads: int | None, device: str | None, as_json: bool, quiet: bool) -> None:
     """Train one model and validate it; ends with one summary line.
 
-    Writes checkpoint.pt, metrics.jsonl (per epoch), train.log, model.pt and
-    result.json into --out. Exit code 0 when it trains, 1 when it diverged or
-    failed, 2 for bad input.
+    Writes checkpoint.pt, metrics.jsonl (per epoch), train.log, model.pt,
+    val_outcomes.json and result.json into --out. When the dataset has a test
+    split, the trained model is then evaluated on it (test_outcomes.json): the
+    validation top-1 is the number models are chosen by, the held-out one is not.
+    Exit code 0 when it trains, 1 when it diverged or failed, 2 for bad input.
     """
     from ..budget import load_budget
-    from ..train import train_and_evaluate
+    from ..data.layout import has_split, resolve_data
+    from ..train import evaluate_split, train_and_evaluate
     from ..utils.logging import setup_logging
     from .options import resolve_factors
 
@@ -82,10 +93,17 @@ def train(ctx: click.Context, preset_name: str | None, model_file: str | None, f
     setup_logging(None, console=not quiet)
     result = train_and_evaluate(factors, data, budget, seed, out, resume=resume, threads=threads, device=device,
                                 init=init, progress=not quiet)
+    heldout = None
+    if result.status == "ok" and has_split(resolve_data(data), "test"):
+        heldout = evaluate_split(out, data, "test", threads=threads, device=device)
     if as_json:
-        click.echo(json.dumps({"out": str(out), **result.to_dict()}))
+        record = {"out": str(out), **result.to_dict()}
+        if heldout is not None:  # only with a test split, so the record is result.json's otherwise
+            record["test"] = {"top1": heldout.top1, "videos": len(heldout.videos), "excluded": len(heldout.excluded)}
+        click.echo(json.dumps(record))
     else:
-        click.echo(f"{name} [{factors.short()}]: {result.summary()}  ->  {out}")
+        tail = f"  |  {_heldout_text(heldout, data)}" if result.status == TrialStatus.OK else ""
+        click.echo(f"{name} [{factors.short()}]: {result.summary()}{tail}  ->  {out}")
     if result.status != TrialStatus.OK:
         if result.status == TrialStatus.FAILED:
             click.echo(f"x3dsearch: training failed, see {out / 'train.log'}", err=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..utils.logging import get_logger
 from . import decode
-from .layout import SPLITS, load_split
+from .layout import load_split, present_splits
 
 log = get_logger("data")
 
@@ -23,9 +23,11 @@ class CheckReport:
         return not self.bad
 
 
-def check_dataset(root: str | Path, splits: tuple[str, ...] = SPLITS, full: bool = True,
+def check_dataset(root: str | Path, splits: tuple[str, ...] | None = None, full: bool = True,
                   progress: bool = True) -> CheckReport:
-    """Decode every frame (``full``) or the first, middle and last frame of each listed video."""
+    """Decode every frame (``full``) or the first, middle and last frame of each listed video
+    of ``splits`` (default: every split the dataset has, the held-out test split included)."""
+    splits = present_splits(root) if splits is None else splits
     paths = list(dict.fromkeys(r.path for s in splits for r in load_split(root, s)))
     report = CheckReport()
     start = time.monotonic()

@@ -3,6 +3,8 @@
 ``train_and_evaluate(factors, data, budget, seed, out_dir)`` returns a
 :class:`TrainResult`; see :mod:`x3dsearch.train.trainer` for the guarantees
 (determinism, common random numbers across candidates, exact resumption).
+``evaluate_split(folder, data, "test")`` scores a finished training on a held-out
+split; :class:`TrainingFolder` names and reads a training's files.
 
 Names are imported on first use: reading a run log (``x3dsearch show``) needs
 :class:`TrainResult` but not torch, which costs about 2 s to import.
@@ -13,7 +15,7 @@ import importlib
 from typing import Any
 
 _WHERE = {"CrossEntropy": "objective", "Objective": "objective", "TrainResult": "result",
-          "train_and_evaluate": "trainer"}
+          "TrainingFolder": "folder", "evaluate_split": "heldout", "train_and_evaluate": "trainer"}
 
 __all__ = sorted(_WHERE)
 
