@@ -61,15 +61,23 @@ from .layout import dataset_options
 
 log = get_logger("data")
 
-#: Bump when the rendering changes, so cached copies are regenerated.
-SYNTHETIC_VERSION = 4
+#: Bump when the rendering or the splits change, so cached copies are regenerated.
+SYNTHETIC_VERSION = 5
+#: Seeds every video's generator; bump when the rendering changes. v5 changed only the splits, so
+#: its videos 0-17 of each class are v4's, byte for byte: the same 96 training videos.
+RENDER_VERSION = 4
 DEFAULT_CLASSES = 8
-DEFAULT_VIDEOS_PER_CLASS = 18
+#: 12 train + 13 val + 13 test per class: 96 training videos (what ``quick`` was tuned on) and 104
+#: videos in each judging split, so one video is under 1 point of top-1.
+DEFAULT_VIDEOS_PER_CLASS = 38
 #: 256 px short side (as the usual Kinetics copies): crop 112 resizes it 2:1, which cancels 1-pixel stripes.
 DEFAULT_SIZE = (256, 340)
 DEFAULT_FPS = 30.0
 DEFAULT_SECONDS = (3.0, 4.0)
 DEFAULT_VAL_FRACTION = 1 / 3  # a large validation split: it is the search's judge
+#: The cached dataset and ``data synth`` hold out a test split as large as validation; ``synthesize``
+#: makes none unless asked (``test_fraction``), so small datasets keep every video for train and val.
+DEFAULT_TEST_FRACTION = 1 / 3
 #: Keyframe every 8 frames and no B-frames, so decoding any frame touches at most 7 others.
 GOP = 8
 CRF = 20
@@ -432,7 +440,7 @@ def encode_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
 
 
 def _video_rng(seed: int, label: int, index: int) -> np.random.Generator:
-    return np.random.default_rng([seed, label, index, SYNTHETIC_VERSION])
+    return np.random.default_rng([seed, label, index, RENDER_VERSION])
 
 
 def _write_one(job: tuple) -> None:
@@ -452,8 +460,12 @@ def _check_size(size: Sequence[int]) -> tuple[int, int]:
 def synthesize(out: str | Path, classes: int = DEFAULT_CLASSES, videos_per_class: int = DEFAULT_VIDEOS_PER_CLASS,
                seed: int = 0, *, size: Sequence[int] = DEFAULT_SIZE, fps: float = DEFAULT_FPS,
                seconds: tuple[float, float] = DEFAULT_SECONDS, val_fraction: float = DEFAULT_VAL_FRACTION,
-               workers: int = 1, progress: bool = False) -> Path:
+               test_fraction: float = 0.0, workers: int = 1, progress: bool = False) -> Path:
     """Write the dataset to ``out`` (which must not exist or be empty), atomically; returns ``out``.
+
+    Per class, ``round(videos_per_class x val_fraction)`` videos go to val (at least one) and
+    ``round(videos_per_class x test_fraction)`` to a held-out test split, as far as that leaves
+    one training video; ``test.csv`` is written only when the test split is not empty.
 
     Everything is generated into a sibling temporary folder that is renamed into place at the end,
     so an interrupted run never leaves a half dataset.
@@ -465,6 +477,8 @@ def synthesize(out: str | Path, classes: int = DEFAULT_CLASSES, videos_per_class
         raise ConfigError(f"--videos-per-class must be at least 2 (one train, one val), got {videos_per_class}")
     if not 0 < val_fraction < 1:
         raise ConfigError(f"val fraction must be in (0, 1), got {val_fraction}")
+    if not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise ConfigError(f"test fraction must be in [0, 1 - val fraction), got {test_fraction}")
     if not 1 <= fps <= 240:
         raise ConfigError(f"fps must be between 1 and 240, got {fps}")
     if not 0.5 <= seconds[0] <= seconds[1] <= 60:
@@ -475,7 +489,8 @@ def synthesize(out: str | Path, classes: int = DEFAULT_CLASSES, videos_per_class
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        _generate(tmp, classes, videos_per_class, seed, size, fps, seconds, val_fraction, workers, progress)
+        _generate(tmp, classes, videos_per_class, seed, size, fps, seconds, val_fraction, test_fraction, workers,
+                  progress)
         try:
             os.rename(tmp, out)  # replaces an empty folder; fails if another writer got there first
         except OSError:
@@ -486,17 +501,27 @@ def synthesize(out: str | Path, classes: int = DEFAULT_CLASSES, videos_per_class
     return out
 
 
+def split_sizes(per_class: int, val_fraction: float = DEFAULT_VAL_FRACTION,
+                test_fraction: float = 0.0) -> tuple[int, int, int]:
+    """(train, val, test) videos per class: val at least one, train at least one, test what remains."""
+    n_val = min(per_class - 1, max(1, int(round(per_class * val_fraction))))
+    n_test = min(per_class - 1 - n_val, int(round(per_class * test_fraction)))
+    return per_class - n_val - n_test, n_val, n_test
+
+
 def _generate(root: Path, classes: int, per_class: int, seed: int, size: tuple[int, int], fps: float,
-              seconds: tuple[float, float], val_fraction: float, workers: int, progress: bool) -> None:
+              seconds: tuple[float, float], val_fraction: float, test_fraction: float, workers: int,
+              progress: bool) -> None:
     import time
 
-    n_val = min(per_class - 1, max(1, int(round(per_class * val_fraction))))
-    splits: dict[str, list[str]] = {"train": [], "val": []}
+    n_train, n_val, n_test = split_sizes(per_class, val_fraction, test_fraction)
+    splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
     jobs = []
     for label, design in enumerate(CLASS_DESIGNS[:classes]):
         for index in range(per_class):
             rel = f"videos/{design.name}/{design.name}_{index:03d}.mp4"
-            splits["val" if index >= per_class - n_val else "train"].append(f"{rel} {label}")
+            split = "train" if index < n_train else "val" if index < n_train + n_val else "test"
+            splits[split].append(f"{rel} {label}")
             jobs.append((str(root), rel, label, index, seed, size, fps, seconds))
     start = time.monotonic()
     report_every = max(1, len(jobs) // 10)
@@ -518,7 +543,8 @@ def _generate(root: Path, classes: int, per_class: int, seed: int, size: tuple[i
             _write_one(job)
             tick(done)
     for split, lines in splits.items():
-        atomic_write_text(root / f"{split}.csv", "\n".join(lines) + "\n")
+        if lines:
+            atomic_write_text(root / f"{split}.csv", "\n".join(lines) + "\n")
     atomic_write_text(root / "classes.txt", "\n".join(d.name for d in CLASS_DESIGNS[:classes]) + "\n")
     atomic_write_yaml(root / "dataset.yaml", {
         "name": "x3dsearch-synthetic",
@@ -527,6 +553,7 @@ def _generate(root: Path, classes: int, per_class: int, seed: int, size: tuple[i
         "classes": classes,
         "videos_per_class": per_class,
         "val_per_class": n_val,
+        "test_per_class": n_test,
         "size": list(size),
         "fps": fps,
         "seconds": list(seconds),
@@ -567,7 +594,8 @@ def ensure_synthetic(classes: int = DEFAULT_CLASSES, videos_per_class: int = DEF
             os.replace(root, retired / "old")
             shutil.rmtree(retired, ignore_errors=True)
         log.info("generating the synthetic dataset into %s (once; reused afterwards)", root)
-        synthesize(root, classes, videos_per_class, seed, workers=min(2, os.cpu_count() or 1), progress=True)
+        synthesize(root, classes, videos_per_class, seed, test_fraction=DEFAULT_TEST_FRACTION,
+                   workers=min(2, os.cpu_count() or 1), progress=True)
     return root
 
 
@@ -580,5 +608,6 @@ def _is_current(root: Path, classes: int, videos_per_class: int, seed: int) -> b
     except ConfigError:
         return False
     expected = {"version": SYNTHETIC_VERSION, "classes": classes, "videos_per_class": videos_per_class,
-                "seed": seed, "size": list(DEFAULT_SIZE), "fps": DEFAULT_FPS}
+                "seed": seed, "size": list(DEFAULT_SIZE), "fps": DEFAULT_FPS,
+                "test_per_class": split_sizes(videos_per_class, DEFAULT_VAL_FRACTION, DEFAULT_TEST_FRACTION)[2]}
     return all(stored.get(key) == value for key, value in expected.items())
