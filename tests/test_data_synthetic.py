@@ -121,6 +121,28 @@ def test_synthesize_rejects_bad_arguments(tmp_path: Path) -> None:
     assert not (tmp_path / "x").exists()
 
 
+def test_default_splits_and_a_held_out_test_split(tmp_path: Path) -> None:
+    from x3dsearch.data import synthesize
+    from x3dsearch.data.synthetic import DEFAULT_TEST_FRACTION, DEFAULT_VIDEOS_PER_CLASS, split_sizes
+
+    # the cached default: 96 training videos (quick was tuned on them), 104 in val and in test
+    assert split_sizes(DEFAULT_VIDEOS_PER_CLASS, test_fraction=DEFAULT_TEST_FRACTION) == (12, 13, 13)
+    assert split_sizes(2, test_fraction=DEFAULT_TEST_FRACTION) == (1, 1, 0)  # train and val come first
+    assert split_sizes(4) == (3, 1, 0)
+    root = synthesize(tmp_path / "d", classes=2, videos_per_class=5, seed=0, size=(32, 44), seconds=(0.5, 0.5),
+                      test_fraction=DEFAULT_TEST_FRACTION)
+    sizes = [len(load_split(root, s)) for s in ("train", "val", "test")]
+    assert sizes == [2, 4, 4]
+    listed = [r.path.name for s in ("train", "val", "test") for r in load_split(root, s)]
+    assert len(set(listed)) == 10  # every video in exactly one split
+    import yaml
+
+    meta = yaml.safe_load((root / "dataset.yaml").read_text())
+    assert (meta["val_per_class"], meta["test_per_class"]) == (2, 2)
+    with pytest.raises(ConfigError, match="test fraction"):
+        synthesize(tmp_path / "e", classes=2, videos_per_class=5, val_fraction=0.5, test_fraction=0.5)
+
+
 def test_ensure_synthetic_generates_once_into_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("X3DSEARCH_CACHE", str(tmp_path))
     root = ensure_synthetic(classes=2, videos_per_class=2, seed=4)
