@@ -42,9 +42,9 @@ def evaluate_split(folder: str | Path | TrainingFolder, data: str | Path, split:
     config = folder.read_config()
     if config is None:
         raise X3DSearchError(f"{folder.path} holds no training (no {folder.CONFIG})")
-    if not folder.model.is_file():
-        raise X3DSearchError(f"{folder.path} has no trained model ({folder.MODEL}): the training "
-                             f"did not finish with status ok")
+    result = folder.read_result()
+    if result is None or not result.ok or not folder.model.is_file():
+        raise X3DSearchError(f"{folder.path} has no trained model: the training did not finish with status ok")
     root = resolve_data(data)
     if not has_split(root, split):
         raise ConfigError(f"data root {root} has no {split} split")
