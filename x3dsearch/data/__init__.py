@@ -11,8 +11,8 @@ from typing import Any
 _WHERE = {
     "VideoClipDataset": "dataset", "collate_clips": "dataset",
     "DataError": "health", "DataHealth": "health",
-    "VideoRecord": "layout", "allows_flip": "layout", "class_names": "layout", "load_split": "layout",
-    "resolve_data": "layout",
+    "VideoRecord": "layout", "allows_flip": "layout", "class_names": "layout", "has_split": "layout",
+    "load_split": "layout", "present_splits": "layout", "resolve_data": "layout",
     "EpochSampler": "loader", "make_loader": "loader",
     "ensure_synthetic": "synthetic", "synthesize": "synthetic",
 }
