@@ -8,7 +8,8 @@ view, 0 and 1 for two, 0, 0.5 and 1 for three; spatial centre, or left/centre/ri
 per-video outcomes are exactly what ``evaluate`` gives with that setting; the 1 x 1 subset is
 checked against the trainer's own ``val_outcomes.json``. Time per setting is the measured time
 per view of the 9-view pass (decode, crop and forward, batch of the budget) times its views,
-plus one real 1 x 1 pass per training timed on its own.
+plus one real 1 x 1 pass per training timed on its own. The 9-view softmax is kept in
+``OUT/<model>_seed<seed>/val_views_3x3.pt``, so a rerun only summarizes.
 
 Prints, per setting: eval seconds per video, and over seeds the SD of top-1 and of mean p_true
 per model (pooled over models), and the SD of the paired difference of two models.
@@ -114,7 +115,12 @@ def main() -> int:
             folder = TrainingFolder(out)
             t1 = time.monotonic()
             real = evaluate_split(out, args.data, "val", threads=args.threads, device="cpu")  # stored: reads back
-            probs, records, pass_s = per_view_probs(folder, root, budget.batch_size, budget.workers)
+            cache = out / "val_views_3x3.pt"  # per-view softmax, so a rerun only summarizes
+            if cache.is_file():
+                probs, records, pass_s = torch.load(cache, weights_only=False).values()
+            else:
+                probs, records, pass_s = per_view_probs(folder, root, budget.batch_size, budget.workers)
+                torch.save({"probs": probs, "records": records, "pass_s": pass_s}, cache)
             # a real 1 x 1 evaluation, timed on its own
             ds = VideoClipDataset(root, "val", MODELS[name], train=False, substitute=False)
             weights = torch.load(folder.model, map_location="cpu", weights_only=True)
