@@ -94,7 +94,7 @@ def train(ctx: click.Context, preset_name: str | None, model_file: str | None, f
     result = train_and_evaluate(factors, data, budget, seed, out, resume=resume, threads=threads, device=device,
                                 init=init, progress=not quiet)
     heldout = None
-    if result.status == "ok" and has_split(resolve_data(data), "test"):
+    if result.status == TrialStatus.OK and has_split(resolve_data(data), "test"):
         heldout = evaluate_split(out, data, "test", threads=threads, device=device)
     if as_json:
         record = {"out": str(out), **result.to_dict()}

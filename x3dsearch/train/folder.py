@@ -22,6 +22,7 @@ from typing import Any
 
 from ..errors import X3DSearchError
 from ..outcomes import SplitOutcomes
+from ..status import TrialStatus
 from ..utils.io import atomic_write_json, atomic_write_text
 from .result import TrainResult
 
@@ -85,7 +86,7 @@ class TrainingFolder:
     def is_finished(self) -> bool:
         """A result is stored that the trainer will return as it is (anything but ``failed``)."""
         result = self.read_result()
-        return result is not None and result.status != "failed"
+        return result is not None and result.status != TrialStatus.FAILED
 
     # --- reads and writes -------------------------------------------------------------------
     def read_config(self) -> dict[str, Any] | None:
