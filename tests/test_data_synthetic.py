@@ -192,3 +192,15 @@ def test_killed_generation_leaves_no_half_dataset(tmp_path: Path) -> None:
                            "--videos-per-class", "2", "--size", "64x86"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert len(load_split(out, "train")) + len(load_split(out, "val")) == 4
+
+
+def test_synthetic_modules_have_one_job_and_no_cycle_with_layout() -> None:
+    """Rendering, encoding and caching are separate modules under 400 lines; synthetic never imports layout."""
+    package = REPO / "x3dsearch" / "data" / "synthetic"
+    modules = {p.stem for p in package.glob("*.py")}
+    assert {"draw", "classes", "render", "encode", "generate", "cache"} <= modules
+    assert all(len(p.read_text().splitlines()) <= 400 for p in package.glob("*.py"))
+    code = ("import sys, x3dsearch.data.synthetic; "
+            "print(sorted(m for m in sys.modules if m.startswith('x3dsearch.data.')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "x3dsearch.data.layout" not in loaded and "x3dsearch.data.synthetic.cache" in loaded

@@ -20,6 +20,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..utils.io import read_yaml
+from .synthetic import ensure_synthetic
 
 SPLITS = ("train", "val")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm")
@@ -37,8 +38,6 @@ def resolve_data(spec: str | Path) -> Path:
     Write ``./synthetic`` to mean a folder of that name.
     """
     if isinstance(spec, str) and spec.strip() == "synthetic":
-        from .synthetic import ensure_synthetic
-
         return ensure_synthetic()
     root = Path(spec).expanduser()
     if not root.is_dir():
