@@ -20,9 +20,11 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..utils.io import read_yaml
-from .synthetic import ensure_synthetic
+from .synthetic import ensure_synthetic, variant_of
 
 SPLITS = ("train", "val")
+#: Splits a dataset may add: ``test``, held out from training and from every choice made on val.
+OPTIONAL_SPLITS = ("test",)
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm")
 
 
@@ -33,12 +35,14 @@ class VideoRecord:
 
 
 def resolve_data(spec: str | Path) -> Path:
-    """``"synthetic"`` -> the cached synthetic dataset (generated on first use); else a checked ROOT.
+    """``"synthetic"`` (or ``"synthetic-<variant>"``, e.g. ``synthetic-detail``) -> the cached synthetic
+    dataset (generated on first use); else a checked ROOT.
 
     Write ``./synthetic`` to mean a folder of that name.
     """
-    if isinstance(spec, str) and spec.strip() == "synthetic":
-        return ensure_synthetic()
+    variant = variant_of(spec) if isinstance(spec, str) else None
+    if variant is not None:
+        return ensure_synthetic(variant=variant.name)
     root = Path(spec).expanduser()
     if not root.is_dir():
         raise ConfigError(f"data root {root} does not exist (give a dataset folder or 'synthetic')")
@@ -57,8 +61,8 @@ def layout(root: Path) -> str | None:
 
 
 def _check_split(split: str) -> None:
-    if split not in SPLITS:
-        raise ConfigError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
+    if split not in SPLITS + OPTIONAL_SPLITS:
+        raise ConfigError(f"split must be one of {', '.join(SPLITS + OPTIONAL_SPLITS)}, got {split!r}")
 
 
 def _read_csv(root: Path, split: str) -> list[VideoRecord]:
@@ -117,6 +121,8 @@ def load_split(root: str | Path, split: str) -> list[VideoRecord]:
     _check_split(split)
     kind = layout(root)
     names = class_names(root)
+    if split in OPTIONAL_SPLITS and not ((root / f"{split}.csv").is_file() if kind == "csv" else (root / split).is_dir()):
+        raise ConfigError(f"data root {root} has no {split} split ({split}.csv or {split}/ class folders)")
     if kind == "csv":
         records = _read_csv(root, split)
     elif kind == "folders":

@@ -43,7 +43,9 @@ options and bit-exact muxing (no timestamps or encoder metadata that vary).
 
 Modules, one job each: ``draw`` (canvas, shapes, colours, world, distractors), ``classes``
 (the class families), ``render`` (one video's frames), ``encode`` (reproducible H.264),
-``generate`` (a dataset folder, atomically) and ``cache`` (the default copy, generated once).
+``detail`` (the classes of the ``detail`` variant, ResKD's fair test), ``variants`` (what each
+variant is: classes, version, splits), ``generate`` (a dataset folder, atomically) and ``cache``
+(a variant's default copy, generated once).
 """
 from __future__ import annotations
 
@@ -51,11 +53,14 @@ from .cache import ensure_synthetic, synthetic_name
 from .classes import CLASS_DESIGNS, FLICKER_HZ, GROUP_HUES, ClassDesign
 from .draw import Canvas, Distractors, Geometry, Scene
 from .encode import CRF, GOP, encode_mp4
-from .generate import (DEFAULT_CLASSES, DEFAULT_FPS, DEFAULT_SECONDS, DEFAULT_SIZE, DEFAULT_VAL_FRACTION,
-                       DEFAULT_VIDEOS_PER_CLASS, SYNTHETIC_VERSION, _video_rng, synthesize)
+from .detail import DETAIL_DESIGNS
+from .generate import _video_rng, synthesize
 from .render import film, render_video
+from .variants import (DEFAULT_CLASSES, DEFAULT_FPS, DEFAULT_SECONDS, DEFAULT_SIZE, DEFAULT_VAL_FRACTION,
+                       DEFAULT_VIDEOS_PER_CLASS, SYNTHETIC_VERSION, VARIANTS, Variant, get_variant, variant_of)
 
 __all__ = ["CLASS_DESIGNS", "CRF", "Canvas", "ClassDesign", "DEFAULT_CLASSES", "DEFAULT_FPS", "DEFAULT_SECONDS",
-           "DEFAULT_SIZE", "DEFAULT_VAL_FRACTION", "DEFAULT_VIDEOS_PER_CLASS", "Distractors", "FLICKER_HZ", "GOP",
-           "GROUP_HUES", "Geometry", "SYNTHETIC_VERSION", "Scene", "encode_mp4", "ensure_synthetic", "film",
-           "render_video", "synthesize", "synthetic_name"]
+           "DEFAULT_SIZE", "DEFAULT_VAL_FRACTION", "DEFAULT_VIDEOS_PER_CLASS", "DETAIL_DESIGNS", "Distractors",
+           "FLICKER_HZ", "GOP", "GROUP_HUES", "Geometry", "SYNTHETIC_VERSION", "Scene", "VARIANTS", "Variant",
+           "encode_mp4", "ensure_synthetic", "film", "get_variant", "render_video", "synthesize", "synthetic_name",
+           "variant_of"]

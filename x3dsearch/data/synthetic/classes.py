@@ -147,6 +147,11 @@ class ClassDesign:
     group: str
     axis: str
     make: Callable[[np.random.Generator, Geometry], Scene]
+    hue: float | None = None  # the world's hue family; None: GROUP_HUES[group]
+
+    @property
+    def world_hue(self) -> float:
+        return GROUP_HUES[self.group] if self.hue is None else self.hue
 
 
 #: Background hue family of each group: the "scene" that gives the group away in any frame.

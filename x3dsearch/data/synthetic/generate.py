@@ -1,5 +1,6 @@
 """Writing a synthetic dataset: every video rendered from its own generator, encoded, split into
-train.csv / val.csv, with classes.txt and the parameters in dataset.yaml; atomically."""
+train.csv / val.csv (and test.csv for variants that hold one out), with classes.txt and the parameters
+in dataset.yaml; atomically."""
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -15,30 +16,22 @@ import numpy as np
 from ...errors import ConfigError
 from ...utils.io import atomic_write_text, atomic_write_yaml
 from ...utils.logging import get_logger
-from .classes import CLASS_DESIGNS
 from .encode import encode_mp4
 from .render import render_video
+from .variants import DEFAULT_FPS, DEFAULT_SIZE, VARIANTS, Variant, get_variant
 
 log = get_logger("data")
 
-#: Bump when the rendering changes, so cached copies are regenerated.
-SYNTHETIC_VERSION = 4
-DEFAULT_CLASSES = 8
-DEFAULT_VIDEOS_PER_CLASS = 18
-#: 256 px short side (as the usual Kinetics copies): crop 112 resizes it 2:1, which cancels 1-pixel stripes.
-DEFAULT_SIZE = (256, 340)
-DEFAULT_FPS = 30.0
-DEFAULT_SECONDS = (3.0, 4.0)
-DEFAULT_VAL_FRACTION = 1 / 3  # a large validation split: it is the search's judge
-
 
 def _video_rng(seed: int, label: int, index: int) -> np.random.Generator:
-    return np.random.default_rng([seed, label, index, SYNTHETIC_VERSION])
+    """The default dataset's per-video generator (tests and benchmarks render single videos with it)."""
+    return VARIANTS["default"].video_rng(seed, label, index)
 
 
 def _write_one(job: tuple) -> None:
-    out, rel, label, index, seed, size, fps, seconds = job
-    frames = render_video(CLASS_DESIGNS[label], _video_rng(seed, label, index), size, fps, seconds)
+    out, rel, variant, label, index, seed, size, fps, seconds = job
+    v = get_variant(variant)
+    frames = render_video(v.designs[label], v.video_rng(seed, label, index), size, fps, seconds)
     path = Path(out) / rel
     path.parent.mkdir(parents=True, exist_ok=True)
     encode_mp4(path, frames, fps)
@@ -50,22 +43,30 @@ def _check_size(size: Sequence[int]) -> tuple[int, int]:
     return int(size[0]), int(size[1])
 
 
-def synthesize(out: str | Path, classes: int = DEFAULT_CLASSES, videos_per_class: int = DEFAULT_VIDEOS_PER_CLASS,
-               seed: int = 0, *, size: Sequence[int] = DEFAULT_SIZE, fps: float = DEFAULT_FPS,
-               seconds: tuple[float, float] = DEFAULT_SECONDS, val_fraction: float = DEFAULT_VAL_FRACTION,
+def synthesize(out: str | Path, classes: int | None = None, videos_per_class: int | None = None, seed: int = 0, *,
+               variant: str = "default", size: Sequence[int] = DEFAULT_SIZE, fps: float = DEFAULT_FPS,
+               seconds: tuple[float, float] | None = None, val_fraction: float | None = None,
                workers: int = 1, progress: bool = False) -> Path:
     """Write the dataset to ``out`` (which must not exist or be empty), atomically; returns ``out``.
 
+    ``classes``, ``videos_per_class``, ``seconds`` and ``val_fraction`` default to the variant's.
     Everything is generated into a sibling temporary folder that is renamed into place at the end,
     so an interrupted run never leaves a half dataset.
     """
     out = Path(out)
-    if not 2 <= classes <= len(CLASS_DESIGNS):
-        raise ConfigError(f"--classes must be between 2 and {len(CLASS_DESIGNS)}, got {classes}")
-    if videos_per_class < 2:
-        raise ConfigError(f"--videos-per-class must be at least 2 (one train, one val), got {videos_per_class}")
-    if not 0 < val_fraction < 1:
-        raise ConfigError(f"val fraction must be in (0, 1), got {val_fraction}")
+    v = get_variant(variant)
+    classes = v.classes if classes is None else classes
+    videos_per_class = v.videos_per_class if videos_per_class is None else videos_per_class
+    seconds = v.seconds if seconds is None else seconds
+    val_fraction = v.val_fraction if val_fraction is None else val_fraction
+    splits_needed = 3 if v.test_fraction else 2
+    if not 2 <= classes <= len(v.designs):
+        raise ConfigError(f"--classes must be between 2 and {len(v.designs)}, got {classes}")
+    if videos_per_class < splits_needed:
+        raise ConfigError(f"--videos-per-class must be at least {splits_needed} (one per split), "
+                          f"got {videos_per_class}")
+    if not 0 < val_fraction < 1 - v.test_fraction:
+        raise ConfigError(f"val fraction must be in (0, {1 - v.test_fraction:g}), got {val_fraction}")
     if not 1 <= fps <= 240:
         raise ConfigError(f"fps must be between 1 and 240, got {fps}")
     if not 0.5 <= seconds[0] <= seconds[1] <= 60:
@@ -76,7 +77,7 @@ def synthesize(out: str | Path, classes: int = DEFAULT_CLASSES, videos_per_class
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
-        _generate(tmp, classes, videos_per_class, seed, size, fps, seconds, val_fraction, workers, progress)
+        _generate(tmp, v, classes, videos_per_class, seed, size, fps, seconds, val_fraction, workers, progress)
         try:
             os.rename(tmp, out)  # replaces an empty folder; fails if another writer got there first
         except OSError:
@@ -88,16 +89,26 @@ def synthesize(out: str | Path, classes: int = DEFAULT_CLASSES, videos_per_class
 
 
 
-def _generate(root: Path, classes: int, per_class: int, seed: int, size: tuple[int, int], fps: float,
+def _split_sizes(per_class: int, val_fraction: float, test_fraction: float) -> tuple[int, int]:
+    """Videos per class in val and in test; at least one in each split that exists, one left for train."""
+    n_test = max(1, int(round(per_class * test_fraction))) if test_fraction else 0
+    n_val = min(per_class - 1 - n_test, max(1, int(round(per_class * val_fraction))))
+    return n_val, n_test
+
+
+def _generate(root: Path, v: Variant, classes: int, per_class: int, seed: int, size: tuple[int, int], fps: float,
               seconds: tuple[float, float], val_fraction: float, workers: int, progress: bool) -> None:
-    n_val = min(per_class - 1, max(1, int(round(per_class * val_fraction))))
-    splits: dict[str, list[str]] = {"train": [], "val": []}
+    n_val, n_test = _split_sizes(per_class, val_fraction, v.test_fraction)
+    designs = v.designs[:classes]
+    splits: dict[str, list[str]] = {"train": [], "val": []} | ({"test": []} if n_test else {})
     jobs = []
-    for label, design in enumerate(CLASS_DESIGNS[:classes]):
+    for label, design in enumerate(designs):
         for index in range(per_class):
             rel = f"videos/{design.name}/{design.name}_{index:03d}.mp4"
-            splits["val" if index >= per_class - n_val else "train"].append(f"{rel} {label}")
-            jobs.append((str(root), rel, label, index, seed, size, fps, seconds))
+            split = ("test" if index >= per_class - n_test else
+                     "val" if index >= per_class - n_test - n_val else "train")
+            splits[split].append(f"{rel} {label}")
+            jobs.append((str(root), rel, v.name, label, index, seed, size, fps, seconds))
     start = time.monotonic()
     report_every = max(1, len(jobs) // 10)
 
@@ -117,10 +128,10 @@ def _generate(root: Path, classes: int, per_class: int, seed: int, size: tuple[i
             tick(done)
     for split, lines in splits.items():
         atomic_write_text(root / f"{split}.csv", "\n".join(lines) + "\n")
-    atomic_write_text(root / "classes.txt", "\n".join(d.name for d in CLASS_DESIGNS[:classes]) + "\n")
-    atomic_write_yaml(root / "dataset.yaml", {
+    atomic_write_text(root / "classes.txt", "\n".join(d.name for d in designs) + "\n")
+    record = {
         "name": "x3dsearch-synthetic",
-        "version": SYNTHETIC_VERSION,
+        "version": v.version,
         "seed": seed,
         "classes": classes,
         "videos_per_class": per_class,
@@ -129,5 +140,8 @@ def _generate(root: Path, classes: int, per_class: int, seed: int, size: tuple[i
         "fps": fps,
         "seconds": list(seconds),
         "flip": True,
-        "class_design": [{"name": d.name, "group": d.group, "axis": d.axis} for d in CLASS_DESIGNS[:classes]],
-    })
+        "class_design": [{"name": d.name, "group": d.group, "axis": d.axis} for d in designs],
+    }
+    if v.name != "default":  # the default dataset's record stays byte-identical to earlier releases
+        record.update(variant=v.name, test_per_class=n_test)
+    atomic_write_yaml(root / "dataset.yaml", record)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .classes import GROUP_HUES, ClassDesign
+from .classes import ClassDesign
 from .draw import Canvas, Distractors, Geometry, Scene, background
 
 
@@ -14,7 +14,7 @@ def render_video(design: ClassDesign, rng: np.random.Generator, size: tuple[int,
     num_frames = max(2, int(round(rng.uniform(*seconds) * fps)))
     g = Geometry(height, width, fps, num_frames)
     scene = design.make(rng, g)
-    world = background(rng, g, GROUP_HUES[design.group])
+    world = background(rng, g, design.world_hue)
     distractors = Distractors(rng, g)
     noise_sigma = rng.uniform(0.0, 3.0)
     noise_bank = (rng.standard_normal((7, height, width, 1)) * noise_sigma).astype(np.float32)
