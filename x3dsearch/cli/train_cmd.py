@@ -7,29 +7,10 @@ from pathlib import Path
 
 import click
 
-from ..errors import X3DSearchError
-
 
 def _default_out(name: str, budget: str, epochs: int | None, seed: int) -> Path:
     label = re.sub(r"[^A-Za-z0-9_.-]+", "-", f"{name}_{Path(budget).stem}" + (f"-e{epochs}" if epochs else ""))
     return Path("runs") / "train" / f"{label}_seed{seed}"
-
-
-def _check_out(out: Path, resume: bool) -> None:
-    """Refuse to overwrite: a folder that is neither new, empty, ours-and-finished nor resumable."""
-    from ..train.checkpoint import CHECKPOINT_NAME
-    from ..train.trainer import CONFIG_NAME, LOG_NAME, RESULT_NAME
-
-    if out.exists() and not out.is_dir():
-        raise X3DSearchError(f"--out {out} is a file, not a folder")
-    if not out.is_dir() or all(p.name == LOG_NAME for p in out.iterdir()):
-        return  # new, empty, or only the log of an attempt refused for bad input
-    if not (out / CONFIG_NAME).is_file():
-        raise X3DSearchError(f"--out {out} is not empty and holds no training; choose another folder")
-    if (out / RESULT_NAME).is_file() or resume:
-        return  # a finished training is reported (the trainer checks it is the same config)
-    if (out / CHECKPOINT_NAME).is_file():
-        raise X3DSearchError(f"--out {out} holds an unfinished training; add --resume to continue it")
 
 
 @click.command()
@@ -66,7 +47,7 @@ def train(ctx: click.Context, preset_name: str | None, model_file: str | None, f
     from ..budget import load_budget
     from ..train import train_and_evaluate
     from ..utils.logging import setup_logging
-    from .options import resolve_factors
+    from .options import check_out_dir, resolve_factors
 
     import torch
 
@@ -77,7 +58,7 @@ def train(ctx: click.Context, preset_name: str | None, model_file: str | None, f
         budget = budget.replace(epochs=epochs, iterations=None)
     name = preset_name.lower() if preset_name else (Path(model_file).parent.name if model_file else factors.key())
     out = out or _default_out(name, budget_name, epochs, seed)
-    _check_out(out, resume)
+    check_out_dir(out, resume)
     setup_logging(None, console=not quiet)
     result = train_and_evaluate(factors, data, budget, seed, out, resume=resume, threads=threads, device=device,
                                 init=init, progress=not quiet)
