@@ -261,30 +261,60 @@ def test_teacher_budget_defaults_to_a_longer_schedule() -> None:
     assert teacher_budget(student.replace(iterations=10)).iterations == 10 * TEACHER_SCHEDULE
 
 
+@pytest.fixture(scope="module")
+def tiny_detail(tmp_path_factory):
+    """The detail variant in small: 4 classes x 4 videos (2 train, 1 val, 1 test), 64x86 px."""
+    from x3dsearch.data import synthesize
+
+    return synthesize(tmp_path_factory.mktemp("data") / "detail", classes=4, videos_per_class=4, variant="detail",
+                      size=(64, 86), seconds=(1.0, 1.5))
+
+
 @pytest.mark.slow
-def test_reskd_experiment_script_runs_and_reuses_finished_trainings(tiny_dataset, tmp_path) -> None:
-    """The shipped experiment config, at the smoke budget: teacher, 3 seeds with and without ResKD."""
+def test_reskd_experiment_script_runs_and_reuses_finished_trainings(tiny_detail, tmp_path) -> None:
+    """The shipped experiment config at the smoke budget: teacher, the check, 3 seeds of every arm."""
     import json
     import subprocess
     import sys
     from pathlib import Path
 
+    import yaml
+
     script = Path(__file__).resolve().parents[1] / "experiments" / "reskd_synthetic.py"
-    cmd = [sys.executable, str(script), "--budget", "smoke", "--data", str(tiny_dataset), "--out", str(tmp_path / "r"),
-           "--quiet"]
+    shipped = yaml.safe_load(script.with_name("reskd_synthetic.yaml").read_text())
+    assert len(shipped["seeds"]) >= 5 and set(shipped["arms"]) == {"feature-mse", "dense-kl", "clip-kl"}
+    config = tmp_path / "c.yaml"
+    config.write_text(yaml.safe_dump({**shipped, "margin": -100}))  # smoke teaches nothing: let the arms run
+    cmd = [sys.executable, str(script), str(config), "--budget", "smoke", "--data", str(tiny_detail),
+           "--out", str(tmp_path / "r"), "--seeds", "3", "--quiet"]
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-2000:]
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert summary["teacher"]["crop"] == 160 and summary["student"]["crop"] == 80
     assert summary["student"]["gflops"] < summary["teacher"]["gflops"] / 3  # a quarter of the pixels
-    assert len(summary["plain"]["top1"]) == len(summary["reskd"]["top1"]) == 3
-    assert "| student, ResKD | 80 |" in first.stdout
+    arms = summary["arms"]
+    assert set(arms) == {"none", "feature-mse", "dense-kl", "clip-kl"} and set(summary["references"]) == {"112", "160"}
+    assert all(len(arm["top1"]) == 3 for arm in arms.values())
+    assert all(len(arm["vs_none"]["diffs"]) == 3 and arm["vs_none"]["low"] <= arm["vs_none"]["high"]
+               for name, arm in arms.items() if name != "none")
+    # paired by seed: every arm's student starts from the same weights on the same pixels
+    assert len({round(arm["balance"]["first_ce"], 6) for name, arm in arms.items() if name != "none"}) == 1
+    assert "| student, feature-mse, w = 1 | 80 |" in first.stdout
     mtime = (tmp_path / "r" / "teacher" / "result.json").stat().st_mtime
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and json.loads(again.stdout.strip().splitlines()[-1]) == summary
     assert (tmp_path / "r" / "teacher" / "result.json").stat().st_mtime == mtime  # reused, not retrained
 
+    # A teacher that does not beat the student by the margin: said, and no claim (nothing more trains).
+    config.write_text(yaml.safe_dump({**shipped, "margin": 1000}))
+    strict = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert strict.returncode == 0 and "verdict: no claim: the teacher" in strict.stdout
+    assert set(json.loads(strict.stdout.strip().splitlines()[-1])["arms"]) == {"none"}
+
     bad = tmp_path / "bad.yaml"
     bad.write_text("teacher: [\n")
     broken = subprocess.run([sys.executable, str(script), str(bad)], capture_output=True, text=True, timeout=120)
     assert broken.returncode == 2 and broken.stderr.count("\n") == 1 and "not valid YAML" in broken.stderr
+    bad.write_text(yaml.safe_dump({**shipped, "student": {"crop": 160}}))
+    broken = subprocess.run([sys.executable, str(script), str(bad)], capture_output=True, text=True, timeout=120)
+    assert broken.returncode == 2 and "must be below the teacher's" in broken.stderr
