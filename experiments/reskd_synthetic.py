@@ -64,7 +64,7 @@ KD_ARMS = ("feature-mse", "dense-kl", "clip-kl")
 #: Two-sided 90% t quantiles (the 0.95 quantile) by degrees of freedom.
 T95 = {1: 6.314, 2: 2.920, 3: 2.353, 4: 2.132, 5: 2.015, 6: 1.943, 7: 1.895, 8: 1.860, 9: 1.833, 10: 1.812,
        12: 1.782, 15: 1.753, 20: 1.725, 30: 1.697}
-CONFIG_KEYS = {"data", "out", "heldout", "network", "teacher", "student", "seeds", "references", "arms",
+CONFIG_KEYS = {"data", "out", "heldout", "network", "teacher", "student", "seeds", "references", "reference_seeds", "arms",
                "teacher_bn", "temperature", "margin", "grid", "grid_seeds"}
 
 
@@ -79,6 +79,7 @@ class Experiment:
     student_budget: Budget
     seeds: tuple[int, ...]
     references: tuple[int, ...]
+    reference_seeds: tuple[int, ...]
     arms: dict[str, KDSpec]   # "none" and the distillation kinds
     margin: float
     grid: dict[str, tuple[float, ...]]
@@ -123,7 +124,8 @@ def load_experiment(path: str, args: argparse.Namespace) -> Experiment:
             out=(args.out or Path(raw.get("out", "runs/reskd_synthetic"))).expanduser().resolve(),
             heldout=str(raw.get("heldout", "test")), network=network, teacher=teacher,
             student_crop=int(s_cfg["crop"]), student_budget=_budget(s_cfg, args.budget), seeds=seeds,
-            references=tuple(int(c) for c in raw.get("references", [])), arms=arms,
+            references=tuple(int(c) for c in raw.get("references", [])),
+            reference_seeds=seeds[: int(raw.get("reference_seeds", len(seeds)))], arms=arms,
             margin=float(raw.get("margin", 5.0)), grid=grid,
             grid_seeds=tuple(int(s) for s in raw.get("grid_seeds", [0])))
     except (KeyError, TypeError, ValueError) as exc:
@@ -139,8 +141,9 @@ def load_experiment(path: str, args: argparse.Namespace) -> Experiment:
 
 
 # --- held-out evaluation --------------------------------------------------------------------------
-def heldout(folder: Path, root: Path, split: str, cache: Path) -> dict[str, Any]:
-    """Top-1 of ``folder``'s model.pt on ``split``: the centre clip of every video, as validation does.
+def heldout(folder: Path, root: Path, split: str, cache: Path, crop: int | None = None) -> dict[str, Any]:
+    """Top-1 of ``folder``'s model.pt on ``split``: the centre clip of every video, as validation does
+    (at ``crop`` instead of its own when given).
 
     Stored in ``cache`` (this experiment's folder, not the training's), reused when present.
     """
@@ -148,6 +151,7 @@ def heldout(folder: Path, root: Path, split: str, cache: Path) -> dict[str, Any]
         return json.loads(cache.read_text())
     state = torch.load(folder / "model.pt", map_location="cpu", weights_only=True)
     factors = Factors.from_dict(state["factors"])
+    factors = factors.replace(crop=crop) if crop else factors
     model = build_model(factors, int(state["num_classes"]), shortcut_bn=bool(state.get("shortcut_bn", True)))
     model.load_state_dict(state["model_state"])
     model.eval()
@@ -212,8 +216,9 @@ class Runner:
     def arm_name(kind: str, spec: KDSpec) -> str:
         return kind if spec.weight is None or kind == "none" else f"{kind}-w{spec.weight:g}"
 
-    def evaluate(self, folder: Path) -> dict[str, Any]:
-        return heldout(folder, self.root, self.exp.heldout, self.exp.out / "heldout" / f"{folder.name}.json")
+    def evaluate(self, folder: Path, crop: int | None = None) -> dict[str, Any]:
+        name = folder.name + (f"_at{crop}" if crop else "")
+        return heldout(folder, self.root, self.exp.heldout, self.exp.out / "heldout" / f"{name}.json", crop)
 
     def teacher(self):
         prepared = prepare_teacher(self.exp.teacher, self.exp.data, self.exp.out / "teacher", self.run)
@@ -251,7 +256,10 @@ def run(exp: Experiment, quiet: bool) -> dict[str, Any]:
         "network": exp.network.to_dict(),
         "teacher": {"crop": exp.network.crop, "gflops": gflops[exp.network.crop], "top1": teacher_eval["top1"],
                     "per_class": teacher_eval["per_class"], "budget": exp.teacher.budget.name,
+                    # the teacher's own weights run on the student's crop: what it knows without its pixels
+                    "top1_at_student_crop": runner.evaluate(teacher.path.parent, exp.student_crop)["top1"],
                     "epochs": t_result.epochs_done if t_result else None,
+                    "val_top1": t_result.top1 if t_result else None,
                     "wall_time_s": t_result.wall_time_s if t_result else None,
                     "train_macs": t_result.train_macs if t_result else None},
         "student": {"crop": exp.student_crop, "gflops": gflops[exp.student_crop],
@@ -260,7 +268,8 @@ def run(exp: Experiment, quiet: bool) -> dict[str, Any]:
     base = [runner.evaluate(runner.student("none", exp.arms["none"], s)[1])["top1"] for s in exp.seeds]
     references = {}
     for crop in exp.references:
-        tops = [runner.evaluate(runner.student("none", exp.arms["none"], s, crop)[1])["top1"] for s in exp.seeds]
+        tops = [runner.evaluate(runner.student("none", exp.arms["none"], s, crop)[1])["top1"]
+                for s in exp.reference_seeds]
         references[str(crop)] = {"gflops": gflops[crop], **describe(tops)}
     summary["references"] = references
     arms: dict[str, Any] = {"none": {"kd": "none", "weight": None, **describe(base)}}
@@ -318,7 +327,9 @@ def format_table(s: dict[str, Any]) -> str:
             "",
             "| model | crop | GFLOPs | held-out top-1 (%) | vs none, paired (90% interval) | KD / CE at step 1 |",
             "| --- | --- | --- | --- | --- | --- |",
-            f"| teacher ({t['budget']}, {cost}) | {t['crop']} | {t['gflops']:.3f} | {t['top1']:.1f} (1 seed) | | |"]
+            f"| teacher ({t['budget']}, {cost}) | {t['crop']} | {t['gflops']:.3f} | {t['top1']:.1f} (1 seed) | | |",
+            f"| the teacher's weights run at the student's crop | {st['crop']} | {st['gflops']:.3f} | "
+            f"{t['top1_at_student_crop']:.1f} (1 seed) | | |"]
     for name, arm in s["arms"].items():
         label = "student alone (none)" if name == "none" else f"student, {name}, w = {arm['weight']:g}"
         diff = arm.get("vs_none")
@@ -329,7 +340,8 @@ def format_table(s: dict[str, Any]) -> str:
         rows.append(f"| {label} | {st['crop']} | {st['gflops']:.3f} | {arm['mean']:.1f} ± {arm['sd']:.1f} | "
                     f"{diff_text} | {ratio} |")
     for crop, ref in s["references"].items():
-        rows.append(f"| the network alone | {crop} | {ref['gflops']:.3f} | {ref['mean']:.1f} ± {ref['sd']:.1f} | | |")
+        rows.append(f"| the network alone ({len(ref['top1'])} seeds) | {crop} | {ref['gflops']:.3f} | "
+                    f"{ref['mean']:.1f} ± {ref['sd']:.1f} | | |")
     c = s["check"]
     rows += ["", f"teacher - student alone: {c['teacher_minus_student']:+.1f} points "
                  f"(needed: {c['margin']:g}): {'passed' if c['passed'] else 'FAILED'}",
