@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from x3dsearch.data import VideoClipDataset, ensure_synthetic, load_split, resolve_data
 from x3dsearch.data.decode import open_video, video_info
@@ -214,3 +215,55 @@ def test_killed_generation_leaves_no_half_dataset(tmp_path: Path) -> None:
                            "--videos-per-class", "2", "--size", "64x86"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert len(load_split(out, "train")) + len(load_split(out, "val")) == 4
+
+
+def test_synthetic_modules_have_one_job_and_no_cycle_with_layout() -> None:
+    """Rendering, encoding and caching are separate modules under 400 lines; synthetic never imports layout."""
+    package = REPO / "x3dsearch" / "data" / "synthetic"
+    modules = {p.stem for p in package.glob("*.py")}
+    assert {"draw", "classes", "render", "encode", "generate", "cache"} <= modules
+    assert all(len(p.read_text().splitlines()) <= 400 for p in package.glob("*.py"))
+    code = ("import sys, x3dsearch.data.synthetic; "
+            "print(sorted(m for m in sys.modules if m.startswith('x3dsearch.data.')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "x3dsearch.data.layout" not in loaded and "x3dsearch.data.synthetic.cache" in loaded
+
+
+@pytest.mark.parametrize("pair", [("horizontal", "vertical"), ("rising", "falling"), ("woven", "plaid")])
+def test_detail_variant_weakens_its_cue_at_low_resolution_without_erasing_it(pair: tuple[str, str]) -> None:
+    """Twins of one pair (same generator: same panel, colours, phase) through the validation transform:
+    the classes differ at every crop, less at 112 and about half as much at 80 as at 160."""
+    from x3dsearch.data.sampling import VAL_SCALE, crop_box
+    from x3dsearch.data.synthetic import VARIANTS, render_video
+    from x3dsearch.data.transforms import frames_to_clip
+
+    variant = VARIANTS["detail"]
+    names = [d.name for d in variant.designs]
+    frames = {n: torch.from_numpy(render_video(variant.designs[names.index(n)], variant.video_rng(0, 0, 1),
+                                               (256, 340), 30.0, (0.1, 0.1))[:1]) for n in pair}
+    diff = {}
+    for crop in (160, 112, 80):
+        box = crop_box(256, 340, crop, VAL_SCALE, 0.5, 0.5)
+        a, b = (frames_to_clip(frames[n], box, crop, False) for n in pair)
+        diff[crop] = float((a - b).abs().mean())
+    assert diff[160] > 0.15  # plainly visible to the teacher
+    assert 0.3 * diff[160] < diff[80] < 0.7 * diff[160] and diff[80] < diff[112] < 0.9 * diff[160]
+
+
+def test_detail_variant_holds_out_a_test_split(tmp_path: Path) -> None:
+    from x3dsearch.data import synthesize
+    from x3dsearch.data.synthetic import VARIANTS, variant_of
+
+    root = synthesize(tmp_path / "d", classes=2, videos_per_class=6, variant="detail", size=(64, 86),
+                      seconds=(0.5, 0.5), test_fraction=VARIANTS["detail"].test_fraction)
+    sizes = {split: len(load_split(root, split)) for split in ("train", "val", "test")}
+    assert sizes == {"train": 6, "val": 2, "test": 4}  # per class: 3 train, 1 val, 2 test
+    paths = [r.path for split in sizes for r in load_split(root, split)]
+    assert len(set(paths)) == 12
+    meta = yaml.safe_load((root / "dataset.yaml").read_text())
+    assert meta["variant"] == "detail" and meta["test_per_class"] == 2
+    with pytest.raises(ConfigError, match="no test split"):
+        load_split(synthesize(tmp_path / "plain", classes=2, videos_per_class=2, size=(64, 86),
+                              seconds=(0.5, 0.5)), "test")
+    assert variant_of("synthetic").name == "default" and variant_of("synthetic-detail").name == "detail"
+    assert variant_of("./synthetic") is None and variant_of("synthetic-nope") is None

@@ -12,6 +12,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from .distill.config import DistillConfig
 from .errors import ConfigError
 from .utils.io import read_yaml
 
@@ -53,7 +54,9 @@ class Budget:
     amp: bool = True
     channels_last: bool = True
     full_epochs: int = 300
-    distill: dict[str, Any] | None = None
+    #: ResKD in every training of this budget (how a search space asks for it); a ``distill:`` mapping
+    #: in the YAML. ``train_and_evaluate(..., distill=)`` is the direct way for one training.
+    distill: DistillConfig | None = None
     notes: str = ""
 
     def __post_init__(self) -> None:
@@ -85,7 +88,9 @@ class Budget:
             raise ConfigError(f"budget '{self.name}': 'dropout' and 'label_smoothing' must be in [0, 1)")
         if self.grad_clip is not None and (not isinstance(self.grad_clip, (int, float)) or self.grad_clip <= 0):
             raise ConfigError(f"budget '{self.name}': 'grad_clip' must be a positive number or null")
-        if self.distill is not None and not isinstance(self.distill, dict):
+        if isinstance(self.distill, Mapping):
+            object.__setattr__(self, "distill", DistillConfig.from_dict(self.distill))
+        if self.distill is not None and not isinstance(self.distill, DistillConfig):
             raise ConfigError(f"budget '{self.name}': 'distill' must be a mapping or null")
 
     @property

@@ -7,8 +7,8 @@ from pathlib import Path
 import click
 
 from ..errors import ConfigError
-from ..status import TrialStatus
 from ..factors import PRESETS, Factors
+from ..status import TrialStatus
 
 
 def parse_model(spec: str) -> Factors:
@@ -24,9 +24,22 @@ def parse_model(spec: str) -> Factors:
     raise ConfigError(f"'{spec}' is neither a preset ({', '.join(PRESETS)}), a final_model.yaml nor factors")
 
 
+def _is_checkpoint(spec: str) -> bool:
+    """A ``model.pt`` path (or a folder holding one), as opposed to a model to train."""
+    path = Path(spec).expanduser()
+    return spec.endswith(".pt") or (path.is_dir() and (path / "model.pt").is_file())
+
+
 @click.command()
-@click.option("--teacher", required=True, metavar="CKPT|PRESET",
-              help="model.pt (or its folder) written by `x3dsearch train`, or a preset trained here first.")
+@click.option("--teacher", required=True, metavar="CKPT|MODEL",
+              help="model.pt (or its folder) written by `x3dsearch train`, or a preset / final_model.yaml / "
+                   "factors trained here first into OUT/teacher.")
+@click.option("--teacher-checkpoint", type=click.Path(path_type=Path), metavar="CKPT",
+              help="Trained weights for --teacher MODEL, used instead of training it; their architecture "
+                   "must be MODEL's.")
+@click.option("--teacher-budget", metavar="NAME|FILE",
+              help="The teacher's budget [default: --budget, at 4x its epochs].")
+@click.option("--teacher-epochs", type=click.IntRange(min=1), help="Override the teacher budget's epochs.")
 @click.option("--student", required=True, metavar="MODEL", help="A preset, a final_model.yaml or k=v factors.")
 @click.option("--student-crop", type=click.IntRange(min=32), help="The student's crop [default: its own].")
 @click.option("--teacher-crop", type=click.IntRange(min=32), help="The teacher's crop [default: its own].")
@@ -37,7 +50,7 @@ def parse_model(spec: str) -> Factors:
 @click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True)
 @click.option("--teacher-bn", type=click.Choice(["train", "eval"]), default="train", show_default=True,
               help="train follows the official ResKD code.")
-@click.option("--data", default="synthetic", show_default=True, metavar="synthetic|ROOT")
+@click.option("--data", default="synthetic", show_default=True, metavar="synthetic|synthetic-detail|ROOT")
 @click.option("--budget", "budget_name", default="auto", show_default=True, metavar="NAME|FILE")
 @click.option("--epochs", type=click.IntRange(min=1), help="Override the budget's epochs.")
 @click.option("--out", type=click.Path(path_type=Path), metavar="DIR",
@@ -49,22 +62,23 @@ def parse_model(spec: str) -> Factors:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--quiet", is_flag=True)
 @click.pass_context
-def distill(ctx: click.Context, teacher: str, student: str, student_crop: int | None, teacher_crop: int | None,
+def distill(ctx: click.Context, teacher: str, teacher_checkpoint: Path | None, teacher_budget: str | None,
+            teacher_epochs: int | None, student: str, student_crop: int | None, teacher_crop: int | None,
             kd: str, weight: float | None, temperature: float, teacher_bn: str, data: str, budget_name: str,
             epochs: int | None, out: Path | None, seed: int, resume: bool, threads: int | None,
             device: str | None, as_json: bool, quiet: bool) -> None:
     """Cross-resolution distillation: evaluates and reports FLOPs at the student's resolution only.
 
-    Writes teacher/ (when the teacher is a preset trained here) and student/ into --out.
+    Writes teacher/ (when the teacher is trained here) and student/ into --out. Exit code 0 when
+    the student trains, 1 when a training diverged or failed, 2 for bad input.
     """
     import torch
 
     from ..budget import load_budget
-    from ..complexity import complexity
-    from ..distill import DistillConfig, load_teacher
-    from ..train import train_and_evaluate
+    from ..reskd import KDSpec, RunOptions, TeacherFailed, TeacherSpec, run_reskd
+    from ..reskd import teacher_budget as make_teacher_budget
     from ..utils.logging import setup_logging
-    from .train_cmd import _check_out
+    from .options import check_out_dir
 
     student_factors = parse_model(student)
     if student_crop:
@@ -73,41 +87,51 @@ def distill(ctx: click.Context, teacher: str, student: str, student_crop: int | 
     budget = load_budget(budget_name, cuda=cuda)
     if epochs is not None:
         budget = budget.replace(epochs=epochs, iterations=None)
-    teacher_label = Path(teacher).stem if teacher.lower() not in PRESETS else teacher.lower()
-    out = out or Path("runs") / "distill" / f"{Path(student).stem}-{student_factors.crop}_from_{teacher_label}_seed{seed}"
-    setup_logging(None, console=not quiet)
-    common = dict(resume=resume, threads=threads, device=device, progress=not quiet)
-
-    teacher_result = None
-    if teacher.lower() in PRESETS:
-        _check_out(out / "teacher", resume)
-        teacher_result = train_and_evaluate(PRESETS[teacher.lower()], data, budget, seed, out / "teacher", **common)
-        if teacher_result.status != TrialStatus.OK:
-            raise ConfigError(f"the teacher's training {teacher_result.status}: {teacher_result.error or ''}")
-        teacher_path = (out / "teacher" / "model.pt").resolve()
+    t_budget = make_teacher_budget(budget, load_budget(teacher_budget, cuda=cuda) if teacher_budget else None,
+                                   teacher_epochs)
+    if _is_checkpoint(teacher):
+        if teacher_checkpoint is not None:
+            raise ConfigError("--teacher-checkpoint goes with --teacher MODEL; --teacher is already a checkpoint")
+        spec = TeacherSpec.from_checkpoint(teacher, t_budget)  # a missing or unreadable file fails here
+        teacher_label = Path(teacher).parent.name if teacher.endswith(".pt") else Path(teacher).name
     else:
-        teacher_path = Path(teacher).resolve()
-    loaded = load_teacher(teacher_path)  # fail now, with one line, not inside the training
-    if kd != "none":
-        config = DistillConfig(teacher=str(teacher_path), kind=kd, weight=weight, temperature=temperature,
-                               teacher_crop=teacher_crop, teacher_bn=teacher_bn)
-        budget = budget.replace(distill=config.to_dict())
-    _check_out(out / "student", resume)
-    result = train_and_evaluate(student_factors, data, budget, seed, out / "student", **common)
-    student_cost = complexity(student_factors, loaded.num_classes)
-    teacher_crop_used = teacher_crop or loaded.factors.crop
-    teacher_cost = complexity(loaded.factors.replace(crop=teacher_crop_used), loaded.num_classes)
-    record = {"out": str(out), "kd": kd, "teacher": str(teacher_path), "teacher_crop": teacher_crop_used,
-              "teacher_gflops": teacher_cost.gflops,
-              "teacher_top1": teacher_result.top1 if teacher_result else None,
-              "student_crop": student_factors.crop, "student_gflops": student_cost.gflops,
+        factors = parse_model(teacher)
+        checkpoint = teacher_checkpoint.expanduser().resolve() if teacher_checkpoint is not None else None
+        spec = TeacherSpec(factors, t_budget, seed=seed, checkpoint=checkpoint)
+        teacher_label = Path(teacher).stem if teacher.lower() not in PRESETS else teacher.lower()
+    out = out or Path("runs") / "distill" / f"{Path(student).stem}-{student_factors.crop}_from_{teacher_label}_seed{seed}"
+    kd_spec = KDSpec(kind=kd, weight=weight, temperature=temperature, teacher_crop=teacher_crop,
+                     teacher_bn=teacher_bn)
+    if spec.checkpoint is None:
+        check_out_dir(out / "teacher", resume)
+    check_out_dir(out / "student", resume)
+    setup_logging(None, console=not quiet)
+    try:
+        outcome = run_reskd(spec, student_factors, data, budget, seed, out / "student", teacher_dir=out / "teacher",
+                            kd=kd_spec, run=RunOptions(resume=resume, threads=threads, device=device,
+                                                       progress=not quiet))
+    except TeacherFailed as exc:
+        click.echo(f"x3dsearch: {exc}", err=True)
+        ctx.exit(1)
+    t_result, result = outcome.teacher.result, outcome.student
+    record = {"out": str(out), "kd": kd, "teacher": str(outcome.teacher.path), "teacher_crop": outcome.teacher_crop,
+              "teacher_gflops": outcome.teacher_gflops,
+              "teacher_top1": t_result.top1 if t_result else None,
+              "teacher_budget": t_budget.name if t_result else None,
+              "teacher_epochs": t_result.epochs_done if t_result else None,
+              "teacher_train_macs": t_result.train_macs if t_result else None,
+              "teacher_wall_time_s": t_result.wall_time_s if t_result else None,
+              "student_crop": outcome.student_crop, "student_gflops": outcome.student_gflops,
+              "distill": outcome.distill.to_dict() if outcome.distill else None,
               "student": result.to_dict()}
     if as_json:
         click.echo(json.dumps(record))
     else:
-        teacher_top1 = f", top-1 {teacher_result.top1:.1f}%" if teacher_result and teacher_result.top1 else ""
-        click.echo(f"teacher @{teacher_crop_used}px: {teacher_cost.gflops:.3f} GFLOPs{teacher_top1}")
-        click.echo(f"student @{student_factors.crop}px ({kd}): {student_cost.gflops:.3f} GFLOPs, "
+        cost = (f", top-1 {t_result.top1:.1f}% (val), trained {t_result.epochs_done} epochs in "
+                f"{t_result.wall_time_s:.0f} s, {t_result.train_macs / 1e12:.2f} T MACs" if t_result and t_result.ok
+                else " (given checkpoint)")
+        click.echo(f"teacher @{outcome.teacher_crop}px: {outcome.teacher_gflops:.3f} GFLOPs{cost}")
+        click.echo(f"student @{outcome.student_crop}px ({kd}): {outcome.student_gflops:.3f} GFLOPs, "
                    f"{result.summary()}  ->  {out / 'student'}")
     if result.status != TrialStatus.OK:
         ctx.exit(1)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..budget import BUDGET_NAMES
-from ..errors import ConfigError
+from ..errors import ConfigError, X3DSearchError
 from ..factors import Factors, preset
 
 
@@ -54,3 +54,21 @@ def split_models(text: str) -> list[str]:
         else:
             models.append(item)
     return models
+def check_out_dir(out: Path, resume: bool) -> None:
+    """Refuse to overwrite: a training folder that is neither new, empty, ours-and-finished nor resumable.
+
+    (The train package is imported here, not at the top, so commands that never train start fast.)
+    """
+    from ..train import TrainingFolder
+
+    if out.exists() and not out.is_dir():
+        raise X3DSearchError(f"--out {out} is a file, not a folder")
+    folder = TrainingFolder(out)
+    if folder.is_empty():
+        return  # new, empty, or only the log of an attempt refused for bad input
+    if not folder.holds_training():
+        raise X3DSearchError(f"--out {out} is not empty and holds no training; choose another folder")
+    if folder.result.is_file() or resume:
+        return  # a finished training is reported (the trainer checks it is the same config)
+    if folder.checkpoint.is_file():
+        raise X3DSearchError(f"--out {out} holds an unfinished training; add --resume to continue it")

@@ -16,23 +16,6 @@ def _default_out(name: str, budget: str, epochs: int | None, seed: int) -> Path:
     return Path("runs") / "train" / f"{label}_seed{seed}"
 
 
-def _check_out(out: Path, resume: bool) -> None:
-    """Refuse to overwrite: a folder that is neither new, empty, ours-and-finished nor resumable."""
-    from ..train import TrainingFolder
-
-    if out.exists() and not out.is_dir():
-        raise X3DSearchError(f"--out {out} is a file, not a folder")
-    folder = TrainingFolder(out)
-    if folder.is_empty():
-        return  # new, empty, or only the log of an attempt refused for bad input
-    if not folder.holds_training():
-        raise X3DSearchError(f"--out {out} is not empty and holds no training; choose another folder")
-    if folder.result.is_file() or resume:
-        return  # a finished training is reported (the trainer checks it is the same config)
-    if folder.checkpoint.is_file():
-        raise X3DSearchError(f"--out {out} holds an unfinished training; add --resume to continue it")
-
-
 def _heldout_text(outcomes, data: str) -> str:
     """Which accuracy is which: validation selects models, the held-out split does not."""
     if outcomes is None:
@@ -78,7 +61,7 @@ def train(ctx: click.Context, preset_name: str | None, model_file: str | None, f
     from ..data.layout import has_split, resolve_data
     from ..train import evaluate_split, train_and_evaluate
     from ..utils.logging import setup_logging
-    from .options import resolve_factors
+    from .options import check_out_dir, resolve_factors
 
     import torch
 
@@ -89,7 +72,7 @@ def train(ctx: click.Context, preset_name: str | None, model_file: str | None, f
         budget = budget.replace(epochs=epochs, iterations=None)
     name = preset_name.lower() if preset_name else (Path(model_file).parent.name if model_file else factors.key())
     out = out or _default_out(name, budget_name, epochs, seed)
-    _check_out(out, resume)
+    check_out_dir(out, resume)
     setup_logging(None, console=not quiet)
     result = train_and_evaluate(factors, data, budget, seed, out, resume=resume, threads=threads, device=device,
                                 init=init, progress=not quiet)

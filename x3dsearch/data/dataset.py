@@ -61,11 +61,16 @@ class VideoClipDataset(Dataset):
     ``substitute`` (default: ``train``) replaces an unreadable video by another
     one; without it the item is ``excluded`` (a zero clip with the requested
     video's label, never to be scored).
+
+    ``extra_crop``: every item also holds ``item["extra_clip"]``, the same clip (frames, crop
+    box, flip) resized to this crop, for an objective that needs two resolutions (ResKD's
+    teacher); ``item["clip"]`` stays exactly what it is without it.
     """
 
     def __init__(self, root: str | Path, split: str, factors: Factors, train: bool, seed: int = 0,
                  temporal_views: int = 1, spatial_views: int = 1, flip: bool = True,
-                 max_videos: int | None = None, max_bad_fraction: float = 0.05, substitute: bool | None = None):
+                 max_videos: int | None = None, max_bad_fraction: float = 0.05, substitute: bool | None = None,
+                 extra_crop: int | None = None):
         if temporal_views < 1 or spatial_views < 1:
             raise ConfigError("temporal_views and spatial_views must be at least 1")
         if train and temporal_views * spatial_views != 1:
@@ -84,6 +89,7 @@ class VideoClipDataset(Dataset):
         self.flip = flip and train and allows_flip(self.root)
         self.substitute = train if substitute is None else substitute
         self.max_bad_fraction = max_bad_fraction
+        self.extra_crop = extra_crop
         records = load_split(self.root, split)
         if max_videos is not None and max_videos < len(records):
             records = [records[i] for i in evenly_spaced(len(records), max_videos)]
@@ -117,7 +123,7 @@ class VideoClipDataset(Dataset):
         for candidate in self._candidates(video):
             record = self.records[candidate]
             try:
-                clip = self._load(record.path, candidate, view)
+                clips = self._load(record.path, candidate, view)
             except decode.VideoReadError as exc:
                 path = str(record.path)
                 bad.append(path)
@@ -125,12 +131,18 @@ class VideoClipDataset(Dataset):
                     self._logged.add(path)
                     log.warning("unreadable video skipped: %s (%s)", path, exc)
                 continue
-            return {"clip": clip, "label": record.label, "video": video, "view": view, "bad": bad,
+            item = {"clip": clips[0], "label": record.label, "video": video, "view": view, "bad": bad,
                     "excluded": False}
+            if self.extra_crop is not None:
+                item["extra_clip"] = clips[1]
+            return item
         if not self.substitute:
             f = self.factors
-            return {"clip": torch.zeros(3, f.frames, f.crop, f.crop), "label": self.records[video].label,
+            item = {"clip": torch.zeros(3, f.frames, f.crop, f.crop), "label": self.records[video].label,
                     "video": video, "view": view, "bad": bad, "excluded": True}
+            if self.extra_crop is not None:
+                item["extra_clip"] = torch.zeros(3, f.frames, self.extra_crop, self.extra_crop)
+            return item
         raise DataError(f"no readable video among {len(bad)} tried for item {index} of {self.root} "
                         f"({self.split}); first bad files: {', '.join(bad[:3])}")
 
@@ -143,7 +155,8 @@ class VideoClipDataset(Dataset):
         others = np.random.default_rng([self.seed, self.epoch, video, 1]).permutation(self.num_videos)
         yield from (int(v) for v in others[others != video][:MAX_SUBSTITUTES])
 
-    def _load(self, path: Path, video: int, view: int) -> torch.Tensor:
+    def _load(self, path: Path, video: int, view: int) -> list[torch.Tensor]:
+        """The clip at the factors' crop, then at ``extra_crop`` when set: one decode, one box, one flip."""
         f = self.factors
         window, scale, x, y, flip = sample_fractions(self.seed, self.epoch, video)
         reader = decode.open_video(path)
@@ -158,8 +171,9 @@ class VideoClipDataset(Dataset):
         else:
             x, y = spatial_positions(self.spatial_views, height, width)[spatial]
             short_side_scale, flip_it = VAL_SCALE, False
-        box = crop_box(height, width, f.crop, short_side_scale, x, y)
-        return frames_to_clip(frames, box, f.crop, flip_it)
+        box = crop_box(height, width, f.crop, short_side_scale, x, y)  # the box does not depend on the crop
+        crops = [f.crop] if self.extra_crop is None else [f.crop, self.extra_crop]
+        return [frames_to_clip(frames, box, crop, flip_it) for crop in crops]
 
     def clip_indices(self, video: int, view: int = 0) -> list[int]:
         """The source frame indices item (video, view) reads; for tests and debugging."""
@@ -173,7 +187,7 @@ class VideoClipDataset(Dataset):
 
 def collate_clips(items: list[dict[str, Any]]) -> dict[str, Any]:
     """Stack items into a batch; ``bad`` is the flat list of every failed path in it."""
-    return {
+    batch = {
         "excluded": torch.tensor([bool(it.get("excluded", False)) for it in items], dtype=torch.bool),
         "clip": torch.stack([it["clip"] for it in items]),
         "label": torch.tensor([it["label"] for it in items], dtype=torch.long),
@@ -181,3 +195,6 @@ def collate_clips(items: list[dict[str, Any]]) -> dict[str, Any]:
         "view": torch.tensor([it["view"] for it in items], dtype=torch.long),
         "bad": [path for it in items for path in it["bad"]],
     }
+    if items and "extra_clip" in items[0]:
+        batch["extra_clip"] = torch.stack([it["extra_clip"] for it in items])
+    return batch

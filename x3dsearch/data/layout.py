@@ -23,10 +23,11 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..utils.io import read_yaml
+from .synthetic import ensure_synthetic, variant_of
 
 #: The splits every dataset has.
 SPLITS = ("train", "val")
-#: Splits a dataset may add: a held-out test split.
+#: Splits a dataset may add: ``test``, held out from training and from every choice made on val.
 OPTIONAL_SPLITS = ("test",)
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm")
 
@@ -41,14 +42,14 @@ class VideoRecord:
 
 
 def resolve_data(spec: str | Path) -> Path:
-    """``"synthetic"`` -> the cached synthetic dataset (generated on first use); else a checked ROOT.
+    """``"synthetic"`` (or ``"synthetic-<variant>"``, e.g. ``synthetic-detail``) -> the cached synthetic
+    dataset (generated on first use); else a checked ROOT.
 
     Write ``./synthetic`` to mean a folder of that name.
     """
-    if isinstance(spec, str) and spec.strip() == "synthetic":
-        from .synthetic import ensure_synthetic
-
-        return ensure_synthetic()
+    variant = variant_of(spec) if isinstance(spec, str) else None
+    if variant is not None:
+        return ensure_synthetic(variant=variant.name)
     root = Path(spec).expanduser().resolve()
     if not root.is_dir():
         raise ConfigError(f"data root {root} does not exist (give a dataset folder or 'synthetic')")

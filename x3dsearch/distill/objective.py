@@ -1,14 +1,14 @@
 """The ResKD training objective: a frozen high-resolution teacher guides a low-resolution student.
 
-The loader yields clips at the teacher's crop; the student sees the same
-augmented clip downsampled bilinearly inside the step, so both get identical
-augmentation from one decode. Only the student runs at test time.
+The loader yields every clip twice from one decode, with one window, one crop box and
+one flip: at the student's crop, exactly as a training without distillation gets it
+(same resize, same antialiasing), and at the teacher's crop. So the distilled and the
+undistilled student see identical pixels. Only the student runs at test time.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -16,55 +16,9 @@ from torch.nn import functional as F
 
 from ..errors import ConfigError
 from ..factors import Factors
+from ..models import build_model
+from .config import DEFAULT_WEIGHTS, DistillConfig
 from .losses import dense_logits, feature_mse, kl_to_teacher, resize_frames
-
-KINDS = ("auto", "feature-mse", "dense-kl", "clip-kl")
-DEFAULT_WEIGHTS = {"feature-mse": 100.0, "dense-kl": 200.0, "clip-kl": 1.0}
-
-
-@dataclass(frozen=True)
-class DistillConfig:
-    """How to distil; the ``distill:`` mapping of a budget, or the options of ``x3dsearch distill``.
-
-    ``kind``: ``feature-mse`` (same final-stage channels; pixel-level MSE),
-    ``dense-kl`` (different channels; classifier at every position, KL),
-    ``clip-kl`` (plain logit distillation, the paper's weaker baseline) or
-    ``auto`` (``feature-mse`` when channels match, else ``dense-kl``).
-    """
-
-    teacher: str
-    kind: str = "auto"
-    weight: float | None = None
-    temperature: float = 2.0
-    teacher_crop: int | None = None
-    teacher_bn: str = "train"
-
-    def __post_init__(self) -> None:
-        if not self.teacher or not isinstance(self.teacher, str):
-            raise ConfigError("distill: 'teacher' must name a checkpoint written by `x3dsearch train`")
-        if self.kind not in KINDS:
-            raise ConfigError(f"distill: 'kind' must be one of {', '.join(KINDS)}, got {self.kind!r}")
-        if self.weight is not None and (not isinstance(self.weight, (int, float)) or self.weight < 0):
-            raise ConfigError(f"distill: 'weight' must be a non-negative number, got {self.weight!r}")
-        if not isinstance(self.temperature, (int, float)) or self.temperature <= 0:
-            raise ConfigError(f"distill: 'temperature' must be positive, got {self.temperature!r}")
-        if self.teacher_bn not in ("train", "eval"):
-            raise ConfigError(f"distill: 'teacher_bn' must be 'train' or 'eval', got {self.teacher_bn!r}")
-        if self.teacher_crop is not None and (not isinstance(self.teacher_crop, int) or self.teacher_crop < 32):
-            raise ConfigError(f"distill: 'teacher_crop' must be an integer >= 32, got {self.teacher_crop!r}")
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> "DistillConfig":
-        if not isinstance(data, Mapping):
-            raise ConfigError("distill must be a mapping")
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"distill: unknown key '{unknown[0]}'")
-        return cls(**data)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -75,10 +29,11 @@ class Teacher:
     path: Path
 
 
-def load_teacher(path: str | Path, device: torch.device | str = "cpu") -> Teacher:
-    """A ``model.pt`` written by ``x3dsearch train`` (or the out dir holding it)."""
-    from ..models import build_model
+def load_teacher(path: str | Path, device: torch.device | str = "cpu", expected: Factors | None = None) -> Teacher:
+    """A ``model.pt`` written by ``x3dsearch train`` (or the out dir holding it).
 
+    ``expected``: the architecture the caller asked for; a checkpoint of another one is refused.
+    """
     path = Path(path)
     if path.is_dir():
         path = path / "model.pt"
@@ -92,18 +47,28 @@ def load_teacher(path: str | Path, device: torch.device | str = "cpu") -> Teache
         raise ConfigError(f"teacher {path}: not a model.pt written by `x3dsearch train` "
                           "(needs 'model_state' and 'factors')")
     factors = Factors.from_dict(data["factors"])
+    if expected is not None and factors != expected:
+        differ = [k for k, v in expected.to_dict().items() if factors.to_dict().get(k) != v]
+        raise ConfigError(f"teacher {path} was trained as {factors.short()}, not the {expected.short()} asked for "
+                          f"({', '.join(differ)} differ)")
     num_classes = int(data.get("num_classes", 400))
     model = build_model(factors, num_classes=num_classes, shortcut_bn=bool(data.get("shortcut_bn", True)))
-    model.load_state_dict(data["model_state"], strict=True)
+    try:
+        model.load_state_dict(data["model_state"], strict=True)
+    except RuntimeError:
+        raise ConfigError(f"teacher {path}: its weights do not fit the architecture it names "
+                          f"({factors.short()})") from None
     model.requires_grad_(False)
     return Teacher(model.to(device), factors, num_classes, path)
 
 
 class ResKDObjective(nn.Module):
-    """``loss, logits = objective(student, clips, labels)`` for clips at the teacher's crop.
+    """``loss, logits, terms = objective(student, clips, labels, teacher_clips)``.
 
-    The teacher is a submodule only for device placement; its parameters are
-    frozen and never handed to the optimiser (which takes the student's).
+    ``clips`` are at the student's crop, ``teacher_clips`` the same clips at the teacher's.
+    ``terms`` holds the cross-entropy (``ce``) and the weighted distillation term (``kd``),
+    which add up to the loss. The teacher is a submodule only for device placement; its
+    parameters are frozen and never handed to the optimiser (which takes the student's).
     """
 
     def __init__(self, config: DistillConfig, teacher: Teacher, student_factors: Factors, student_channels: int,
@@ -112,7 +77,11 @@ class ResKDObjective(nn.Module):
         self.config = config
         self.teacher = teacher.model
         self.teacher_crop = config.teacher_crop or teacher.factors.crop
+        self.extra_crop = self.teacher_crop  # the loader delivers every clip at this crop too
         self.student_crop = student_factors.crop
+        if self.student_crop >= self.teacher_crop:
+            raise ConfigError(f"distill: the student's crop ({self.student_crop}) must be below the teacher's "
+                              f"({self.teacher_crop}): ResKD teaches a low-resolution student")
         kind = config.kind
         if kind == "auto":
             kind = "feature-mse" if teacher.model.feature_dim == student_channels else "dense-kl"
@@ -123,13 +92,6 @@ class ResKDObjective(nn.Module):
         self.weight = DEFAULT_WEIGHTS[kind] if config.weight is None else float(config.weight)
         self.label_smoothing = label_smoothing
 
-    def train_factors(self, factors: Factors) -> Factors:
-        """The factors the training loader must use: the student's clip at the teacher's crop."""
-        return factors.replace(crop=self.teacher_crop)
-
-    def student_input(self, clips: torch.Tensor) -> torch.Tensor:
-        return resize_frames(clips, (self.student_crop, self.student_crop))
-
     def _teacher_forward(self, clips: torch.Tensor) -> torch.Tensor:
         self.teacher.eval()  # no dropout in the teacher, whatever its BN mode
         if self.config.teacher_bn == "train":  # the official code leaves teacher BN in train mode
@@ -139,12 +101,17 @@ class ResKDObjective(nn.Module):
         with torch.no_grad():
             return self.teacher.forward_features(clips)
 
-    def forward(self, model: nn.Module, clips: torch.Tensor,
-                labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = model.forward_features(self.student_input(clips))
+    def forward(self, model: nn.Module, clips: torch.Tensor, labels: torch.Tensor,
+                teacher_clips: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
+        if teacher_clips is None:
+            raise ValueError("ResKD needs the clips at the teacher's crop too (the loader's extra_clip)")
+        if clips.shape[-1] != self.student_crop or teacher_clips.shape[-1] != self.teacher_crop:
+            raise ValueError(f"clips must be at the student's crop ({self.student_crop}) and teacher clips at the "
+                             f"teacher's ({self.teacher_crop}), got {clips.shape[-1]} and {teacher_clips.shape[-1]}")
+        features = model.forward_features(clips)
         logits = model.forward_head(features)
         ce = F.cross_entropy(logits.float(), labels, label_smoothing=self.label_smoothing)
-        teacher_features = self._teacher_forward(clips)
+        teacher_features = self._teacher_forward(teacher_clips)
         if self.kind == "feature-mse":
             kd = feature_mse(features.float(), teacher_features.float())
         elif self.kind == "dense-kl":
@@ -158,13 +125,13 @@ class ResKDObjective(nn.Module):
             with torch.no_grad():
                 teacher_logits = self.teacher.forward_head(teacher_features)
             kd = kl_to_teacher(logits.float(), teacher_logits.float(), self.config.temperature)
-        return ce + self.weight * kd, logits
+        weighted = self.weight * kd
+        return ce + weighted, logits, {"ce": ce.item(), "kd": weighted.item()}
 
 
-def build_objective(distill: Mapping[str, Any], *, model: nn.Module, factors: Factors, num_classes: int,
+def build_objective(config: DistillConfig, *, model: nn.Module, factors: Factors, num_classes: int,
                     device: torch.device | str, label_smoothing: float = 0.0) -> ResKDObjective:
-    """The objective a budget's ``distill:`` mapping asks for (called by the trainer)."""
-    config = DistillConfig.from_dict(distill)
+    """The objective ``config`` asks for (called by the trainer)."""
     teacher = load_teacher(config.teacher, device)
     if teacher.num_classes != num_classes:
         raise ConfigError(f"distill: the teacher predicts {teacher.num_classes} classes, the data has {num_classes}")

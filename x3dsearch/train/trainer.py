@@ -26,7 +26,8 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 
 from ..budget import Budget, load_budget, training_macs
-from ..errors import X3DSearchError
+from ..distill.config import DistillConfig
+from ..errors import ConfigError, X3DSearchError
 from ..factors import Factors
 from ..status import TrialStatus
 from ..utils.fmt import format_duration
@@ -63,6 +64,8 @@ class Progress:
     epoch_batches: int = 0       # loader position inside ``epoch``
     loss_sum: float = 0.0        # current epoch's loss, summed over its batches
     loss_batches: int = 0
+    term_sums: dict[str, float] = field(default_factory=dict)  # the loss's parts (ce, kd), same batches
+    first_terms: dict[str, float] = field(default_factory=dict)  # the parts at the first step
     clips_seen: int = 0
     train_time_s: float = 0.0    # time spent in training steps (with data loading), all sessions
     wall_time_s: float = 0.0     # wall time of earlier sessions, up to their last checkpoint
@@ -83,9 +86,13 @@ class Plan:
 
 def train_and_evaluate(factors: Factors, data: str | Path, budget: Budget | str, seed: int, out_dir: Path, *,
                        resume: bool = True, report: Report | None = None, threads: int | None = None,
-                       device: str | None = None, init: Path | None = None,
-                       progress: bool = True) -> TrainResult:
+                       device: str | None = None, init: Path | None = None, progress: bool = True,
+                       distill: DistillConfig | None = None) -> TrainResult:
     """Train ``factors`` on ``data`` under ``budget`` and validate it.
+
+    ``distill`` trains with the ResKD objective instead of plain cross-entropy (a budget's own
+    ``distill:`` does the same for every training under it; giving both is an error unless they
+    agree). It is recorded with the budget in ``config.json``.
 
     Bad input (unknown budget, unreadable data, an ``--init`` that does not fit, an
     ``out_dir`` holding another training) raises :class:`X3DSearchError` before any
@@ -104,6 +111,11 @@ def train_and_evaluate(factors: Factors, data: str | Path, budget: Budget | str,
     folder = TrainingFolder(out_dir)
     dev = resolve_device(device)
     budget = load_budget(budget, cuda=dev.type == "cuda")
+    if distill is not None:
+        if budget.distill is not None and budget.distill != distill:
+            raise ConfigError(f"budget '{budget.name}' asks for its own distillation; pass distill= or use "
+                              f"the budget's, not both")
+        budget = budget.replace(distill=distill)
     root = resolve_data(data)
     out_dir.mkdir(parents=True, exist_ok=True)
 
@@ -184,7 +196,7 @@ class _Run:
     # --- set-up ---------------------------------------------------------------------------
     def setup(self, checkpoint: dict | None, init_weights: Any) -> None:
         from ..complexity import complexity
-        from ..data import DataHealth
+        from ..data import DataHealth, VideoClipDataset
         from ..models import build_model
 
         seed_everything(self.seed)
@@ -217,14 +229,11 @@ class _Run:
         self.objective = build_training_objective(self.budget.distill, label_smoothing=self.budget.label_smoothing,
                                                   model=self.model, factors=self.factors,
                                                   num_classes=self.num_classes, device=self.device)
-        fit_factors = self.objective.train_factors(self.factors) if hasattr(self.objective, "train_factors") \
-            else self.factors
-        if fit_factors != self.factors:
-            from ..data import VideoClipDataset
-
-            self.fit_set = VideoClipDataset(self.root, "train", fit_factors, train=True, seed=self.seed)
-            log.info("training clips at %s for the objective; the model sees %s", fit_factors.short(),
-                     self.factors.short())
+        if self.objective.extra_crop is not None:
+            self.fit_set = VideoClipDataset(self.root, "train", self.factors, train=True, seed=self.seed,
+                                            extra_crop=self.objective.extra_crop)
+            log.info("training clips at crops %d (the model's) and %d (the objective's), from one decode",
+                     self.factors.crop, self.objective.extra_crop)
         # Set-up may or may not draw random numbers (a FLOP count not yet cached builds a model, a
         # teacher loads): restart the stream so the training steps' dropout never depends on it.
         seed_everything(self.seed)
@@ -331,7 +340,7 @@ class _Run:
             log.info("epoch %d/%d: %s | %s", s.epoch + 1, plan.epochs, _line_text(line), self.health.summary())
             s.history.append(line)
             s.epoch += 1
-            s.epoch_batches, s.loss_sum, s.loss_batches = 0, 0.0, 0
+            s.epoch_batches, s.loss_sum, s.loss_batches, s.term_sums = 0, 0.0, 0, {}
             self._checkpoint()
             self._write_metrics()
             self._report(self._metrics(final=False))
@@ -340,8 +349,11 @@ class _Run:
     def _step(self, batch: dict) -> float:
         clips = to_device(batch["clip"], self.device, self.channels_last)
         labels = batch["label"].to(self.device, non_blocking=True)
+        extra = batch.get("extra_clip")
+        if extra is not None:
+            extra = to_device(extra, self.device, self.channels_last)
         with autocast(self.device, self.amp):
-            loss, _ = self.objective(self.model, clips, labels)
+            loss, _, terms = self.objective(self.model, clips, labels, extra)
         value = loss.item()
         if not math.isfinite(value):
             raise Diverged(f"loss became {value} at step {self.state.step + 1}")
@@ -353,6 +365,10 @@ class _Run:
                 raise Diverged(f"gradient norm became {norm.item()} at step {self.state.step + 1}")
         self.optimizer.step()
         self.schedule.step()
+        if self.state.step == 0:
+            self.state.first_terms = dict(terms)
+        for name, part in terms.items():
+            self.state.term_sums[name] = self.state.term_sums.get(name, 0.0) + part
         self.state.seen += len(batch["label"])
         if batch.get("bad"):
             self.state.bad.extend(batch["bad"])
@@ -392,13 +408,21 @@ class _Run:
 
     # --- bookkeeping ----------------------------------------------------------------------
     def _epoch_line(self) -> dict:
+        """One line of metrics.jsonl. ``train_<part>`` are the loss's parts (``train_ce``, and ``train_kd``
+        when distilling: the weighted term, so they add up to ``train_loss``); the first epoch's line
+        also has them at the first step (``first_ce``, ``first_kd``), the balance at the start."""
         s = self.state
-        return {"epoch": s.epoch + 1, "step": s.step,
+        line = {"epoch": s.epoch + 1, "step": s.step,
                 "train_loss": s.loss_sum / s.loss_batches if s.loss_batches else None,
                 "lr": self._last_lr(), "clips_seen": s.clips_seen,
                 "train_clips_per_s": s.clips_seen / s.train_time_s if s.train_time_s else 0.0,
                 "train_time_s": s.train_time_s, "bad_videos": len(set(s.bad)),
                 "bad_reads": self.health.bad_reads}
+        if s.loss_batches:
+            line.update({f"train_{name}": total / s.loss_batches for name, total in s.term_sums.items()})
+        if s.epoch == 0:
+            line.update({f"first_{name}": part for name, part in s.first_terms.items()})
+        return line
 
     def _metrics(self, final: bool) -> dict:
         s = self.state
