@@ -53,6 +53,14 @@ def test_the_record_holds_packages_cpu_torch_build_and_threads(tmp_path):
     assert yaml.safe_load((tmp_path / "config.yaml").read_text())["versions"] == record
 
 
+def test_kernel_overrides_are_recorded(monkeypatch):
+    for name in environment.KERNEL_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    assert run_environment(gpus=False)["kernel_env"] == {}
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "SSE41")
+    assert run_environment(gpus=False)["kernel_env"] == {"ONEDNN_MAX_CPU_ISA": "SSE41"}
+
+
 def test_threads_default_to_this_process():
     previous = torch.get_num_threads()
     try:
