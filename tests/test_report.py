@@ -1,4 +1,5 @@
-"""Run-log reading, the frontier figure and the path summary, on recorded ``expansion_path.yaml`` files.
+"""Run-log reading, the frontier figure and the path summary, on hand-written ``expansion_path.yaml``
+fixtures (``tests/fixtures/handwritten_runs``: made up for these tests, not recorded runs).
 
 Figures are checked through their artists (gids), never through pixels.
 """
@@ -18,7 +19,7 @@ from x3dsearch.report.plot import (AXIS_MARKERS, REFERENCE_FAMILIES, find_artist
 from x3dsearch.runlog import RUN_LOG_NAME, ModelRecord, RunLogError, load_run
 from x3dsearch.report.table import format_summary, summarize
 
-FIXTURES = Path(__file__).parent / "fixtures" / "search_runs"
+FIXTURES = Path(__file__).parent / "fixtures" / "handwritten_runs"
 SEED0 = FIXTURES / "k400_xs_seed0"      # finished, target 0.6, one diverged and one failed candidate
 SEED1 = FIXTURES / "k400_xs_seed1"      # finished, same target, another path
 RUNNING = FIXTURES / "synthetic_s_running"  # running, step 4 half trained, seed not evaluated

@@ -11,7 +11,7 @@ import pytest
 from x3dsearch.cli.main import main
 from x3dsearch.runlog import RUN_LOG_NAME
 
-FIXTURES = Path(__file__).parent / "fixtures" / "search_runs"
+FIXTURES = Path(__file__).parent / "fixtures" / "handwritten_runs"
 SEED0 = FIXTURES / "k400_xs_seed0"
 SEED1 = FIXTURES / "k400_xs_seed1"
 RUNNING = FIXTURES / "synthetic_s_running"

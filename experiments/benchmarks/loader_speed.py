@@ -12,15 +12,20 @@ Usage: python experiments/benchmarks/loader_speed.py [--data ROOT] [--clips 48]
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from x3dsearch.data import VideoClipDataset, make_loader, resolve_data
 from x3dsearch.data.dataset import sample_fractions
+from x3dsearch.data.layout import class_names, dataset_options
 from x3dsearch.data.sampling import crop_box, temporal_indices, train_scale
+from x3dsearch.data.synthetic import ClassDesign
 from x3dsearch.data.transforms import frames_to_clip
+from x3dsearch.errors import X3DSearchError
 from x3dsearch.factors import preset
 from x3dsearch.models import build_model
 
@@ -51,10 +56,10 @@ def pyav_rate(dataset: VideoClipDataset, clips: int) -> float:
     return min(clips, dataset.num_videos) / (time.perf_counter() - start)
 
 
-def xs_training_rate(threads: int = 2, batch: int = 8, steps: int = 4) -> float:
+def xs_training_rate(num_classes: int, threads: int = 2, batch: int = 8, steps: int = 4) -> float:
     torch.set_num_threads(threads)
     f = preset("x3d-xs")
-    model = build_model(f, num_classes=12).to(memory_format=torch.channels_last_3d).train()
+    model = build_model(f, num_classes=num_classes).to(memory_format=torch.channels_last_3d).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     clip = torch.randn(batch, 3, f.frames, f.crop, f.crop).contiguous(memory_format=torch.channels_last_3d)
     labels = torch.zeros(batch, dtype=torch.long)
@@ -72,18 +77,31 @@ def xs_training_rate(threads: int = 2, batch: int = 8, steps: int = 4) -> float:
     return batch * steps / (time.perf_counter() - start)
 
 
-def decode_resize_ratio(reps: int = 20) -> tuple[float, float]:
+def large_video_design(root: Path) -> ClassDesign:
+    """The synthetic design to render the 480x640 file from: the dataset's last class when the
+    dataset is synthetic (its ``dataset.yaml`` lists its class designs by name), else the last
+    design the generator has."""
+    from x3dsearch.data.synthetic import CLASS_DESIGNS
+
+    by_name = {d.name: d for d in CLASS_DESIGNS}
+    names = [entry.get("name") for entry in dataset_options(root).get("class_design") or []
+             if isinstance(entry, dict)]
+    known = [by_name[n] for n in names if n in by_name]
+    return known[-1] if known else CLASS_DESIGNS[-1]
+
+
+def decode_resize_ratio(design: ClassDesign, reps: int = 20) -> tuple[float, float]:
     """ms per 4-frame read of a 480x640 H.264 file: full size vs decord resizing to 128 px while decoding."""
     import tempfile
-    from pathlib import Path
 
     import decord
 
-    from x3dsearch.data.synthetic import CLASS_DESIGNS, _video_rng, encode_mp4, render_video
+    from x3dsearch.data.synthetic import encode_mp4, render_video
 
     with tempfile.TemporaryDirectory() as tmp:
         path = str(Path(tmp) / "big.mp4")
-        encode_mp4(Path(path), render_video(CLASS_DESIGNS[8], _video_rng(0, 8, 0), (480, 640), 30.0, (3.0, 3.0)), 30.0)
+        frames = render_video(design, np.random.default_rng(0), (480, 640), 30.0, (3.0, 3.0))
+        encode_mp4(Path(path), frames, 30.0)
         times = []
         for kwargs in ({}, {"width": 170, "height": 128}):
             start = time.perf_counter()
@@ -99,8 +117,12 @@ def main() -> None:
     parser.add_argument("--data", default="synthetic")
     parser.add_argument("--clips", type=int, default=48, help="clips per measurement")
     args = parser.parse_args()
-    root = resolve_data(args.data)
-    train_rate = xs_training_rate()
+    try:
+        root = resolve_data(args.data)
+    except X3DSearchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    train_rate = xs_training_rate(len(class_names(root)))
     print(f"X3D-XS training consumes {train_rate:.1f} clips/s here (2 threads, batch 8, channels_last_3d)")
     print(f"{'sampling':<16} {'PyAV full decode':>17} {'ours, 1 worker':>15} {'ours, 2 workers':>16} "
           f"{'vs PyAV (1w/2w)':>15} {'2w vs XS train':>14}")
@@ -113,8 +135,9 @@ def main() -> None:
         label = f"{name} {f.frames}x{f.stride}@{f.crop}"
         print(f"{label:<16} {baseline:>17.1f} {one:>15.1f} {two:>16.1f} {f'{one / baseline:.1f}x/{two / baseline:.1f}x':>15} "
               f"{f'{two / train_rate:.1f}x':>14}")
-    full, resized = decode_resize_ratio()
-    print(f"decord, 4 frames of 480x640: full size {full:.1f} ms, resized to 128 px while decoding {resized:.1f} ms "
+    design = large_video_design(root)
+    full, resized = decode_resize_ratio(design)
+    print(f"decord, 4 frames of 480x640 ({design.name}): full size {full:.1f} ms, resized to 128 px while decoding {resized:.1f} ms "
           f"(ratio {full / resized:.2f})")
 
 

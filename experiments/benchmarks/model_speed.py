@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from x3dsearch.factors import preset
+from x3dsearch.factors import PRESETS, preset
 from x3dsearch.models import build_model, fuse_bn
 
 
@@ -77,7 +77,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--models", nargs="+", default=["x3d-xs", "x3d-s"])
+    parser.add_argument("--models", nargs="+", default=["x3d-xs", "x3d-s"], choices=sorted(PRESETS))
     parser.add_argument("--rounds", type=int, default=8, help="timed rounds per variant (median reported)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -103,11 +103,12 @@ def main() -> None:
                 variants["ours folded+ch_last"] = (copy.deepcopy(folded), True)
             steps = {label: make_step(m, clip, train, cl) for label, (m, cl) in variants.items()}
             speeds = interleaved_speeds(steps, args.batch, args.rounds if not train else max(3, args.rounds // 2))
-            ref_speed = speeds.get("pytorchvideo reference", documented[(name, train)])
-            if ref is None:
+            ref_speed = speeds.get("pytorchvideo reference", documented.get((name, train)))
+            if ref is None and ref_speed is not None:
                 print(f"{name:<8} {mode:<6} {'reference (documented)':<24} {ref_speed:>9.2f} {1.0:>6.2f}x")
             for label, speed in speeds.items():
-                print(f"{name:<8} {mode:<6} {label:<24} {speed:>9.2f} {speed / ref_speed:>6.2f}x")
+                ratio = f"{speed / ref_speed:>6.2f}x" if ref_speed else f"{'-':>7}"
+                print(f"{name:<8} {mode:<6} {label:<24} {speed:>9.2f} {ratio}")
 
 
 if __name__ == "__main__":

@@ -25,7 +25,10 @@ def run_demo(run_dir: Path, target: float, budget: str | None) -> float:
            "--run-dir", str(run_dir)] + (["--budget", budget] if budget else [])
     print("running:", " ".join(cmd), flush=True)
     started = time.monotonic()
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    code = subprocess.run(cmd, stdout=subprocess.DEVNULL).returncode
+    if code != 0:
+        print(f"error: the search exited with code {code} (its messages are above)", file=sys.stderr)
+        raise SystemExit(1)
     return time.monotonic() - started
 
 
@@ -42,12 +45,16 @@ def main() -> int:
         if run_dir is None:
             run_dir = Path(tmp) / "run"
             process_s = run_demo(run_dir, args.target_gflops, args.budget)
-        log = yaml.safe_load((run_dir / "expansion_path.yaml").read_text())
+        path = run_dir / "expansion_path.yaml"
+        if not path.is_file():
+            print(f"error: {run_dir} is not a run directory (no expansion_path.yaml)", file=sys.stderr)
+            return 2
+        log = yaml.safe_load(path.read_text())
     cost = log["cost"]
     wall, train = cost["wall_time_s"], cost["train_s"]
     outside = wall - train
     other = outside - cost["flop_count_s"] - cost["ray_s"]
-    trials = sum(len(s["candidates"]) for s in log["steps"]) + 1 + (1 if log["contraction"] else 0)
+    trials = sum(len(s["candidates"]) for s in log["steps"]) + 1 + (1 if log.get("contraction") else 0)
     print(f"run: {run_dir} ({log['status']}), {len(log['steps'])} steps, {trials} trials, "
           f"final {log['final']['gflops']:.4f} GFLOPs" if log.get("final") else f"run: {run_dir}")
     if process_s is not None:
