@@ -18,7 +18,6 @@ Usage: python experiments/eval_views.py [--out runs/eval-views] [--seeds 0 1 2] 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
@@ -105,7 +104,6 @@ def main() -> int:
     for name in names:
         for seed in args.seeds:
             out = args.out / f"{name}_seed{seed}"
-            started = time.monotonic()
             result = train_and_evaluate(MODELS[name], args.data, budget, seed, out, threads=args.threads,
                                         device="cpu", progress=False)
             if result.status != "ok":

@@ -14,11 +14,11 @@ import pytest
 import torch
 import yaml
 
-from x3dsearch.data import VideoClipDataset, ensure_synthetic, load_split, resolve_data
+from x3dsearch.data import ensure_synthetic, load_split, resolve_data
 from x3dsearch.data.decode import open_video, video_info
-from x3dsearch.data.synthetic import CLASS_DESIGNS, SYNTHETIC_VERSION, Geometry, _video_rng, film
+from x3dsearch.data.synthetic import CLASS_DESIGNS, SYNTHETIC_VERSION, VARIANTS, Geometry, film
 from x3dsearch.errors import ConfigError
-from x3dsearch.factors import Factors, preset
+from x3dsearch.factors import preset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,7 +27,7 @@ def _scene(name: str, seed: int = 0, fps: float = 30.0, seconds: float = 3.5):
     """The class's frames (scene only, no distractors or noise) on a flat grey world."""
     label = [d.name for d in CLASS_DESIGNS].index(name)
     g = Geometry(256, 340, fps, int(seconds * fps))
-    scene = CLASS_DESIGNS[label].make(_video_rng(seed, label, 0), g)
+    scene = CLASS_DESIGNS[label].make(VARIANTS["default"].video_rng(seed, label, 0), g)
     world = np.full((g.height, g.width, 3), 128.0, dtype=np.float32)
 
     def frame(t: float) -> np.ndarray:
@@ -86,7 +86,7 @@ def test_stripes_vanish_at_crop_112_and_show_at_crop_160(tmp_path: Path, index: 
     names = [d.name for d in CLASS_DESIGNS]
     clips = {}
     for name in ("striped", "plain"):
-        frames = render_video(CLASS_DESIGNS[names.index(name)], _video_rng(0, 6, index), (256, 340), 30.0, (0.3, 0.3))
+        frames = render_video(CLASS_DESIGNS[names.index(name)], VARIANTS["default"].video_rng(0, 6, index), (256, 340), 30.0, (0.3, 0.3))
         encode_mp4(tmp_path / f"{name}.mp4", frames, 30.0)
         decoded = torch.from_numpy(decord.VideoReader(str(tmp_path / f"{name}.mp4")).get_batch([0, 5]).asnumpy())
         for crop in (112, 160):

@@ -112,3 +112,13 @@ def test_result_changes_name_what_may_change_the_numbers():
     # A run recorded before these keys existed only had package versions: nothing to compare.
     old = {"x3dsearch": "0.1.0", "torch": stored["torch"]}
     assert result_changes(old, current) == []
+
+
+def test_a_search_records_its_trials_environment_and_a_resume_names_what_changed():
+    from x3dsearch.search.settings import environment_changes, trial_environment
+
+    stored = trial_environment((2.0, 0.0))  # what config.yaml keeps as versions
+    assert stored["threads"] == 2 and stored["gpu"] is None and stored["cpu"]
+    assert environment_changes({"versions": stored}, (2.0, 0.0)) == []
+    assert environment_changes({"versions": stored}, (1.0, 0.0)) == ["threads: 2 -> 1"]
+    assert environment_changes({"versions": {"torch": stored["torch"]}}, (1.0, 0.0)) == []  # an older run

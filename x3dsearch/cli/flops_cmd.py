@@ -5,7 +5,7 @@ import json
 
 import click
 
-from ..factors import PRESETS, Factors, preset
+from ..factors import PRESETS, Factors
 
 
 def _row(name: str, factors: Factors, num_classes: int) -> dict:

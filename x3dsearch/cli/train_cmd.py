@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from ..errors import X3DSearchError
 from ..status import TrialStatus
 
 

@@ -22,7 +22,7 @@ from .cluster import Cluster, Resources, prepare_ray, ray_session, send_logs_to
 from .controller import Search
 from .estimate import count_params_m, estimate_gflops
 from .plan import replay
-from .settings import (DataInfo, SearchSettings, check_choices, check_same, check_target,
+from .settings import (DataInfo, SearchSettings, check_choices, check_same, check_target, environment_changes,
                        default_run_dir, resolve_data_info, run_config, run_info, stored_resources, stored_settings)
 from .trainable import TrialContext, evaluate_heldout
 from .trials import TrialRunner
@@ -74,7 +74,7 @@ def expand(settings: SearchSettings, resources: Resources, run_dir: Path | None 
             seed = settings.space.seed
             seed_trial = Trial(name=SEED_TRIAL, axis=None, factors=seed, gflops=estimate_gflops(seed, data.num_classes),
                                params_m=count_params_m(seed, data.num_classes), seed=settings.seed)
-            folder.write_config(run_config(settings, resources, budget, data))
+            folder.write_config(run_config(settings, resources, budget, data, placement))
             log.info("search in %s: target %g %s from %s (%.4f GFLOPs), space %s, budget %s, seed %d",
                      folder.path, settings.target, settings.unit, seed.short(), seed_trial.gflops, settings.space.name,
                      budget.name, settings.seed)
@@ -108,6 +108,11 @@ def resume(run_dir: Path, settings: SearchSettings | None = None, overrides: dic
         with ray_session(resources) as (cluster, placement):
             log.info("resuming the search in %s (session %d): %d steps so far", folder.path, run.sessions + 1,
                      len(run.steps))
+            changes = environment_changes(config, placement)
+            if changes:
+                log.warning("this session trains in another environment than the run started in (%s): threads "
+                            "and CPU kernels change the rounding, so trials trained now need not match, bit for "
+                            "bit, those an uninterrupted run would have trained", "; ".join(changes))
             _search(run, folder, stored, resources, budget, data, cluster, placement, session_start)
     return SearchOutcome(folder, run, stored.target, stored.unit)
 

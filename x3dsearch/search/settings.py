@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-import platform
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ from ..criteria import CRITERIA, TIE_RULES
 from ..data import class_names, has_split, load_split, resolve_data
 from ..errors import ConfigError, X3DSearchError
 from ..runlog import RunInfo
+from ..utils.environment import result_changes, run_environment
 from .cluster import Resources
 from ..latency import LatencyConfig
 from .measure import MEASURES, Measure, get_measure
@@ -144,21 +143,10 @@ def default_run_dir() -> Path:
 
 
 # --- config.yaml ----------------------------------------------------------------------------
-def versions() -> dict[str, str]:
-    import ray  # imported by the session already (after its environment was set)
-    import torch  # imported by the trainer's modules already
-
-    out = {"x3dsearch": __version__, "python": platform.python_version(), "torch": str(torch.__version__),
-           "ray": str(ray.__version__)}
-    for name in ("fvcore", "decord", "numpy"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
-def run_config(settings: SearchSettings, resources: Resources, budget: Budget, data: DataInfo) -> dict[str, Any]:
+def run_config(settings: SearchSettings, resources: Resources, budget: Budget, data: DataInfo,
+               placement: tuple[float, float]) -> dict[str, Any]:
+    """``config.yaml``: what the search is, where its trials run, and the environment its numbers came
+    from (``versions``; a resume compares it, see :func:`environment_changes`)."""
     return {"x3dsearch": __version__, "created": _dt.datetime.now().isoformat(timespec="seconds"),
             "target_gflops": settings.target_gflops, "complexity": settings.complexity,
             "target_ms": settings.target_ms, "latency": {"device": settings.latency_device,
@@ -168,7 +156,18 @@ def run_config(settings: SearchSettings, resources: Resources, budget: Budget, d
             "budget": budget.to_dict(), "space": settings.space.to_dict(), "seed": settings.seed,
             "criterion": settings.selection, "contract_axes": settings.contraction, "on_tie": settings.tie_rule,
             "repeats": settings.trainings, "max_repeats": settings.repeat_limit,
-            "resources": resources.to_dict(), "versions": versions()}
+            "resources": resources.to_dict(), "versions": trial_environment(placement)}
+
+
+def trial_environment(placement: tuple[float, float]) -> dict[str, Any]:
+    """The environment a trial of this session trains in (threads: the CPUs per trial)."""
+    return run_environment(threads=max(1, int(placement[0])), gpus=placement[1] > 0)
+
+
+def environment_changes(config: dict[str, Any], placement: tuple[float, float]) -> list[str]:
+    """What differs between the environment a run was started in and this session's, among what
+    changes a training's rounding (threads, CPU kernels, torch build, GPUs)."""
+    return result_changes(config.get("versions") or {}, trial_environment(placement))
 
 
 def run_info(settings: SearchSettings, budget: Budget, data: DataInfo) -> RunInfo:

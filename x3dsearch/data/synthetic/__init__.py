@@ -54,14 +54,14 @@ from .classes import CLASS_DESIGNS, FLICKER_HZ, GROUP_HUES, ClassDesign
 from .draw import Canvas, Distractors, Geometry, Scene
 from .encode import CRF, GOP, encode_mp4
 from .detail import DETAIL_DESIGNS
-from .generate import _video_rng, split_sizes, synthesize
+from .generate import split_sizes, synthesize
 from .render import film, render_video
 from .variants import (DEFAULT_CLASSES, DEFAULT_FPS, DEFAULT_SECONDS, DEFAULT_SIZE, DEFAULT_TEST_FRACTION,
                        DEFAULT_VAL_FRACTION, DEFAULT_VIDEOS_PER_CLASS, RENDER_VERSION, SYNTHETIC_VERSION, VARIANTS,
                        Variant, get_variant, variant_of)
 
 __all__ = ["CLASS_DESIGNS", "CRF", "Canvas", "ClassDesign", "DEFAULT_CLASSES", "DEFAULT_FPS", "DEFAULT_SECONDS",
-           "DEFAULT_SIZE", "DEFAULT_TEST_FRACTION", "DEFAULT_VAL_FRACTION", "DEFAULT_VIDEOS_PER_CLASS", "DETAIL_DESIGNS", "Distractors",
-           "FLICKER_HZ", "GOP", "GROUP_HUES", "Geometry", "RENDER_VERSION", "SYNTHETIC_VERSION", "Scene", "VARIANTS", "Variant",
-           "encode_mp4", "ensure_synthetic", "film", "get_variant", "render_video", "split_sizes", "synthesize", "synthetic_name",
-           "variant_of"]
+           "DEFAULT_SIZE", "DEFAULT_TEST_FRACTION", "DEFAULT_VAL_FRACTION", "DEFAULT_VIDEOS_PER_CLASS",
+           "DETAIL_DESIGNS", "Distractors", "FLICKER_HZ", "GOP", "GROUP_HUES", "Geometry", "RENDER_VERSION",
+           "SYNTHETIC_VERSION", "Scene", "VARIANTS", "Variant", "encode_mp4", "ensure_synthetic", "film",
+           "get_variant", "render_video", "split_sizes", "synthesize", "synthetic_name", "variant_of"]

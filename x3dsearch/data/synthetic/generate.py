@@ -11,21 +11,15 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 
 from ...errors import ConfigError
 from ...utils.io import atomic_write_text, atomic_write_yaml
 from ...utils.logging import get_logger
 from .encode import encode_mp4
 from .render import render_video
-from .variants import DEFAULT_FPS, DEFAULT_SIZE, DEFAULT_VAL_FRACTION, VARIANTS, Variant, get_variant
+from .variants import DEFAULT_FPS, DEFAULT_SIZE, DEFAULT_VAL_FRACTION, Variant, get_variant
 
 log = get_logger("data")
-
-
-def _video_rng(seed: int, label: int, index: int) -> np.random.Generator:
-    """The default dataset's per-video generator (tests and benchmarks render single videos with it)."""
-    return VARIANTS["default"].video_rng(seed, label, index)
 
 
 def _write_one(job: tuple) -> None:
