@@ -97,7 +97,7 @@ def _print(outcome: Any) -> None:
                    "true-class probability (prob) or its log (log-prob), or top-1 gained per added GFLOP "
                    "[default: the space's].")
 @click.option("--on-tie", type=click.Choice(TIE_RULES),
-              help="When candidates are within noise of the best (90%% paired interval): keep the best anyway, "
+              help="When candidates are within noise of the best (90% paired interval): keep the best anyway, "
                    "the cheaper one, or train them again with further seeds [default: the space's].")
 @click.option("--repeats", type=click.IntRange(min=1), metavar="R",
               help="Train every candidate with R seeds (repeat k shares its clips across candidates) "
