@@ -286,7 +286,7 @@ def test_reskd_experiment_script_runs_and_reuses_finished_trainings(tiny_detail,
     config = tmp_path / "c.yaml"
     config.write_text(yaml.safe_dump({**shipped, "margin": -100}))  # smoke teaches nothing: let the arms run
     cmd = [sys.executable, str(script), str(config), "--budget", "smoke", "--data", str(tiny_detail),
-           "--out", str(tmp_path / "r"), "--seeds", "3", "--quiet"]
+           "--out", str(tmp_path / "r"), "--seeds", "2", "--quiet"]
     first = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, first.stderr[-2000:]
     summary = json.loads((tmp_path / "r" / "summary.json").read_text())
@@ -294,12 +294,12 @@ def test_reskd_experiment_script_runs_and_reuses_finished_trainings(tiny_detail,
     assert summary["student"]["gflops"] < summary["teacher"]["gflops"] / 3  # a quarter of the pixels
     arms = summary["arms"]
     assert set(arms) == {"none", "feature-mse", "dense-kl", "clip-kl"} and set(summary["references"]) == {"112", "160"}
-    assert all(len(arm["top1"]) == 3 for arm in arms.values())
-    assert all(len(arm["vs_none"]["diffs"]) == 3 and arm["vs_none"]["low"] <= arm["vs_none"]["high"]
+    assert all(len(arm["top1"]) == 2 for arm in arms.values())
+    assert all(len(arm["vs_none"]["diffs"]) == 2 and arm["vs_none"]["low"] <= arm["vs_none"]["high"]
                for name, arm in arms.items() if name != "none")
     # paired by seed: every arm's student starts from the same weights on the same pixels
     assert len({round(arm["balance"]["first_ce"], 6) for name, arm in arms.items() if name != "none"}) == 1
-    assert "| student, feature-mse, w = 1 | 80 |" in first.stdout
+    assert f"| student, feature-mse, w = {shipped['arms']['feature-mse']['weight']:g} | 80 |" in first.stdout
     mtime = (tmp_path / "r" / "teacher" / "result.json").stat().st_mtime
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and json.loads(again.stdout.strip().splitlines()[-1]) == summary

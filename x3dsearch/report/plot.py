@@ -110,7 +110,7 @@ def _draw_run(ax, run: Run, index: int, color, spare: dict[str, str], runs: int 
                    alpha=0.55, linewidths=0.8, zorder=3, gid=f"{tag}:candidates:{axis}")
 
     seed = run.seed_model
-    if seed is not None and seed.evaluated:
+    if seed is not None and seed.evaluated and at(seed) is not None:
         ax.scatter([at(seed)], [seed.top1], marker=SEED_MARKER, s=80, facecolors=[color],
                    edgecolors="black", linewidths=0.6, zorder=4, gid=f"{tag}:seed")
 
@@ -119,7 +119,7 @@ def _draw_run(ax, run: Run, index: int, color, spare: dict[str, str], runs: int 
         ax.plot([at(m) for m in frontier], [m.top1 for m in frontier], drawstyle="steps-post",
                 linestyle=":", linewidth=1.4, color=color, alpha=0.9, zorder=2, gid=f"{tag}:frontier")
 
-    points = [p for p in run.path() if p.model.evaluated]
+    points = [p for p in run.path() if p.model.evaluated and at(p.model) is not None]
     path = [p for p in points if p.label != "contracted"]
     if path:
         ax.plot([at(p.model) for p in path], [p.model.top1 for p in path], "-", color=color, zorder=5,
@@ -143,9 +143,9 @@ def _draw_run(ax, run: Run, index: int, color, spare: dict[str, str], runs: int 
                    facecolors="none", edgecolors=[color], linewidths=1.2, zorder=6, gid=f"{tag}:path-heldout")
 
     kept = run.contraction.kept if run.contraction is not None else None
-    if kept is not None and kept.evaluated:
+    if kept is not None and kept.evaluated and at(kept.model) is not None:
         start, end = run.contraction.overshoot.model, kept.model
-        if start.evaluated:
+        if start.evaluated and at(start) is not None:
             ax.plot([at(start), at(end)], [start.top1, end.top1], "--", color=color, linewidth=1.2,
                     zorder=5, gid=f"{tag}:contraction")
         ax.annotate(f"contract {run.contraction.axis}", (at(end), end.top1), xytext=(6, -12),
@@ -154,7 +154,7 @@ def _draw_run(ax, run: Run, index: int, color, spare: dict[str, str], runs: int 
 
     for baseline in run.baselines:
         model = baseline.trial.model
-        if not model.evaluated:
+        if not model.evaluated or at(model) is None:
             continue
         ci = baseline.score.top1_ci if baseline.score is not None else None
         ax.errorbar([at(model)], [model.top1], yerr=[[model.top1 - ci[0]], [ci[1] - model.top1]] if ci else None,
@@ -164,6 +164,8 @@ def _draw_run(ax, run: Run, index: int, color, spare: dict[str, str], runs: int 
                     fontsize=8, color=color, zorder=6, gid=f"{tag}:baseline-label:{baseline.name}")
 
     final = run.final.model if run.final is not None else None
+    if final is not None and at(final) is None:  # a latency plot of a run that measured no ms for it
+        final = None
     if final is not None and final.evaluated:
         ax.scatter([at(final)], [final.top1], marker=FINAL_MARKER, s=260, facecolors=[color],
                    edgecolors="black", linewidths=0.9, zorder=7, gid=f"{tag}:final")

@@ -80,7 +80,7 @@ def to_log(run: Run, interrupted: bool = False) -> dict[str, Any]:
     if run.final is not None:
         f = run.final
         final = {"factors": _Flow(f.factors.to_dict()), "gflops": f.gflops, "params_m": f.params_m, "top1": f.top1,
-                 "heldout_top1": f.heldout}
+                 "heldout_top1": f.heldout, **({"ms": f.latency_ms} if f.latency_ms is not None else {})}
     status = run.status if run.status == RunStatus.FINISHED else (
         RunStatus.INTERRUPTED if interrupted else RunStatus.RUNNING)
     info = run.info
@@ -139,6 +139,7 @@ class _Reader:
                                params_m=self.number(raw.get("params_m"), f"{where}.params_m"),
                                status=TrialStatus.OK if top1 is not None else TrialStatus.PENDING, top1=top1)
         trial.heldout_top1 = self.number(raw.get("heldout_top1"), f"{where}.heldout_top1")
+        trial.latency_ms = self.number(raw.get("ms"), f"{where}.ms")
         return trial
 
     def candidate(self, raw: Any, where: str, step: int) -> Trial:
