@@ -267,3 +267,8 @@ def test_detail_variant_holds_out_a_test_split(tmp_path: Path) -> None:
                               seconds=(0.5, 0.5)), "test")
     assert variant_of("synthetic").name == "default" and variant_of("synthetic-detail").name == "detail"
     assert variant_of("./synthetic") is None and variant_of("synthetic-nope") is None
+    from x3dsearch.cli.options import data_spec
+
+    # --data: a synthetic dataset's name stays a name; anything else is a folder relative to the caller
+    assert data_spec("synthetic-detail") == "synthetic-detail" and data_spec(" synthetic") == "synthetic"
+    assert data_spec("./synthetic") == str(Path.cwd() / "synthetic")

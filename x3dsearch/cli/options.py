@@ -15,8 +15,11 @@ def user_path(text: str | Path) -> Path:
 
 
 def data_spec(text: str) -> str:
-    """``synthetic`` as it is; a dataset folder as an absolute path."""
-    return text if text.strip() == "synthetic" else str(user_path(text))
+    """A synthetic dataset's name (``synthetic``, ``synthetic-detail``) as it is; a dataset folder as an
+    absolute path."""
+    from ..data.synthetic import variant_of
+
+    return text.strip() if variant_of(text) is not None else str(user_path(text))
 
 
 def budget_spec(text: str) -> str:
