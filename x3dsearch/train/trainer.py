@@ -26,9 +26,12 @@ from typing import Any, Callable, Iterable, Iterator
 import torch
 
 from ..budget import Budget, load_budget, training_macs
+from ..complexity import complexity
+from ..data import DataHealth, VideoClipDataset, make_loader, resolve_data
 from ..distill.config import DistillConfig
 from ..errors import ConfigError, X3DSearchError
 from ..factors import Factors
+from ..models import build_model
 from ..status import TrialStatus
 from ..utils.fmt import format_duration
 from ..utils.logging import LOGGER_NAME, get_logger
@@ -104,8 +107,6 @@ def train_and_evaluate(factors: Factors, data: str | Path, budget: Budget | str,
     checkpoint. The last report has ``final: True`` plus the result's fields (the key is
     not ``done``, which Ray Tune reserves to stop a trial).
     """
-    from ..data import VideoClipDataset, resolve_data
-
     session_start = time.monotonic()
     out_dir = Path(out_dir)
     folder = TrainingFolder(out_dir)
@@ -195,10 +196,6 @@ class _Run:
 
     # --- set-up ---------------------------------------------------------------------------
     def setup(self, checkpoint: dict | None, init_weights: Any) -> None:
-        from ..complexity import complexity
-        from ..data import DataHealth, VideoClipDataset
-        from ..models import build_model
-
         seed_everything(self.seed)
         model = build_model(self.factors, self.num_classes, dropout=self.budget.dropout,
                             shortcut_bn=self.shortcut_bn)
@@ -255,8 +252,6 @@ class _Run:
 
     def _loader(self, dataset: Any, *, epoch: int, start: int = 0, shuffle: bool, fraction: float = 1.0,
                 drop_last: bool = False) -> Any:
-        from ..data import make_loader
-
         return make_loader(dataset, self.budget.batch_size, seed=self.seed, epoch=epoch, start=start,
                            shuffle=shuffle, fraction=fraction, workers=self.budget.workers, drop_last=drop_last)
 
