@@ -126,7 +126,7 @@ def load_budget(spec: str | Path | Budget, cuda: bool | None = None) -> Budget:
     text = str(spec)
     if text == "auto":
         if cuda is None:
-            import torch
+            import torch  # only to resolve 'auto': importing torch takes 2.4 s, which flops, show and plot skip
 
             cuda = torch.cuda.is_available()
         text = "standard" if cuda else "quick"

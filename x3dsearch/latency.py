@@ -12,7 +12,6 @@ atomically (temporary file + rename): concurrent writers of one key each leave
 a complete file, and writers of different keys never touch each other's. A
 cached entry serves any request for at most as many runs and warm-ups.
 
-torch is imported inside the functions, so importing this module is cheap.
 """
 from __future__ import annotations
 
@@ -28,8 +27,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator
 
+import torch
+
 from .errors import ConfigError
 from .factors import Factors
+from .models import build_model
 from .utils.io import atomic_write_json, cache_dir
 
 #: Protocol, chosen by measurement on the 2-core CPU machine while other agents loaded it (load
@@ -139,8 +141,6 @@ def _cpu_name() -> str:
 
 def device_label(device: str) -> str:
     """The device as a cache key part: the CPU or GPU model, not just its kind."""
-    import torch
-
     if device == "cpu":
         return f"cpu:{_cpu_name()}"
     if not torch.cuda.is_available():
@@ -154,8 +154,6 @@ def device_label(device: str) -> str:
 
 def time_forward(model: Any, clip: Any, device: str, runs: int, warmup: int) -> list[float]:
     """Milliseconds of each of ``runs`` forwards after ``warmup`` untimed ones."""
-    import torch
-
     cuda = device != "cpu"
     times: list[float] = []
     with torch.inference_mode():
@@ -174,8 +172,6 @@ def time_forward(model: Any, clip: Any, device: str, runs: int, warmup: int) -> 
 @contextmanager
 def torch_threads(threads: int) -> Iterator[None]:
     """Run the block with ``threads`` intra-op CPU threads, then restore the previous count."""
-    import torch
-
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -186,9 +182,6 @@ def torch_threads(threads: int) -> Iterator[None]:
 
 def model_and_clip(factors: Factors, num_classes: int, device: str) -> tuple[Any, Any]:
     """The model in eval mode and one random clip (batch 1), both on ``device``."""
-    import torch
-
-    from .models import build_model
 
     generator = torch.Generator().manual_seed(0)
     model = build_model(factors, num_classes=num_classes).eval().to(device)
@@ -197,8 +190,6 @@ def model_and_clip(factors: Factors, num_classes: int, device: str) -> tuple[Any
 
 
 def _measure(factors: Factors, num_classes: int, config: LatencyConfig, label: str) -> Latency:
-    import torch
-
     with torch_threads(config.threads):
         model, clip = model_and_clip(factors, num_classes, config.device)
         times = time_forward(model, clip, config.device, config.runs, config.warmup)
@@ -237,8 +228,6 @@ def write_cached(key: str, value: Latency) -> None:
 def measure_latency(factors: Factors, num_classes: int = 400, config: LatencyConfig = LatencyConfig(), *,
                     cache: bool = True) -> Latency:
     """Median latency of one clip through the model ``factors`` describe (cached on disk)."""
-    import torch
-
     label = device_label(config.device)
     key = cache_key(factors, num_classes, label, config.threads, torch.__version__)
     if cache:
@@ -259,8 +248,6 @@ def quick_latency_ms(factors: Factors, num_classes: int, config: LatencyConfig) 
 
     A full measurement already cached on disk is used instead, since it is better and free.
     """
-    import torch
-
     label = device_label(config.device)
     key = cache_key(factors, num_classes, label, config.threads, torch.__version__)
     full = read_cached(key, config.runs, config.warmup)

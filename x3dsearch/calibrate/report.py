@@ -9,6 +9,7 @@ how well one seed's ranking agrees with another's.
 """
 from __future__ import annotations
 
+import io
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Any
@@ -98,8 +99,6 @@ def write(summary: dict[str, Any], models: list[ModelScores], yaml_path, png_pat
 
 def figure(models: list[ModelScores], summary: dict[str, Any]) -> bytes:
     """Proxy score against reference top-1, one panel per criterion, seed SDs as error bars."""
-    import io
-
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

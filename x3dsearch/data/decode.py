@@ -17,9 +17,12 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+import decord
 import numpy as np
 
 from ..factors import NOMINAL_FPS
+
+decord.logging.set_level(decord.logging.QUIET)  # bad files are reported by us, not FFmpeg
 
 
 class VideoReadError(Exception):
@@ -34,13 +37,6 @@ class VideoInfo:
     width: int
 
 
-def _decord():
-    import decord
-
-    decord.logging.set_level(decord.logging.QUIET)  # bad files are reported by us, not FFmpeg
-    return decord
-
-
 def open_video(path: str | Path):
     """A decord VideoReader, or :class:`VideoReadError` with a short reason."""
     path = Path(path)
@@ -48,7 +44,6 @@ def open_video(path: str | Path):
         raise VideoReadError("missing file")
     if path.stat().st_size == 0:
         raise VideoReadError("empty file (0 bytes)")
-    decord = _decord()
     try:
         reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
     except Exception as exc:  # decord raises RuntimeError or DECORDError for anything FFmpeg rejects

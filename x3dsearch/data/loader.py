@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Sampler
 
 from ..errors import ConfigError
+from .dataset import collate_clips
 
 
 class EpochSampler(Sampler[int]):
@@ -84,8 +85,6 @@ class ClipLoader(DataLoader):
 def make_loader(dataset, batch_size: int, *, seed: int, epoch: int = 0, start: int = 0, shuffle: bool,
                 fraction: float = 1.0, workers: int = 0, drop_last: bool = False) -> DataLoader:
     """A reproducible loader for one epoch; sets the dataset's epoch. ``start`` counts items, not batches."""
-    from .dataset import collate_clips
-
     if batch_size < 1:
         raise ConfigError(f"batch size must be positive, got {batch_size}")
     if workers < 0:

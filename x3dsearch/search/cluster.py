@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
+import torch
+
 from ..errors import X3DSearchError
 from ..runlog.rundir import KEEP
 from ..utils.cpus import local_cpus
@@ -78,8 +80,6 @@ def check_reachable(address: str) -> None:
 
 def _local_gpus() -> int:
     try:
-        import torch
-
         return torch.cuda.device_count() if torch.cuda.is_available() else 0
     except Exception:  # noqa: BLE001
         return 0

@@ -15,6 +15,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from .. import __version__
 
 #: SIMD extensions whose presence changes the kernels oneDNN and MKL pick.
@@ -33,8 +35,7 @@ CPUINFO = Path("/proc/cpuinfo")
 
 def package_versions() -> dict[str, str]:
     """Versions of x3dsearch, Python and the packages whose behaviour a search depends on."""
-    import ray
-    import torch
+    import ray  # here, not at the top: Ray reads its environment once, at import, after prepare_ray sets it
 
     out = {"x3dsearch": __version__, "python": platform.python_version(), "torch": str(torch.__version__),
            "ray": str(ray.__version__)}
@@ -74,8 +75,6 @@ def cpu_model(cpuinfo: Path = CPUINFO) -> tuple[str, list[str]]:
 
 def torch_build() -> dict[str, Any]:
     """The torch build's compute libraries: CUDA, cuDNN, BLAS, oneDNN and the CPU kernels it dispatches to."""
-    import torch
-
     config = torch.__config__.show()
     blas = re.search(r"BLAS_INFO=([^,\s]+)", config)
     onednn = re.search(r"MKL-DNN v([\w.]+)", config) or re.search(r"oneDNN v([\w.]+)", config)
@@ -92,8 +91,6 @@ def torch_build() -> dict[str, Any]:
 
 def gpu_names() -> list[str]:
     """Names of the visible CUDA devices (none on a CPU-only build or machine)."""
-    import torch
-
     if not torch.cuda.is_available():
         return []
     return [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
@@ -107,8 +104,6 @@ def run_environment(threads: int | None = None, gpus: bool = True) -> dict[str, 
     necessarily this process's; by default this process's ``torch.get_num_threads()``. With
     ``gpus=False`` CUDA is not touched (``gpu`` is then null).
     """
-    import torch
-
     name, flags = cpu_model()
     return {**package_versions(), "cpu": name, "cpu_simd": flags, **torch_build(),
             "kernel_env": {k: os.environ[k] for k in KERNEL_VARIABLES if os.environ.get(k)},
