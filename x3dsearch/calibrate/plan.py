@@ -85,7 +85,8 @@ def check_plan(models: list[Model], proxy: Budget, reference: Budget, train_vide
         raise ConfigError(f"--seeds must be at least 2 to measure seed variance, got {seeds}")
     if clips_seen(reference, train_videos) <= clips_seen(proxy, train_videos):
         raise ConfigError(f"the reference budget '{reference.name}' trains no longer than the proxy '{proxy.name}' "
-                          f"({clips_seen(reference, train_videos):g} against {clips_seen(proxy, train_videos):g} clips)")
+                          f"({clips_seen(reference, train_videos):g} against "
+                          f"{clips_seen(proxy, train_videos):g} clips)")
 
 
 def trials(models: list[Model], budget: Budget, seeds: int, num_classes: int) -> list[Trial]:

@@ -84,7 +84,8 @@ def table(summary: dict[str, Any]) -> list[str]:
                      f"{p['log-prob']['mean']:>6.3f} ± {p['log-prob']['sd']:>5.3f}  "
                      f"{r['top1']:>6.1f} ± {r['sd']:>5.1f}")
     lines.append("")
-    lines.append(f"{'criterion':<10} {'Spearman':>9} {'Kendall':>8} {'one seed':>9} {'seed vs seed':>13} {'seed SD':>8}")
+    lines.append(f"{'criterion':<10} {'Spearman':>9} {'Kendall':>8} {'one seed':>9} {'seed vs seed':>13} "
+                 f"{'seed SD':>8}")
     for c in (str(c) for c in MODEL_CRITERIA):
         lines.append(f"{c:<10} {summary['spearman'][c]:>9.2f} {summary['kendall'][c]:>8.2f} "
                      f"{summary['spearman_one_seed'][c]:>9.2f} {summary['seed_spearman'][c]:>13.2f} "

@@ -99,7 +99,8 @@ def distill(ctx: click.Context, teacher: str, teacher_checkpoint: Path | None, t
         checkpoint = teacher_checkpoint.expanduser().resolve() if teacher_checkpoint is not None else None
         spec = TeacherSpec(factors, t_budget, seed=seed, checkpoint=checkpoint)
         teacher_label = Path(teacher).stem if teacher.lower() not in PRESETS else teacher.lower()
-    out = out or Path("runs") / "distill" / f"{Path(student).stem}-{student_factors.crop}_from_{teacher_label}_seed{seed}"
+    out = out or (Path("runs") / "distill"
+                  / f"{Path(student).stem}-{student_factors.crop}_from_{teacher_label}_seed{seed}")
     kd_spec = KDSpec(kind=kd, weight=weight, temperature=temperature, teacher_crop=teacher_crop,
                      teacher_bn=teacher_bn)
     if spec.checkpoint is None:

@@ -58,7 +58,8 @@ def check_output_format(out_path: str | Path) -> str:
     supported = sorted(FigureCanvasAgg(Figure()).get_supported_filetypes())
     if suffix not in supported:
         raise X3DSearchError(f"{out_path}: cannot tell the image format from the extension "
-                             f"(use .png, .svg or .pdf; also {', '.join(s for s in supported if s not in ('png', 'svg', 'pdf'))})")
+                             f"(use .png, .svg or .pdf; also "
+                             f"{', '.join(s for s in supported if s not in ('png', 'svg', 'pdf'))})")
     return suffix
 
 
