@@ -37,6 +37,11 @@ def _env() -> dict[str, str]:
     return env
 
 
+#: The reference run's choice rule, fixed here because its assertions spell it out (best top-1, ties to
+#: the lower GFLOPs); the shipped defaults (log-prob, cheaper) are checked in test_search_proposals.
+RULE = ("--criterion", "top1", "--on-tie", "best")
+
+
 def run_cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     return subprocess.run([str(X3DSEARCH), *args], capture_output=True, text=True, timeout=timeout, env=_env())
 
@@ -65,7 +70,7 @@ def _space_file(folder: Path, axes: tuple[str, ...]) -> Path:
 def reference_run(tiny_dataset: Path, budget_file: Path, tmp_path_factory: pytest.TempPathFactory):
     run_dir = tmp_path_factory.mktemp("reference") / "run"
     proc = run_cli("expand", "--target-gflops", TARGET, "--data", str(tiny_dataset), "--budget", str(budget_file),
-                   "--run-dir", str(run_dir), "--seed", "0")
+                   "--run-dir", str(run_dir), "--seed", "0", *RULE)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return run_dir, proc
 
@@ -190,7 +195,7 @@ def test_kill_9_mid_step_then_resume_lands_on_the_same_path(reference_run, tiny_
                                                             tmp_path: Path):
     run_dir = tmp_path / "killed"
     proc = subprocess.Popen([str(X3DSEARCH), "expand", "--target-gflops", TARGET, "--data", str(tiny_dataset),
-                             "--budget", str(budget_file), "--run-dir", str(run_dir), "--seed", "0"],
+                             "--budget", str(budget_file), "--run-dir", str(run_dir), "--seed", "0", *RULE],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(), start_new_session=True)
     try:
         deadline = time.monotonic() + 180
