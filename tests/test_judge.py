@@ -146,3 +146,25 @@ def test_runs_without_per_video_outcomes_fall_back_to_mean_top1_without_an_inter
     decision, scores = judge({}).decide(1, [a, b], start)
     assert decision.winner == "a" and decision.significant is None and scores["a"].ci is None
     assert decision.summary() == "no interval (the run kept no per-video outcomes)"
+
+
+def test_the_live_table_shows_a_finished_trials_own_score_and_interval():
+    import io
+
+    from x3dsearch.search.progress import LiveTable, Row
+
+    store: dict = {}
+    a = model("a", 2.0, outcomes(right(60)), store=store)
+    text = judge(store).brief(a)
+    value, interval = text.split(" ")
+    low, high = (float(x) for x in interval.strip("[]").split(","))
+    assert float(value) == 60.0 and low < 60.0 < high  # one training: the interval is over its 100 videos
+    logp = judge(store, criterion="log-prob").brief(a)
+    assert logp.startswith(f"{np.mean([np.log(0.9)] * 60 + [np.log(0.1)] * 40):.3f} [")  # a log to 0.001
+    table = LiveTable("step 1", [Row("a", "x-fast", "2x15@112", 2.0, 2.0)], lambda: None, stream=io.StringIO(),
+                      live=False, score_title="top1 [90% CI]")
+    table.update("a", "ok", 60.0, score=text)
+    header, row = table.lines()[:2]
+    assert header.endswith("top1 [90% CI]") and row.endswith(text)
+    pending = model("p", 2.0, outcomes(right(1)), store={})  # no stored outcomes: no score
+    assert judge({}).brief(pending) is None

@@ -11,7 +11,7 @@ from ..budget import load_budget, training_macs
 from ..runlog import ModelRecord, Run, Trial
 from ..runlog.decision import Decision, Score
 from ..runlog.run import Baseline
-from ..utils.fmt import format_duration
+from ..utils.fmt import format_duration, score_spec
 
 #: The budget a "full training" is measured under for the cost comparison.
 FULL_TRAINING_BUDGET = "paper"
@@ -85,7 +85,8 @@ def full_training_comparison(run: Run, search_macs: float | None) -> dict[str, A
 def _judged(score: Score | None, decision: Decision | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {"score": score.value if score else None, "score_ci": list(score.ci) if score and score.ci
                            else None, "score_sd": score.sd if score else None,
-                           "repeats": score.repeats if score else None}
+                           "repeats": score.repeats if score else None,
+                           "criterion": score.criterion if score else None}
     if decision is not None:
         out.update(decision=decision.to_dict(), decision_text=decision.summary(), significant=decision.significant)
     return out
@@ -165,12 +166,18 @@ def _table(header: list[str], rows: list[list[str]], right: set[int]) -> list[st
     return [line(header).rstrip(), "-" * len(line(header).rstrip()), *(line(r).rstrip() for r in rows)]
 
 
+def _margin(vs: dict[str, Any], criterion: str | None) -> str:
+    spec = score_spec(criterion)
+    return f"{vs['margin']:+{spec}} [{vs['ci'][0]:{spec}},{vs['ci'][1]:{spec}}]"
+
+
 def _score(row: dict[str, Any]) -> str:
     if row.get("score") is None:
         return "-"
-    ci = f" [{row['score_ci'][0]:.1f},{row['score_ci'][1]:.1f}]" if row.get("score_ci") else ""
-    sd = f" sd {row['score_sd']:.1f} x{row['repeats']}" if row.get("score_sd") is not None else ""
-    return f"{row['score']:.1f}{ci}{sd}"
+    spec = score_spec(row.get("criterion"))
+    ci = f" [{row['score_ci'][0]:{spec}},{row['score_ci'][1]:{spec}}]" if row.get("score_ci") else ""
+    sd = f" sd {row['score_sd']:{spec}} x{row['repeats']}" if row.get("score_sd") is not None else ""
+    return f"{row['score']:{spec}}{ci}{sd}"
 
 
 def _accuracy_note(summary: dict[str, Any]) -> str:
@@ -227,8 +234,8 @@ def format_summary(summary: dict[str, Any]) -> str:
         out.append("baselines (the run's data, budget and seeds; final minus baseline, paired on the same videos)")
         rows = [[b["name"], b["factors_short"], f"{b['gflops']:.4f}", _num(b["top1"], ".1f"), _score(b),
                  _num(b["heldout_top1"], ".1f"),
-                 f"{b['vs_final']['margin']:+.1f} [{b['vs_final']['ci'][0]:.1f},{b['vs_final']['ci'][1]:.1f}]"
-                 if b["vs_final"] else "-", b["verdict"]] for b in summary["baselines"]]
+                 _margin(b["vs_final"], b.get("criterion")) if b["vs_final"] else "-", b["verdict"]]
+                for b in summary["baselines"]]
         out += ["  " + line for line in _table(["model", "factors", "GFLOPs", "val top-1", "score (90% CI)",
                                                  "held-out", "final - baseline", "verdict"], rows, {2, 3, 4, 5, 6})]
     if summary["stop_reason"]:

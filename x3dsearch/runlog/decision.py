@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any, Mapping
+from ..utils.fmt import score_spec
 
 
 def _pair(values: Any) -> tuple[float, float] | None:
@@ -127,4 +128,5 @@ class Decision:
         if not self.significant:
             return "within noise"
         low, high = self.vs_runner_up.ci
-        return f"margin {self.margin:+.1f}{unit} (90% CI {low:.1f}..{high:.1f})"
+        spec = score_spec(self.criterion)
+        return f"margin {self.margin:+{spec}}{unit} (90% CI {low:{spec}}..{high:{spec}})"

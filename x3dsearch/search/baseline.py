@@ -20,6 +20,7 @@ from ..factors import Factors
 from ..runlog import Run, RunDir, RunStatus, Trial
 from ..runlog.run import Baseline
 from ..train.folder import TrainingFolder
+from ..utils.fmt import score_spec
 from ..utils.logging import get_logger
 from .cluster import ray_session
 from .controller import repeat_seed
@@ -91,7 +92,9 @@ def _judge(run: Run, folder: RunDir, criterion: str, seed: int) -> None:
         _, scores = judge.decide(1000 + index, [baseline.trial], run.final)
         baseline.score = scores.get(baseline.trial.name)
         baseline.vs_final = judge.compare(1000 + index, run.final, baseline.trial)
+        spec = score_spec(baseline.score.criterion if baseline.score else None)
         verdict = ("no interval" if baseline.vs_final is None else
-                   f"final minus baseline {baseline.vs_final.margin:+.1f} (90% CI {baseline.vs_final.ci[0]:.1f}.."
-                   f"{baseline.vs_final.ci[1]:.1f}, {'beyond' if baseline.vs_final.significant else 'within'} noise)")
+                   f"final minus baseline {baseline.vs_final.margin:+{spec}} (90% CI "
+                   f"{baseline.vs_final.ci[0]:{spec}}..{baseline.vs_final.ci[1]:{spec}}, "
+                   f"{'beyond' if baseline.vs_final.significant else 'within'} noise)")
         log.info("baseline %s (%.4f GFLOPs): %s", baseline.name, baseline.trial.gflops, verdict)

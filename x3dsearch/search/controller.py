@@ -20,7 +20,7 @@ from ..runlog import Contraction, Run, RunDir, RunStatus, Step, StopReason, Tria
 from ..runlog.decision import Decision, Score
 from ..runlog.run import contraction_trial_name, step_trial_name
 from ..train.folder import TrainingFolder
-from ..utils.fmt import format_top1
+from ..utils.fmt import format_top1, score_spec
 from ..utils.logging import get_logger
 from .estimate import count_params_m
 from .judge import Judge
@@ -61,6 +61,8 @@ class Search:
         self.heldout = heldout
         self.keep = keep
         self.judge = Judge(settings.selection, settings.tie_rule, settings.seed, self._outcomes)
+        trials.scorer = self.judge.brief
+        trials.score_title = f"{self.judge.criterion.per_video} [90% CI]"
 
     @property
     def live_wall_s(self) -> float:
@@ -316,10 +318,11 @@ class Search:
             self._evaluate_heldout(kept)
             self._drop_unchosen(usable, kept)
             against = contraction.vs_overshoot
+            spec = score_spec(self.settings.selection)
             noise = ("no interval" if against is None else
-                     f"{against.margin:+.1f} against the overshooting model "
-                     f"({'beyond' if against.significant else 'within'} noise, 90% CI {against.ci[0]:.1f}.."
-                     f"{against.ci[1]:.1f})")
+                     f"{against.margin:+{spec}} against the overshooting model "
+                     f"({'beyond' if against.significant else 'within'} noise, 90% CI {against.ci[0]:{spec}}.."
+                     f"{against.ci[1]:{spec}})")
             log.info("contraction: kept %s -> %s, %.4f GFLOPs, top-1 %s; %s", kept.axis, kept.factors.short(),
                      kept.gflops, format_top1(kept.top1), noise)
         else:

@@ -24,6 +24,7 @@ from ..outcomes import SplitOutcomes
 from ..runlog import Trial
 from ..runlog.decision import Comparison, Decision, Score
 from ..stats import bootstrap
+from ..utils.fmt import score_spec
 
 
 Outcomes = Callable[[Trial], "SplitOutcomes | None"]
@@ -72,6 +73,17 @@ class Judge:
         """``a`` minus ``b`` in the criterion's per-video unit (top-1 points for gain per GFLOP)."""
         values = self._values([a, b], self.criterion.per_video) if runs(a) and runs(b) else None
         return self._paired(values[a.name], values[b.name], self._seed(step, a.name, b.name)) if values else None
+
+    def brief(self, trial: Trial) -> str | None:
+        """One finished training's own score with its 90% interval over its videos, for the live table
+        (the step's decision scores every candidate again on the videos all of them read)."""
+        outcomes = self.outcomes(trial) if trial.evaluated else None
+        if outcomes is None or not outcomes.videos:
+            return None
+        kind = self.criterion.per_video
+        interval = bootstrap(np.array(list(video_values(outcomes, kind).values())), self._seed(0, trial.name))
+        spec = score_spec(str(kind))
+        return f"{interval.value:{spec}} [{interval.low:{spec}},{interval.high:{spec}}]"
 
     # --- scores and the decision --------------------------------------------------------------
     def decide(self, step: int, candidates: Sequence[Trial], start: Trial) -> tuple[Decision, dict[str, Score]]:

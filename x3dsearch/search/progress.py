@@ -39,14 +39,16 @@ class Row:
     status: str = str(TrialStatus.PENDING)
     top1: float | None = None
     detail: str = ""
+    score: str = ""  # the criterion's value [90% interval] once the trial is validated
 
 
 class LiveTable:
-    """One experiment's trials: axis, model, GFLOPs, status, top-1, and the search ETA."""
+    """One experiment's trials: axis, model, GFLOPs, status, top-1, score, and the search ETA."""
 
     def __init__(self, title: str, rows: list[Row], eta: Callable[[], float | None], stream: TextIO | None = None,
-                 live: bool | None = None, min_interval: float = 0.5):
+                 live: bool | None = None, min_interval: float = 0.5, score_title: str = "score [90% CI]"):
         self.title = title
+        self.score_title = score_title
         self.rows = {row.name: row for row in rows}
         self.eta = eta
         self.stream = stream or sys.stderr
@@ -65,12 +67,13 @@ class LiveTable:
         return "ETA --" if seconds is None else f"search ETA {format_duration(seconds)}"
 
     def lines(self) -> list[str]:
-        out = [f"  {'axis':<12} {'model':<28} {'GFLOPs':>8} {'ratio':>6}  {'status':<16} {'top-1':>6}"]
+        out = [f"  {'axis':<12} {'model':<28} {'GFLOPs':>8} {'ratio':>6}  {'status':<16} {'top-1':>6}  "
+               f"{self.score_title}"]
         for row in self.rows.values():
             ratio = f"x{row.ratio:.2f}" if row.ratio is not None else ""
             status = f"{row.status} {row.detail}".strip()
             out.append(f"  {row.axis:<12} {row.model:<28} {row.gflops:>8.4f} {ratio:>6}  {status:<16.16} "
-                       f"{format_top1(row.top1):>6}")
+                       f"{format_top1(row.top1):>6}  {row.score}".rstrip())
         done = sum(TrialStatus.read(r.status) in FINISHED for r in self.rows.values())
         out.append(f"  {done}/{len(self.rows)} done, {format_duration(time.monotonic() - self.started)} "
                    f"elapsed, {self._eta_text()}")
@@ -93,13 +96,14 @@ class LiveTable:
 
     # --- events --------------------------------------------------------------------------
     def update(self, name: str, status: str, top1: float | None = None, detail: str = "",
-               error: str | None = None) -> None:
+               error: str | None = None, score: str | None = None) -> None:
         row = self.rows.get(name)
         if row is None:
             return
-        row.status, row.top1, row.detail = status, top1, detail
+        row.status, row.top1, row.detail, row.score = status, top1, detail, score or ""
         if TrialStatus.read(status) in FINISHED:
             what = f"top-1 {format_top1(top1)}" if status == TrialStatus.OK else (error or status)
+            what += f", {self.score_title.split(' ')[0]} {score}" if score else ""
             text = (f"  {row.axis} {row.model} ({row.gflops:.4f} GFLOPs): {status}, {what}; "
                     f"{self._eta_text()}")
             if self.live:

@@ -59,6 +59,9 @@ class TrialRunner:
         self._batch: dict[str, Trial] = {}
         self._running_since: dict[str, float] = {}
         self._table: LiveTable | None = None
+        #: A finished trial's score for the table (the search's judge sets it; None: no score column).
+        self.scorer: Callable[[Trial], str | None] = lambda trial: None
+        self.score_title = "score [90% CI]"
 
     def run(self, experiment: str, title: str, trials: list[Trial], start: Trial | None,
             ctx: TrialContext | None = None) -> None:
@@ -71,7 +74,7 @@ class TrialRunner:
         rows = [Row(t.name, (t.axis or t.name) + (f" #{t.repeat + 1}" if t.repeat else ""), t.factors.short(), t.gflops,
                     t.gflops / start.gflops if t.axis and start is not None else None, str(t.status), t.top1)
                 for t in trials]
-        self._table = LiveTable(title, rows, self._eta)
+        self._table = LiveTable(title, rows, self._eta, score_title=self.score_title)
         if todo:
             home = str(self.run_dir.path.resolve())
             jobs = [Job(t.name, t.factors.to_dict(), str(self.run_dir.trial_dir(t.name).resolve()), t.seed, home)
@@ -146,7 +149,7 @@ class TrialRunner:
         self.save()
         if self.keep != "all":  # the result is recorded: resume needs the checkpoint no more
             TrainingFolder(self.run_dir.trial_dir(name)).drop_checkpoint()
-        self._table.update(name, str(trial.status), trial.top1, error=trial.error)
+        self._table.update(name, str(trial.status), trial.top1, error=trial.error, score=self.scorer(trial))
 
     def _eta(self) -> float | None:
         now = time.monotonic()

@@ -16,3 +16,9 @@ def format_duration(seconds: float | None) -> str:
 def format_top1(value: float | None) -> str:
     """A top-1 in percent, ``-`` before it is measured."""
     return "-" if value is None else f"{value:.1f}%"
+
+
+def score_spec(criterion: str | None) -> str:
+    """The format of a score (and of margins in its unit): points to 0.1, a mean log-probability to 0.001
+    (a step's candidates differ by a few hundredths of it)."""
+    return ".3f" if criterion == "log-prob" else ".1f"
