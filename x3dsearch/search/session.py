@@ -148,8 +148,11 @@ def _search(run: Run, folder: RunDir, settings: SearchSettings, resources: Resou
                          keep=resources.keep)
     heldout = None
     if has_split(data.root, "test"):
+        # between steps no trial runs: on a local CPU-only Ray, the held-out pass takes every core
+        evaluation = (cluster.cpus, 0.0) if gpus_per_trial == 0 and not cluster.address else placement
+
         def heldout(trial: Trial) -> float | None:
-            return evaluate_heldout(folder.trial_dir(trial.name).resolve(), str(data.root), placement)
+            return evaluate_heldout(folder.trial_dir(trial.name).resolve(), str(data.root), evaluation)
     log.info("Ray %s: %g CPUs, %g GPUs (%.1f s)", f"cluster at {cluster.address}" if cluster.address
              else "started locally", cluster.cpus, cluster.gpus, cluster.start_s)
     log.info("trials: %g CPU, %g GPU each, up to %d at once; budget %s; data %s (%d classes, %d train / %d val)",
