@@ -248,10 +248,11 @@ class Search:
             score = scores.get(model.name)
             if score is None:
                 continue
-            interval = f" (90% CI {score.ci[0]:.2f}..{score.ci[1]:.2f})" if score.ci else ""
-            spread = f", SD {score.sd:.2f} over {score.repeats} seeds" if score.repeats > 1 else ""
-            log.info("%s: %s %s %s = %.2f%s%s on %s videos%s", what, "*" if model is chosen else " ", model.axis,
-                     score.criterion, score.value, interval, spread, score.videos or "-",
+            spec = score_spec(score.criterion)
+            interval = f" (90% CI {score.ci[0]:{spec}}..{score.ci[1]:{spec}})" if score.ci else ""
+            spread = f", SD {score.sd:{spec}} over {score.repeats} seeds" if score.repeats > 1 else ""
+            log.info("%s: %s %s %s = %s%s%s on %s videos%s", what, "*" if model is chosen else " ", model.axis,
+                     score.criterion, f"{score.value:{spec}}", interval, spread, score.videos or "-",
                      "" if score.ci else " (no per-video outcomes)")
 
     def _evaluate_heldout(self, model: Trial) -> None:
