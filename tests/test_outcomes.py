@@ -292,3 +292,39 @@ def test_training_folder_drops_the_checkpoint_only_when_finished(trained: dict, 
     failed = TrainResult.from_dict({**trained["result"].to_dict(), "status": "failed", "error": "x"})
     unfinished.write_result(failed)
     assert not unfinished.drop_checkpoint() and unfinished.checkpoint.is_file()
+
+
+@pytest.mark.slow
+def test_a_smoke_search_leaves_bad_videos_out_and_compares_on_the_videos_all_candidates_read(
+        broken: dict, tmp_path: Path) -> None:
+    """One corrupt video in each split: trials train (train substitutes), validation and test leave theirs
+    out and count it, and the step's decision is taken on the videos every candidate read."""
+    from x3dsearch.search.space import DEFAULT_SPACE
+
+    space = yaml.safe_load(DEFAULT_SPACE.read_text())
+    space["axes"] = {k: v for k, v in space["axes"].items() if k in ("x-spatial", "x-bottleneck")}
+    space_file = tmp_path / "space.yaml"
+    space_file.write_text(yaml.safe_dump(space))
+    budget_file = tmp_path / "budget.yaml"  # every video read once: 2 bad reads of about 64 stay under 5%
+    budget_file.write_text(yaml.safe_dump(BUDGET))
+    run_dir = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")}
+    proc = subprocess.run([str(Path(sys.executable).parent / "x3dsearch"), "expand", "--target-gflops", "0.03",
+                           "--data", str(broken["root"]), "--budget", str(budget_file), "--space", str(space_file),
+                           "--run-dir", str(run_dir)], capture_output=True, text=True, timeout=400, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = json.loads((run_dir / "state.json").read_text())
+    candidates = [c for step in state["steps"] for c in step["candidates"]]
+    assert candidates and all(c["result"]["val_excluded"] == 1 and c["result"]["val_videos"] == 29
+                              for c in candidates + [state["seed"]])
+    log = yaml.safe_load((run_dir / "expansion_path.yaml").read_text())
+    step = log["steps"][0]
+    assert step["decision"]["videos"] == 29 and all(c["score_videos"] == 29 for c in step["candidates"])
+    bad_val = broken["bad"]["val"].key
+    for name in ("seed", f"s01-{step['chosen']}"):
+        folder = TrainingFolder(run_dir / "candidates" / name)
+        assert folder.read_outcomes("val").excluded == [bad_val] and bad_val not in folder.read_outcomes("val").videos
+    chosen_test = TrainingFolder(run_dir / "candidates" / f"s01-{step['chosen']}").read_outcomes("test")
+    assert len(chosen_test.videos) == 29 and chosen_test.excluded == [broken["bad"]["test"].key]
+    assert step["candidates"][[c["axis"] for c in step["candidates"]].index(step["chosen"])]["heldout_top1"] == \
+        pytest.approx(chosen_test.top1)
