@@ -297,6 +297,51 @@ def _plant_when_seed_runs(proc: subprocess.Popen, run_dir: Path, names: list[str
         (run_dir / "candidates" / name).write_text("not a folder\n")
 
 
+def test_repeats_and_ties_retrained_are_deterministic_and_a_repeat_killed_with_kill_9_resumes(
+        tiny_dataset: Path, budget_file: Path, tmp_path: Path):
+    """--repeats 2 --on-tie repeat: every candidate trains with 2 seeds, tied ones with a third; a run
+    killed in the middle of a repeat ends, resumed, exactly as one that was not."""
+    space = _space_file(tmp_path, ("x-spatial", "x-bottleneck"))
+    args = ["expand", "--target-gflops", "0.03", "--data", str(tiny_dataset), "--budget", str(budget_file),
+            "--space", str(space), "--repeats", "2", "--on-tie", "repeat", "--max-repeats", "3"]
+    reference = tmp_path / "reference"
+    done = run_cli(*args, "--run-dir", str(reference))
+    assert done.returncode == 0, done.stderr[-3000:]
+    log = _load(reference)
+    step = log["steps"][0]
+    assert all(c["repeats"] >= 2 and c["score_sd"] is not None for c in step["candidates"])
+    assert step["decision"]["repeats"] >= 2 and step["decision"]["rule"] == "repeat"
+    names = sorted(d.name for d in _trial_dirs(reference, "s01-"))
+    assert {"s01-x-spatial-r1", "s01-x-bottleneck-r1"} <= set(names)
+    if not step["decision"]["significant"]:  # 3 validation videos: a tie, trained once more (seed 3 of 3)
+        assert any(n.endswith("-r2") for n in names) and "training them again" in (reference / "search.log").read_text()
+    seeds = {json.loads((reference / "candidates" / n / "config.json").read_text())["seed"] for n in names}
+    assert seeds >= {0, 100003}  # repeat k: seed + 100003 k, the same for every candidate
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([str(X3DSEARCH), *args, "--run-dir", str(killed)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=_env(), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not [d for d in _trial_dirs(killed, "s01-") if d.name.rsplit("-", 1)[-1].startswith("r")
+                   and (d / "checkpoint.pt").is_file() and not (d / "result.json").is_file()]:
+            assert proc.poll() is None, "the search ended before a repeat could be interrupted"
+            assert time.monotonic() < deadline, "no running repeat seen"
+            time.sleep(0.02)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    time.sleep(1.0)
+    resumed = run_cli("resume", str(killed))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    def scored(log: dict) -> list:
+        return [[(c["axis"], c["score"], c["score_sd"], c["repeats"]) for c in s["candidates"]] for s in log["steps"]]
+
+    assert _path(_load(killed)) == _path(log) and scored(_load(killed)) == scored(log)
+    assert any("resuming from step" in (d / "train.log").read_text() for d in _trial_dirs(killed, "s01-"))
+
+
 def test_search_joins_a_ray_head_and_records_a_raising_candidate(ray_head: str, tiny_dataset: Path,
                                                                  tmp_path: Path):
     space = _space_file(tmp_path, ("x-spatial", "x-width"))
@@ -417,7 +462,7 @@ def test_relative_data_and_run_dir_work_and_resume_from_another_directory(tiny_d
     here.mkdir()
     elsewhere.mkdir()
     shutil.copytree(tiny_dataset, here / "mydata")
-    space = _space_file(tmp_path, ("x-spatial", "x-depth"))
+    space = _space_file(tmp_path, ("x-spatial",))
     proc = subprocess.Popen([str(X3DSEARCH), "expand", "--target-gflops", "0.04", "--data", "./mydata",
                              "--run-dir", "rel-run", "--budget", "smoke", "--space", str(space)], cwd=here,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_env(), start_new_session=True)
