@@ -168,3 +168,32 @@ def test_the_live_table_shows_a_finished_trials_own_score_and_interval():
     assert header.endswith("top1 [90% CI]") and row.endswith(text)
     pending = model("p", 2.0, outcomes(right(1)), store={})  # no stored outcomes: no score
     assert judge({}).brief(pending) is None
+
+
+def test_the_live_line_names_top1_once_and_other_scores_beside_it(caplog: pytest.LogCaptureFixture):
+    import io
+    import logging
+
+    from x3dsearch.search.progress import LiveTable, Row
+
+    with caplog.at_level(logging.INFO, logger="x3dsearch"):
+        for title, score, want in (("top1 [90% CI]", "60.0 [52.0,68.0]", "ok, top-1 60.0 [52.0,68.0];"),
+                                   ("log-prob [90% CI]", "-0.51 [-0.6,-0.4]", "ok, top-1 60.0%, log-prob -0.51")):
+            caplog.clear()
+            table = LiveTable("step 1", [Row("a", "x-fast", "2x15@112", 2.0, 2.0)], lambda: None,
+                              stream=io.StringIO(), live=False, score_title=title)
+            table.update("a", "ok", 60.0, score=score)
+            line = next(r.getMessage() for r in caplog.records if "x-fast 2x15@112" in r.getMessage())
+            assert want in line and line.count("top-1") == 1, line
+
+
+def test_the_eta_plan_counts_steps_in_the_targets_unit_and_gives_gflops():
+    from x3dsearch.search.progress import future_trials
+
+    gflops = future_trials(0.04, 0.5, 2.0, 6, 0.1)
+    assert len(gflops) == 4 * 6 + 1 and gflops[0] == pytest.approx(0.04 * 1.94) and gflops[-1] == 0.5
+    # a latency run: 12 ms now (0.02 GFLOPs), target 150 ms: four doublings, then the contraction, in GFLOPs
+    ms = future_trials(12.0, 150.0, 2.0, 6, 0.1, gflops=0.02)
+    assert len(ms) == 4 * 6 + 1
+    assert ms[0] == pytest.approx(0.02 * 1.94) and ms[-1] == pytest.approx(150.0 * 0.02 / 12.0)
+    assert max(ms) < 1.0  # not 150 "GFLOPs" of trials, which made the ETA read 112 h

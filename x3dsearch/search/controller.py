@@ -101,6 +101,12 @@ class Search:
             trial.latency_ms = self._timed_flops(lambda: self.measure.value(trial.factors, self.data.num_classes))
         return trial.latency_ms
 
+    def _describe(self, trial: Trial) -> str:
+        """The trial's complexity as a step header shows it: GFLOPs, and measured ms in a latency run."""
+        if self.measure.name == "gflops":
+            return f"{trial.gflops:.4f} GFLOPs"
+        return f"{self._value(trial):.4g} ms, {trial.gflops:.4f} GFLOPs"
+
     def _reached(self, trial: Trial) -> bool:
         return reached(self._value(trial), self.target, self.space.tolerance)
 
@@ -197,14 +203,16 @@ class Search:
     def _run_step(self, step: Step) -> None:
         run = self.run_record
         start = step.start
-        goal = self.space.expansion_rate * start.gflops
-        title = (f"step {step.step}: expand {start.factors.short()} ({start.gflops:.4f} GFLOPs, top-1 "
-                 f"{format_top1(start.top1)}) towards x{self.space.expansion_rate:g} = {goal:.4f} GFLOPs; "
-                 f"target {self.target:g}")
+        goal = self.space.expansion_rate * self._value(start)
+        title = (f"step {step.step}: expand {start.factors.short()} ({self._describe(start)}, top-1 "
+                 f"{format_top1(start.top1)}) towards x{self.space.expansion_rate:g} = {goal:.4g} {self.unit}; "
+                 f"target {self.target:g} {self.unit}")
         extra = [run.seed_trial] if step.step == 1 else []
-        mean = sum(c.gflops for c in step.trained) / len(step.trained)
-        self.trials.future = lambda: future_trials(mean, self.target, self.space.expansion_rate,
-                                                   len(self.space.axes), self.space.tolerance)
+        trained = step.trained
+        mean_value = sum(self._value(c) for c in trained) / len(trained)
+        mean_gflops = sum(c.gflops for c in trained) / len(trained)
+        self.trials.future = lambda: future_trials(mean_value, self.target, self.space.expansion_rate,
+                                                   len(self.space.axes), self.space.tolerance, mean_gflops)
         self.trials.run(f"step{step.step:02d}", title, self._runs(extra + step.trained), start)
         if not any(c.evaluated for c in step.trained):
             reasons = {c.error or str(c.status) for c in step.trained}

@@ -103,7 +103,11 @@ class LiveTable:
         row.status, row.top1, row.detail, row.score = status, top1, detail, score or ""
         if TrialStatus.read(status) in FINISHED:
             what = f"top-1 {format_top1(top1)}" if status == TrialStatus.OK else (error or status)
-            what += f", {self.score_title.split(' ')[0]} {score}" if score else ""
+            criterion = self.score_title.split(" ")[0]
+            if score and criterion == "top1":  # the score is top-1 itself: show its interval once
+                what = f"top-1 {score}"
+            elif score:
+                what += f", {criterion} {score}"
             text = (f"  {row.axis} {row.model} ({row.gflops:.4f} GFLOPs): {status}, {what}; "
                     f"{self._eta_text()}")
             if self.live:
@@ -165,13 +169,20 @@ class EtaModel:
         return work / self.slots
 
 
-def future_trials(current_gflops: float, target: float, rate: float, axes: int, tolerance: float) -> list[float]:
-    """GFLOPs of the trials the remaining steps will probably train (the plan for the ETA)."""
+def future_trials(current: float, target: float, rate: float, axes: int, tolerance: float,
+                  gflops: float | None = None) -> list[float]:
+    """GFLOPs of the trials the remaining steps will probably train (the plan for the ETA).
+
+    ``current`` and ``target`` are in the search's complexity unit, which decides how many steps
+    remain; ``gflops`` is the GFLOPs at ``current`` (``current`` itself when the unit is GFLOPs).
+    The trial-time model is in GFLOPs, so the plan scales GFLOPs by the same growth per step.
+    """
     out: list[float] = []
-    g = current_gflops
-    while g < target * (1 - tolerance) and len(out) < 1000:
-        g *= rate * 0.97
-        out.extend([g] * axes)
-    if g > target:
-        out.append(target)  # the contraction
+    scale = (gflops if gflops is not None else current) / current if current > 0 else 1.0
+    value = current
+    while value < target * (1 - tolerance) and len(out) < 1000:
+        value *= rate * 0.97
+        out.extend([value * scale] * axes)
+    if value > target:
+        out.append(target * scale)  # the contraction
     return out
