@@ -130,8 +130,8 @@ def test_folder_per_class_layout(tiny_dataset: Path, tmp_path: Path) -> None:
 def test_list_files_with_commas_and_spaces(tiny_dataset: Path, tmp_path: Path) -> None:
     root = _copy_dataset(tiny_dataset, tmp_path / "csv")
     lines = (root / "train.csv").read_text().splitlines()
-    (root / "train.csv").write_text("\n".join(l.replace(" ", ",") if i % 2 else l for i, l in enumerate(lines)))
-    assert [r.label for r in load_split(root, "train")] == [int(l.split()[-1]) for l in lines]
+    (root / "train.csv").write_text("\n".join(row.replace(" ", ",") if i % 2 else row for i, row in enumerate(lines)))
+    assert [r.label for r in load_split(root, "train")] == [int(row.split()[-1]) for row in lines]
 
 
 def test_resolve_data_rejects_a_missing_root(tmp_path: Path) -> None:

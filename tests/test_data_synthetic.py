@@ -86,7 +86,8 @@ def test_stripes_vanish_at_crop_112_and_show_at_crop_160(tmp_path: Path, index: 
     names = [d.name for d in CLASS_DESIGNS]
     clips = {}
     for name in ("striped", "plain"):
-        frames = render_video(CLASS_DESIGNS[names.index(name)], VARIANTS["default"].video_rng(0, 6, index), (256, 340), 30.0, (0.3, 0.3))
+        frames = render_video(CLASS_DESIGNS[names.index(name)], VARIANTS["default"].video_rng(0, 6, index),
+                              (256, 340), 30.0, (0.3, 0.3))
         encode_mp4(tmp_path / f"{name}.mp4", frames, 30.0)
         decoded = torch.from_numpy(decord.VideoReader(str(tmp_path / f"{name}.mp4")).get_batch([0, 5]).asnumpy())
         for crop in (112, 160):

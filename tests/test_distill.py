@@ -77,7 +77,8 @@ def test_no_gradient_reaches_the_teacher(tmp_path) -> None:
     optimizer = torch.optim.SGD(student.parameters(), lr=0.1)
     teacher_ids = {id(p) for p in teacher.model.parameters()}
     assert not teacher_ids & {id(p) for group in optimizer.param_groups for p in group["params"]}
-    before = {k: v.clone() for k, v in teacher.model.state_dict().items() if "running" not in k and "num_batches" not in k}
+    before = {k: v.clone() for k, v in teacher.model.state_dict().items()
+              if "running" not in k and "num_batches" not in k}
     loss, _, _ = objective(student, torch.randn(2, 3, 2, 32, 32), torch.tensor([0, 1]), torch.randn(2, 3, 2, 64, 64))
     loss.backward()
     optimizer.step()

@@ -105,6 +105,8 @@ def test_kill_9_then_resume_equals_uninterrupted(tiny_dataset: Path, tmp_path: P
     a, b = json.loads(reference.stdout), json.loads(resumed.stdout)
     for key in ("top1", "top5", "train_loss", "clips_seen", "epochs_done"):
         assert a[key] == b[key], key
-    strip = lambda p: [{k: v for k, v in json.loads(line).items() if k not in ("train_clips_per_s", "train_time_s")}
-                       for line in p.read_text().splitlines()]  # noqa: E731
+    def strip(p: Path) -> list[dict]:
+        return [{k: v for k, v in json.loads(line).items() if k not in ("train_clips_per_s", "train_time_s")}
+                for line in p.read_text().splitlines()]
+
     assert strip(out / "metrics.jsonl") == strip(tmp_path / "reference" / "metrics.jsonl")

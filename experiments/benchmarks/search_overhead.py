@@ -1,10 +1,10 @@
 """Time a search spends outside training (FLOP counting, Ray start and scheduling, bookkeeping).
 
-Runs the demo search (``x3dsearch expand --target-gflops 0.6``: synthetic dataset, default
+Runs the demo search (``x3dsearch expand --target-gflops 0.25``: synthetic dataset, default
 budget, local Ray) into a temporary run dir, or reads an existing RUN_DIR, and prints the
 ``cost`` block of its ``expansion_path.yaml``: training time (wall time during which some trial
 was training) side by side with everything else. Goal: outside training < 5% of wall time.
-Usage: python experiments/benchmarks/search_overhead.py [RUN_DIR] [--target-gflops 0.6] [--budget NAME]
+Usage: python experiments/benchmarks/search_overhead.py [RUN_DIR] [--target-gflops 0.25] [--budget NAME]
 """
 from __future__ import annotations
 
@@ -35,7 +35,7 @@ def run_demo(run_dir: Path, target: float, budget: str | None) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir", nargs="?", type=Path, help="read this finished run instead of running one")
-    parser.add_argument("--target-gflops", type=float, default=0.6)
+    parser.add_argument("--target-gflops", type=float, default=0.25)
     parser.add_argument("--budget", default=None)
     args = parser.parse_args()
 

@@ -1,0 +1,242 @@
+"""Searches that each need their own set-up: a Ray head started by the test, a candidate that raises,
+a step where every candidate fails, contraction along every axis, a bounded space, a replayed path
+and a latency target (real CLI, real Ray, real fvcore, real videos; tiny dataset, smoke budget)."""
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from x3dsearch.complexity import complexity
+from x3dsearch.factors import Factors
+from x3dsearch.search.space import DEFAULT_SPACE
+
+from search_helpers import X3DSEARCH, cli_env, load_log, run_cli, space_file
+
+pytestmark = pytest.mark.slow
+
+
+# --- a Ray cluster started by the test; a candidate that raises -----------------------------
+@pytest.fixture()
+def ray_head(tmp_path: Path):
+    """``ray start --head`` on 127.0.0.1 with one CPU (trials run one at a time, in order).
+
+    Its temp dir is private, so the head does not become other processes' default cluster;
+    teardown ends the process group this fixture started.
+    """
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    temp_dir = tempfile.mkdtemp(prefix="x3dray", dir="/tmp")
+    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--port", str(port),
+                             "--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--include-dashboard", "false",
+                             "--disable-usage-stats", "--temp-dir", temp_dir, "--block"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env(), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert head.poll() is None and time.monotonic() < deadline, "the Ray head did not start"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        yield f"127.0.0.1:{port}"
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(head.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                head.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+def _plant_when_seed_runs(proc: subprocess.Popen, run_dir: Path, names: list[str]) -> None:
+    """Put a file where these candidates' output folders go while the seed trains, so their
+    trainings fail for real (the folder cannot be created) when their turn comes."""
+    deadline = time.monotonic() + 120
+    while True:
+        if proc.poll() is not None:
+            pytest.fail(f"the search ended before the seed ran: {proc.stderr.read()[-2000:]}")
+        assert time.monotonic() < deadline, "the seed never started"
+        try:
+            state = json.loads((run_dir / "state.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            state = None
+        if state and state["seed"]["status"] == "running":
+            break
+        time.sleep(0.05)
+    for name in names:
+        (run_dir / "candidates").mkdir(exist_ok=True)
+        (run_dir / "candidates" / name).write_text("not a folder\n")
+
+
+
+def test_search_joins_a_ray_head_and_records_a_raising_candidate(ray_head: str, tiny_dataset: Path,
+                                                                 tmp_path: Path):
+    space = space_file(tmp_path, ("x-spatial", "x-width"))
+    run_dir = tmp_path / "run"
+    proc = subprocess.Popen([str(X3DSEARCH), "expand", "--target-gflops", "0.04", "--data", str(tiny_dataset),
+                             "--budget", "smoke", "--space", str(space), "--run-dir", str(run_dir),
+                             "--address", ray_head], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=cli_env(), start_new_session=True)
+    try:
+        _plant_when_seed_runs(proc, run_dir, ["s01-x-width"])
+        out, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, err[-3000:]
+    assert f"Ray cluster at {ray_head}: 1 CPUs" in (run_dir / "search.log").read_text()
+    log = load_log(run_dir)
+    (step,) = log["steps"]
+    by_axis = {c["axis"]: c for c in step["candidates"]}
+    assert by_axis["x-width"]["status"] == "failed" and by_axis["x-width"]["top1"] is None
+    assert "s01-x-width" in by_axis["x-width"]["error"] and "\n" not in by_axis["x-width"]["error"]
+    errors = (run_dir / "trials" / "step01" / "s01-x-width" / "error.txt").read_text()
+    assert "Failure # 2" in errors  # FailureConfig retried it once (--max-failures 1) before giving up
+    assert by_axis["x-spatial"]["status"] == "ok" and step["chosen"] == "x-spatial"
+    assert log["final"]["factors"] == by_axis["x-spatial"]["factors"] and log["contraction"] is None
+    assert "x-width" in err and "failed" in err
+
+
+def test_a_step_where_every_candidate_fails_stops_and_resume_retries(tiny_dataset: Path, tmp_path: Path):
+    space = space_file(tmp_path, ("x-spatial",))
+    run_dir = tmp_path / "run"
+    cpus = str(len(os.sched_getaffinity(0)))  # one trial at a time: the seed runs before the candidate
+    proc = subprocess.Popen([str(X3DSEARCH), "expand", "--target-gflops", "0.04", "--data", str(tiny_dataset),
+                             "--budget", "smoke", "--space", str(space), "--run-dir", str(run_dir),
+                             "--cpus-per-trial", cpus], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=cli_env(), start_new_session=True)
+    try:
+        _plant_when_seed_runs(proc, run_dir, ["s01-x-spatial"])
+        out, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 2
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("x3dsearch: error: every candidate of step 1 failed") and "x3dsearch resume" in last
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["seed"]["status"] == "ok" and state["steps"][0]["candidates"][0]["status"] == "failed"
+    assert load_log(run_dir)["status"] == "interrupted" and load_log(run_dir)["stop_reason"] == "every candidate failed"
+
+    (run_dir / "candidates" / "s01-x-spatial").unlink()  # the cause is fixed
+    with open(run_dir / ".lock", "w") as held:  # as if another search process were running it
+        fcntl.flock(held, fcntl.LOCK_EX)
+        busy = run_cli("resume", str(run_dir))
+    assert busy.returncode == 2 and busy.stderr == f"x3dsearch: error: run dir {run_dir} is in use by another " \
+                                                   f"x3dsearch process\n"
+    resumed = run_cli("resume", str(run_dir))
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    log = load_log(run_dir)
+    assert log["status"] == "finished" and log["steps"][0]["chosen"] == "x-spatial"
+    assert log["steps"][0]["candidates"][0]["status"] == "ok" and log["stop_reason"] != "every candidate failed"
+    seed_log = (run_dir / "candidates" / "seed" / "train.log").read_text()
+    assert seed_log.count("fresh start") == 1 and "resuming" not in seed_log  # the seed was not retrained
+
+
+def test_contraction_along_every_axis_with_gain_per_gflop(tiny_dataset: Path, tmp_path: Path):
+    space = space_file(tmp_path, ("x-spatial", "x-bottleneck"))
+    run_dir = tmp_path / "run"
+    proc = run_cli("expand", "--target-gflops", "0.03", "--data", str(tiny_dataset), "--budget", "smoke",
+                   "--space", str(space), "--run-dir", str(run_dir), "--criterion", "gain-per-gflop",
+                   "--contract-axes", "all")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    state = json.loads((run_dir / "state.json").read_text())
+    (step,) = state["steps"]
+    seed = state["seed"]
+    usable = [c for c in step["candidates"] if c["status"] == "ok"]
+
+    def gain(c: dict, base: dict) -> tuple:  # state.json keeps each trial's training result whole
+        return ((c["result"]["top1"] - base["result"]["top1"]) / (c["gflops"] - base["gflops"]), -c["gflops"])
+
+    assert step["chosen"] == max(usable, key=lambda c: gain(c, seed))["axis"] and max(
+        c["gflops"] for c in usable) > 0.03
+    contraction = state["contraction"]
+    assert contraction["axis"] == step["chosen"] and contraction["start"] == "seed"
+    tried = {c["axis"]: c for c in contraction["candidates"]}
+    assert set(tried) == {"x-spatial", "x-bottleneck"}  # its own axis and every other one
+    for c in tried.values():
+        assert c["gflops"] <= 0.03 and c["status"] == "ok"
+        assert complexity(Factors.from_dict(c["factors"]), 3).gflops <= 0.03
+    kept = max(tried.values(), key=lambda c: gain(c, seed))
+    assert contraction["chosen"] == kept["name"]
+    log = load_log(run_dir)
+    assert log["contraction"]["axis"] == kept["axis"] and log["final"]["factors"] == kept["factors"]
+    assert log["final"]["gflops"] <= 0.03
+
+
+def test_a_search_stopped_by_the_space_bounds_says_so(tiny_dataset: Path, tmp_path: Path):
+    """One crop step is all the space allows (depth is at its bound from the start): after step 1 the
+    search stops short of the target, and the log and show say why."""
+    data = yaml.safeload_log(DEFAULT_SPACE.read_text())
+    seed = data["seed"]
+    data["axes"] = {"x-spatial": {"factor": "crop", "step": 8, "max": 160},
+                    "x-depth": {"factor": "depth", "step": 0.1, "max": seed["depth"]}}
+    space = tmp_path / "bounded.yaml"
+    space.write_text(yaml.safe_dump(data, sort_keys=False))
+    run_dir = tmp_path / "run"
+    proc = run_cli("expand", "--target-gflops", "0.06", "--data", str(tiny_dataset), "--budget", "smoke",
+                   "--space", str(space), "--run-dir", str(run_dir))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = load_log(run_dir)
+    assert [s["chosen"] for s in log["steps"]] == ["x-spatial"] and log["final"]["gflops"] < 0.06
+    assert log["stop_reason"] == "every axis bounded" and "bounds of the space reached" in log["stop_detail"]
+    assert "stopped: every axis bounded" in run_cli("show", str(run_dir)).stdout
+
+
+def test_a_replay_trains_only_the_paths_model_and_contracts_as_usual(tiny_dataset: Path, tmp_path: Path):
+    run_dir = tmp_path / "replay"
+    proc = run_cli("expand", "--path", "spatial,bottleneck,depth", "--target-gflops", "0.06", "--data",
+                   str(tiny_dataset), "--budget", "smoke", "--run-dir", str(run_dir))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = load_log(run_dir)
+    assert log["path"] == ["x-spatial", "x-bottleneck", "x-depth"]
+    assert [[c["axis"] for c in s["candidates"]] for s in log["steps"]] == [["x-spatial"], ["x-bottleneck"]]
+    assert [s["chosen"] for s in log["steps"]] == ["x-spatial", "x-bottleneck"]
+    assert log["stop_reason"] == "target reached" and log["final"]["gflops"] <= 0.06
+    assert log["contraction"]["axis"] == "x-bottleneck"
+    plan = json.loads(run_cli("expand", "--dry-run", "--json", "--classes", "3", "--path", "spatial,bottleneck,depth",
+                              "--target-gflops", "0.06").stdout)
+    assert log["final"]["factors"] == plan["final"]["factors"]  # the dry run planned what the replay trained
+
+
+def test_a_latency_targeted_search_records_ms_and_stays_under_its_target(tiny_dataset: Path, tmp_path: Path):
+    from x3dsearch.latency import LatencyConfig, measure_latency
+    from x3dsearch.search.space import load_space
+
+    seed_ms = measure_latency(load_space().seed, 3, LatencyConfig()).median_ms
+    run_dir = tmp_path / "latency"
+    space = space_file(tmp_path, ("x-spatial", "x-bottleneck"))
+    proc = run_cli("expand", "--complexity", "latency", "--target-ms", f"{2.5 * seed_ms:.3f}", "--data",
+                   str(tiny_dataset), "--budget", "smoke", "--space", str(space), "--run-dir", str(run_dir))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = load_log(run_dir)
+    assert log["complexity"] == "latency" and log["target_ms"] == pytest.approx(2.5 * seed_ms, rel=1e-3)
+    assert log["target_gflops"] is None
+    for step in log["steps"]:
+        assert all(c["ms"] > 0 and c["gflops"] > 0 for c in step["candidates"])
+    final = yaml.safeload_log((run_dir / "final_model.yaml").read_text())
+    assert final["latency_ms"] <= log["target_ms"] and "target_ms" in final
+    assert "ms target" in proc.stdout
+    plot = run_cli("plot", str(run_dir), "-o", str(tmp_path / "ms.svg"))  # a latency run plots in ms
+    assert plot.returncode == 0, plot.stderr
+    assert "measured latency per clip" in (tmp_path / "ms.svg").read_text()
+
+
