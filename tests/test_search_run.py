@@ -36,7 +36,7 @@ RULE = ("--criterion", "top1", "--on-tie", "best")
 def budget_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The smoke budget plus a checkpoint after every step (which changes no number), so a kill
     lands between checkpoints of a running trial."""
-    data = yaml.safeload_log((BUDGET_DIR / "smoke.yaml").read_text())
+    data = yaml.safe_load((BUDGET_DIR / "smoke.yaml").read_text())
     data["checkpoint_every"] = 1
     path = tmp_path_factory.mktemp("budget") / "smoke-ckpt.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -128,7 +128,7 @@ def test_whole_search_writes_every_key(reference_run, tiny_dataset: Path):
 
     model = load_model_file(run_dir / "final_model.yaml")
     assert model.factors == Factors.from_dict(final["factors"]) and model.num_classes == 3
-    config = yaml.safeload_log((run_dir / "config.yaml").read_text())
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert config["space"]["name"] == "x3d" and config["budget"]["checkpoint_every"] == 1
     assert config["seed"] == 0 and {"torch", "ray", "fvcore", "x3dsearch"} <= set(config["versions"])
     state_text = (run_dir / "state.json").read_text()

@@ -185,7 +185,7 @@ def test_contraction_along_every_axis_with_gain_per_gflop(tiny_dataset: Path, tm
 def test_a_search_stopped_by_the_space_bounds_says_so(tiny_dataset: Path, tmp_path: Path):
     """One crop step is all the space allows (depth is at its bound from the start): after step 1 the
     search stops short of the target, and the log and show say why."""
-    data = yaml.safeload_log(DEFAULT_SPACE.read_text())
+    data = yaml.safe_load(DEFAULT_SPACE.read_text())
     seed = data["seed"]
     data["axes"] = {"x-spatial": {"factor": "crop", "step": 8, "max": 160},
                     "x-depth": {"factor": "depth", "step": 0.1, "max": seed["depth"]}}
@@ -232,7 +232,7 @@ def test_a_latency_targeted_search_records_ms_and_stays_under_its_target(tiny_da
     assert log["target_gflops"] is None
     for step in log["steps"]:
         assert all(c["ms"] > 0 and c["gflops"] > 0 for c in step["candidates"])
-    final = yaml.safeload_log((run_dir / "final_model.yaml").read_text())
+    final = yaml.safe_load((run_dir / "final_model.yaml").read_text())
     assert final["latency_ms"] <= log["target_ms"] and "target_ms" in final
     assert "ms target" in proc.stdout
     plot = run_cli("plot", str(run_dir), "-o", str(tmp_path / "ms.svg"))  # a latency run plots in ms
