@@ -197,3 +197,41 @@ def test_the_eta_plan_counts_steps_in_the_targets_unit_and_gives_gflops():
     assert len(ms) == 4 * 6 + 1
     assert ms[0] == pytest.approx(0.02 * 1.94) and ms[-1] == pytest.approx(150.0 * 0.02 / 12.0)
     assert max(ms) < 1.0  # not 150 "GFLOPs" of trials, which made the ETA read 112 h
+
+
+def test_a_pair_gets_one_resampling_so_the_tie_test_and_the_reported_margin_agree():
+    """The tie test (best minus other) and the reported margin (winner minus runner-up) compare the
+    same pair from opposite sides: their intervals must mirror, or a cheaper winner could be reported
+    as significantly worse than the best it was tied with (seen in a latency search, margin -2.9,
+    90% CI -5.8..-1.0)."""
+    rng = np.random.default_rng(0)
+    disagreements = 0
+    for trial in range(40):
+        store: dict = {}
+        best_right = rng.random(100) < 0.75
+        close = best_right.copy()
+        flip = rng.choice(100, size=int(rng.integers(2, 9)), replace=False)
+        close[flip] = ~close[flip]  # a few videos differ: the margin sits near the edge of significance
+        start = model("start", 1.0, outcomes(right(40)), store=store)
+        wide = model(f"wide{trial}", 2.0, outcomes(list(best_right)), store=store)
+        cheap = model(f"cheap{trial}", 1.5, outcomes(list(close)), store=store)
+        j = judge(store, rule="cheaper")
+        ab, ba = j.compare(1, wide, cheap), j.compare(1, cheap, wide)
+        assert ab.margin == -ba.margin and ab.ci == (-ba.ci[1], -ba.ci[0])
+        decision, _ = j.decide(1, [wide, cheap], start)
+        if decision.winner == cheap.axis:  # kept because it was within noise of the best
+            assert decision.runner_up == wide.axis and not decision.significant, trial
+        disagreements += decision.winner == cheap.axis and cheap.top1 < wide.top1
+    assert disagreements > 0  # some pairs did put a worse, cheaper candidate first: the case above was hit
+
+
+def test_cheaper_means_faster_in_a_latency_search():
+    store: dict = {}
+    start = model("start", 1.0, outcomes(right(40)), store=store)
+    few_flops = model("few-flops", 1.5, outcomes(right(60)), store=store)  # fewer GFLOPs, but slower
+    fast = model("fast", 2.0, outcomes(right(61)), store=store)
+    ms = {"few-flops": 90.0, "fast": 50.0, "start": 20.0}
+    by_flops, _ = judge(store, rule="cheaper").decide(1, [few_flops, fast], start)
+    by_ms, _ = Judge("top1", "cheaper", 0, lambda t: store.get(t.name), cost=lambda t: ms[t.name]).decide(
+        1, [few_flops, fast], start)
+    assert by_flops.tied and by_flops.winner == "few-flops" and by_ms.winner == "fast"

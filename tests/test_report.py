@@ -308,7 +308,7 @@ def test_summary_has_the_path_the_cost_and_the_ratio_to_one_full_training():
     text = format_summary(s)
     assert "search cost = 1/2.5 of one full training" in text
     assert "3.0% of wall time" in text and "3.845e+16" in text
-    assert "final: 3x12@160 w1 b2.25 d2.2, 0.4544 GFLOPs = 75.7% of the 0.6 target" in text
+    assert "final: 3x12@160 w1 b2.25 d2.2, 0.4544 GFLOPs = 75.7% of the 0.6 GFLOPs target" in text
 
 
 def test_summary_with_all_lists_every_candidate_and_its_error():

@@ -6,6 +6,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -235,6 +236,9 @@ def test_a_latency_targeted_search_records_ms_and_stays_under_its_target(tiny_da
     final = yaml.safe_load((run_dir / "final_model.yaml").read_text())
     assert final["latency_ms"] <= log["target_ms"] and "target_ms" in final
     assert "ms target" in proc.stdout
+    shown = run_cli("show", str(run_dir)).stdout  # show follows the criterion: the target and each model in ms
+    assert f"target {log['target_ms']:g} ms" in shown and re.search(r"GFLOPs\s+ms\s+params", shown)
+    assert f"{final['latency_ms']:.1f} ms = " in shown
     plot = run_cli("plot", str(run_dir), "-o", str(tmp_path / "ms.svg"))  # a latency run plots in ms
     assert plot.returncode == 0, plot.stderr
     assert "measured latency per clip" in (tmp_path / "ms.svg").read_text()

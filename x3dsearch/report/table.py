@@ -19,7 +19,7 @@ FULL_TRAINING_BUDGET = "paper"
 
 def _model(model: ModelRecord) -> dict[str, Any]:
     return {"factors": model.factors.to_dict(), "factors_short": model.factors.short(),
-            "gflops": model.gflops, "params_m": model.params_m, "top1": model.top1}
+            "gflops": model.gflops, "ms": model.latency_ms, "params_m": model.params_m, "top1": model.top1}
 
 
 def _candidate(cand: Trial, chosen: bool) -> dict[str, Any]:
@@ -133,7 +133,8 @@ def summarize(run: Run, all_candidates: bool = False) -> dict[str, Any]:
                        "candidates": len(last.candidates), "statuses": counts}
     summary: dict[str, Any] = {
         "run_dir": str(run.run_dir), "status": run.status, "partial": run.partial, "progress": run.progress,
-        "target_gflops": run.target_gflops, "seed": run.seed, "space": run.space, "budget": run.budget,
+        "target_gflops": run.target_gflops, "target": run.target, "unit": run.unit, "seed": run.seed,
+        "space": run.space, "budget": run.budget,
         "data": dict(run.data) if run.data is not None else None,
         "stop_reason": str(run.stop_reason) if run.stop_reason else None, "stop_detail": run.stop_detail,
         "path": path, "in_progress": in_progress,
@@ -197,7 +198,10 @@ def format_summary(summary: dict[str, Any]) -> str:
     out: list[str] = []
     state = summary["status"] or "status unknown"
     out.append(f"run {summary['run_dir']} ({summary['progress'] if summary['partial'] else state})")
-    facts = [f"target {_num(summary['target_gflops'], 'g')} GFLOPs", f"seed {_num(summary['seed'], 'd')}",
+    unit = summary.get("unit", "GFLOPs")
+    latency = unit == "ms"
+    facts = [f"target {_num(summary.get('target', summary['target_gflops']), 'g')} {unit}",
+             f"seed {_num(summary['seed'], 'd')}",
              f"space {summary['space'] or '-'}", f"budget {summary['budget'] or '-'}"]
     data = summary["data"]
     if data:
@@ -206,11 +210,14 @@ def format_summary(summary: dict[str, Any]) -> str:
     out.append(", ".join(facts))
     out.append("")
 
-    rows = [[str(p["step"]), p["axis"] or "-", p["factors_short"], f"{p['gflops']:.4f}", _params(p["params_m"]),
+    ms = [[_num(p.get("ms"), ".1f")] if latency else [] for p in summary["path"]]
+    rows = [[str(p["step"]), p["axis"] or "-", p["factors_short"], f"{p['gflops']:.4f}", *m, _params(p["params_m"]),
              _num(p["top1"], ".1f"), _score(p), _num(p["heldout_top1"], ".1f"), format_duration(p["time_s"]),
-             p.get("decision_text", "")] for p in summary["path"]]
-    out += _table(["step", "axis", "factors", "GFLOPs", "params", "val top-1", "score (90% CI)", "held-out",
-                   "time", "decision"], rows, {0, 3, 4, 5, 6, 7, 8})
+             p.get("decision_text", "")] for p, m in zip(summary["path"], ms)]
+    shift = int(latency)  # the ms column (a latency search) sits after GFLOPs
+    out += _table(["step", "axis", "factors", "GFLOPs", *(["ms"] if latency else []), "params", "val top-1",
+                   "score (90% CI)", "held-out", "time", "decision"], rows,
+                  {0, 3, *range(4, 9 + shift)})
     out.append(_accuracy_note(summary))
     counts = summary["decisions"]
     if counts:
@@ -222,10 +229,12 @@ def format_summary(summary: dict[str, Any]) -> str:
         out.append(f"step {ip['step']} in progress: {ip['evaluated']}/{ip['candidates']} evaluated ({states})")
     final = summary["final"]
     if final:
-        target = summary["target_gflops"]
-        share = f" = {final['gflops'] / target:.1%} of the {target:g} target" if target else ""
+        target = summary.get("target", summary["target_gflops"])
+        value = final.get("ms") if latency else final["gflops"]
+        share = f" = {value / target:.1%} of the {target:g} {unit} target" if target and value else ""
         heldout = f", held-out top-1 {final['heldout_top1']:.1f}" if final.get("heldout_top1") is not None else ""
-        out.append(f"final: {final['factors_short']}, {final['gflops']:.4f} GFLOPs{share}, "
+        speed = f", {final['ms']:.1f} ms" if latency and final.get("ms") is not None else ""
+        out.append(f"final: {final['factors_short']}, {final['gflops']:.4f} GFLOPs{speed}{share}, "
                    f"{_params(final['params_m'])} params, top-1 {_num(final['top1'], '.1f')}{heldout}")
     else:
         out.append("final: none yet")

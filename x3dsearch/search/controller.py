@@ -60,7 +60,7 @@ class Search:
         self.session_start = session_start
         self.heldout = heldout
         self.keep = keep
-        self.judge = Judge(settings.selection, settings.tie_rule, settings.seed, self._outcomes)
+        self.judge = Judge(settings.selection, settings.tie_rule, settings.seed, self._outcomes, cost=self._value)
         trials.scorer = self.judge.brief
         trials.score_title = f"{self.judge.criterion.per_video} [90% CI]"
 

@@ -8,8 +8,10 @@ differences are paired by repeat as well as by video (:func:`x3dsearch.stats.boo
 
 Tie rules, for candidates within noise of the best (the paired interval of best
 minus candidate includes 0):
-- ``best``: keep the best score anyway (ties to the lower GFLOPs);
-- ``cheaper``: keep the cheapest of the best and those within noise of it;
+- ``best``: keep the best score anyway (equal scores to the cheaper);
+- ``cheaper``: keep the cheapest of the best and those within noise of it.
+
+Cheaper means the search's complexity measure: GFLOPs, or measured ms in a latency search.
 - ``repeat``: the controller trains the tied candidates again with further
   seeds until they separate or ``max_repeats`` is reached, then keeps the best.
 """
@@ -38,11 +40,15 @@ def runs(trial: Trial) -> list[Trial]:
 class Judge:
     """Scores and decisions for one search (its criterion, tie rule and seed)."""
 
-    def __init__(self, criterion: Criterion | str, rule: TieRule | str, seed: int, outcomes: Outcomes):
+    def __init__(self, criterion: Criterion | str, rule: TieRule | str, seed: int, outcomes: Outcomes,
+                 cost: Callable[[Trial], float] | None = None):
         self.criterion = Criterion(criterion)
         self.rule = TieRule(rule)
         self.seed = seed
         self.outcomes = outcomes
+        # what "cheaper" means, and what breaks equal scores: the search's complexity measure
+        # (GFLOPs, or measured ms in a latency search)
+        self.cost: Callable[[Trial], float] = cost or (lambda trial: trial.gflops)
 
     # --- per-video values on the videos every model read ----------------------------------------
     def _values(self, models: Sequence[Trial], kind: Criterion) -> dict[str, np.ndarray] | None:
@@ -63,16 +69,23 @@ class Judge:
     def _seed(self, step: int, *names: str) -> list[int]:
         return [self.seed, step, *(sum(ord(ch) * (i + 1) for i, ch in enumerate(n)) for n in names)]
 
-    @staticmethod
-    def _paired(a: np.ndarray, b: np.ndarray, seed: list[int]) -> Comparison:
-        k = min(len(a), len(b))
-        interval = bootstrap(a[:k] - b[:k], seed)
+
+    def _paired(self, step: int, a: Trial, b: Trial, values: dict[str, np.ndarray]) -> Comparison:
+        """``a`` minus ``b`` on paired repeats and videos. A pair is resampled once, in the order of its
+        names, and the other side is its mirror: the tie test (best - other) and the reported margin
+        (winner - runner-up) then never disagree on significance."""
+        if a.name > b.name:
+            mirrored = self._paired(step, b, a, values)
+            return Comparison(-mirrored.margin, (-mirrored.ci[1], -mirrored.ci[0]))
+        x, y = values[a.name], values[b.name]
+        k = min(len(x), len(y))
+        interval = bootstrap(x[:k] - y[:k], self._seed(step, a.name, b.name))
         return Comparison(interval.value, (interval.low, interval.high))
 
     def compare(self, step: int, a: Trial, b: Trial) -> Comparison | None:
         """``a`` minus ``b`` in the criterion's per-video unit (top-1 points for gain per GFLOP)."""
         values = self._values([a, b], self.criterion.per_video) if runs(a) and runs(b) else None
-        return self._paired(values[a.name], values[b.name], self._seed(step, a.name, b.name)) if values else None
+        return self._paired(step, a, b, values) if values else None
 
     def brief(self, trial: Trial) -> str | None:
         """One finished training's own score with its 90% interval over its videos, for the live table
@@ -100,17 +113,14 @@ class Judge:
         base = per_video.get(start.name)
         values = {c.name: self._criterion_values(c, per_video[c.name], start, base) for c in usable}
         scores = {c.name: self._score(step, c, values[c.name], top1[c.name]) for c in usable}
-        best = max(usable, key=lambda c: (scores[c.name].value, -c.gflops))  # max keeps the first of equals
-        tied = [c for c in usable if c is not best and not self._paired(
-            values[best.name], values[c.name], self._seed(step, best.name, c.name)).significant]
-        winner = min([best, *tied], key=lambda c: (c.gflops, -scores[c.name].value)) \
+        best = max(usable, key=lambda c: (scores[c.name].value, -self.cost(c)))  # max keeps the first of equals
+        tied = [c for c in usable if c is not best and not self._paired(step, best, c, values).significant]
+        winner = min([best, *tied], key=lambda c: (self.cost(c), -scores[c.name].value)) \
             if self.rule is TieRule.CHEAPER else best
         others = [c for c in usable if c is not winner]
-        runner_up = max(others, key=lambda c: (scores[c.name].value, -c.gflops)) if others else None
-        vs_runner_up = self._paired(values[winner.name], values[runner_up.name],
-                                    self._seed(step, winner.name, runner_up.name)) if runner_up else None
-        vs_start = self._paired(per_video[winner.name], base, self._seed(step, winner.name, start.name)) \
-            if base is not None else None
+        runner_up = max(others, key=lambda c: (scores[c.name].value, -self.cost(c))) if others else None
+        vs_runner_up = self._paired(step, winner, runner_up, values) if runner_up else None
+        vs_start = self._paired(step, winner, start, per_video) if base is not None else None
         repeats = min(len(values[winner.name]), len(values[runner_up.name])) if runner_up else len(values[winner.name])
         decision = Decision(criterion=str(self.criterion), rule=str(self.rule), winner=winner.axis,
                             runner_up=runner_up.axis if runner_up else None, vs_runner_up=vs_runner_up,
@@ -124,7 +134,7 @@ class Judge:
         if not decision.tied:
             return []
         usable = [c for c in candidates if runs(c)]
-        best = max(usable, key=lambda c: (scores[c.name].value, -c.gflops))
+        best = max(usable, key=lambda c: (scores[c.name].value, -self.cost(c)))
         return [best, *(c for c in usable if c.axis in decision.tied)]
 
     def _criterion_values(self, trial: Trial, values: np.ndarray, start: Trial, base: np.ndarray | None,
