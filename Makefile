@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 # Two pytest processes: the end-to-end searches wait on process starts and Ray as much as they
 # compute, so two of them side by side fill 2 cores; whole files go to one process (loadfile),
-# so a module's shared reference search runs once.
+# so a module's shared reference search runs once, in the order tests/conftest.py sorts them
+# (the long search files first; xdist would otherwise start the files with the most tests first).
 TEST_WORKERS ?= 2
 
 .PHONY: install demo test test-fast bench clean
@@ -26,7 +27,7 @@ demo: $(STAMP)
 	$(VENV)/bin/x3dsearch expand --target-gflops 0.25
 
 test: $(STAMP)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"

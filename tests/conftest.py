@@ -23,3 +23,17 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("data") / "tiny"
     return synthesize(root, classes=3, videos_per_class=4, seed=0, size=(64, 86), seconds=(1.0, 1.5))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Files with end-to-end (slow) tests first, the files with the most of them first.
+
+    `make test` hands whole files to two pytest processes in collection order; started last, the
+    long search files would run alone at the end while the other process sits idle.
+    """
+    slow: dict[str, int] = {}
+    for item in items:
+        slow.setdefault(item.path.name, 0)
+        if item.get_closest_marker("slow"):
+            slow[item.path.name] += 1
+    items.sort(key=lambda item: -slow[item.path.name])  # stable: a file's tests keep their order
