@@ -67,42 +67,42 @@ def ray_head(tmp_path: Path):
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-def _plant_when_seed_runs(proc: subprocess.Popen, run_dir: Path, names: list[str]) -> None:
-    """Put a file where these candidates' output folders go while the seed trains, so their
-    trainings fail for real (the folder cannot be created) when their turn comes."""
-    deadline = time.monotonic() + 120
-    while True:
-        if proc.poll() is not None:
-            pytest.fail(f"the search ended before the seed ran: {proc.stderr.read()[-2000:]}")
-        assert time.monotonic() < deadline, "the seed never started"
-        try:
-            state = json.loads((run_dir / "state.json").read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            state = None
-        if state and state["seed"]["status"] == "running":
-            break
-        time.sleep(0.05)
-    for name in names:
-        (run_dir / "candidates").mkdir(exist_ok=True)
-        (run_dir / "candidates" / name).write_text("not a folder\n")
-
+def _expand_with_failing(args: list[str], run_dir: Path, names: list[str]) -> tuple[int, str]:
+    """Run ``x3dsearch expand ARGS --run-dir RUN_DIR``; while the seed trains, put a file where these
+    candidates' output folders go, so their trainings fail for real (the folder cannot be created)
+    when their turn comes. Returns the exit code and stderr."""
+    proc = subprocess.Popen([str(X3DSEARCH), "expand", *args, "--run-dir", str(run_dir)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=cli_env(), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"the search ended before the seed ran: {proc.stderr.read()[-2000:]}")
+            assert time.monotonic() < deadline, "the seed never started"
+            try:
+                state = json.loads((run_dir / "state.json").read_text())
+            except (FileNotFoundError, json.JSONDecodeError):
+                state = None
+            if state and state["seed"]["status"] == "running":
+                break
+            time.sleep(0.05)
+        for name in names:
+            (run_dir / "candidates").mkdir(exist_ok=True)
+            (run_dir / "candidates" / name).write_text("not a folder\n")
+        _, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    return proc.returncode, err
 
 
 def test_search_joins_a_ray_head_and_records_a_raising_candidate(ray_head: str, tiny_dataset: Path,
                                                                  tmp_path: Path):
     space = space_file(tmp_path, ("x-spatial", "x-width"))
     run_dir = tmp_path / "run"
-    proc = subprocess.Popen([str(X3DSEARCH), "expand", "--target-gflops", "0.04", "--data", str(tiny_dataset),
-                             "--budget", "smoke", "--space", str(space), "--run-dir", str(run_dir),
-                             "--address", ray_head], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=cli_env(), start_new_session=True)
-    try:
-        _plant_when_seed_runs(proc, run_dir, ["s01-x-width"])
-        out, err = proc.communicate(timeout=240)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 0, err[-3000:]
+    returncode, err = _expand_with_failing(["--target-gflops", "0.04", "--data", str(tiny_dataset), "--budget", "smoke",
+                                            "--space", str(space), "--address", ray_head], run_dir, ["s01-x-width"])
+    assert returncode == 0, err[-3000:]
     assert f"Ray cluster at {ray_head}: 1 CPUs" in (run_dir / "search.log").read_text()
     log = load_log(run_dir)
     (step,) = log["steps"]
@@ -120,17 +120,10 @@ def test_a_step_where_every_candidate_fails_stops_and_resume_retries(tiny_datase
     space = space_file(tmp_path, ("x-spatial",))
     run_dir = tmp_path / "run"
     cpus = str(len(os.sched_getaffinity(0)))  # one trial at a time: the seed runs before the candidate
-    proc = subprocess.Popen([str(X3DSEARCH), "expand", "--target-gflops", "0.04", "--data", str(tiny_dataset),
-                             "--budget", "smoke", "--space", str(space), "--run-dir", str(run_dir),
-                             "--cpus-per-trial", cpus], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=cli_env(), start_new_session=True)
-    try:
-        _plant_when_seed_runs(proc, run_dir, ["s01-x-spatial"])
-        out, err = proc.communicate(timeout=240)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 2
+    args = ["--target-gflops", "0.04", "--data", str(tiny_dataset), "--budget", "smoke", "--space", str(space),
+            "--cpus-per-trial", cpus]
+    returncode, err = _expand_with_failing(args, run_dir, ["s01-x-spatial"])
+    assert returncode == 2
     last = err.strip().splitlines()[-1]
     assert last.startswith("x3dsearch: error: every candidate of step 1 failed") and "x3dsearch resume" in last
     state = json.loads((run_dir / "state.json").read_text())

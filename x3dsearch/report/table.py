@@ -198,9 +198,9 @@ def format_summary(summary: dict[str, Any]) -> str:
     out: list[str] = []
     state = summary["status"] or "status unknown"
     out.append(f"run {summary['run_dir']} ({summary['progress'] if summary['partial'] else state})")
-    unit = summary.get("unit", "GFLOPs")
+    unit = summary["unit"]
     latency = unit == "ms"
-    facts = [f"target {_num(summary.get('target', summary['target_gflops']), 'g')} {unit}",
+    facts = [f"target {_num(summary['target'], 'g')} {unit}",
              f"seed {_num(summary['seed'], 'd')}",
              f"space {summary['space'] or '-'}", f"budget {summary['budget'] or '-'}"]
     data = summary["data"]
@@ -210,14 +210,14 @@ def format_summary(summary: dict[str, Any]) -> str:
     out.append(", ".join(facts))
     out.append("")
 
-    ms = [[_num(p.get("ms"), ".1f")] if latency else [] for p in summary["path"]]
-    rows = [[str(p["step"]), p["axis"] or "-", p["factors_short"], f"{p['gflops']:.4f}", *m, _params(p["params_m"]),
-             _num(p["top1"], ".1f"), _score(p), _num(p["heldout_top1"], ".1f"), format_duration(p["time_s"]),
-             p.get("decision_text", "")] for p, m in zip(summary["path"], ms)]
-    shift = int(latency)  # the ms column (a latency search) sits after GFLOPs
-    out += _table(["step", "axis", "factors", "GFLOPs", *(["ms"] if latency else []), "params", "val top-1",
-                   "score (90% CI)", "held-out", "time", "decision"], rows,
-                  {0, 3, *range(4, 9 + shift)})
+    # a latency search shows each model's ms after its GFLOPs
+    rows = [[str(p["step"]), p["axis"] or "-", p["factors_short"], f"{p['gflops']:.4f}",
+             *([_num(p["ms"], ".1f")] if latency else []),
+             _params(p["params_m"]), _num(p["top1"], ".1f"), _score(p), _num(p["heldout_top1"], ".1f"),
+             format_duration(p["time_s"]), p.get("decision_text", "")] for p in summary["path"]]
+    header = ["step", "axis", "factors", "GFLOPs", *(["ms"] if latency else []), "params", "val top-1",
+              "score (90% CI)", "held-out", "time", "decision"]
+    out += _table(header, rows, {0, *range(3, len(header) - 1)})
     out.append(_accuracy_note(summary))
     counts = summary["decisions"]
     if counts:
@@ -229,11 +229,11 @@ def format_summary(summary: dict[str, Any]) -> str:
         out.append(f"step {ip['step']} in progress: {ip['evaluated']}/{ip['candidates']} evaluated ({states})")
     final = summary["final"]
     if final:
-        target = summary.get("target", summary["target_gflops"])
-        value = final.get("ms") if latency else final["gflops"]
+        target = summary["target"]
+        value = final["ms"] if latency else final["gflops"]
         share = f" = {value / target:.1%} of the {target:g} {unit} target" if target and value else ""
         heldout = f", held-out top-1 {final['heldout_top1']:.1f}" if final.get("heldout_top1") is not None else ""
-        speed = f", {final['ms']:.1f} ms" if latency and final.get("ms") is not None else ""
+        speed = f", {final['ms']:.1f} ms" if latency and final["ms"] is not None else ""
         out.append(f"final: {final['factors_short']}, {final['gflops']:.4f} GFLOPs{speed}{share}, "
                    f"{_params(final['params_m'])} params, top-1 {_num(final['top1'], '.1f')}{heldout}")
     else:

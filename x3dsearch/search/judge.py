@@ -9,11 +9,11 @@ differences are paired by repeat as well as by video (:func:`x3dsearch.stats.boo
 Tie rules, for candidates within noise of the best (the paired interval of best
 minus candidate includes 0):
 - ``best``: keep the best score anyway (equal scores to the cheaper);
-- ``cheaper``: keep the cheapest of the best and those within noise of it.
-
-Cheaper means the search's complexity measure: GFLOPs, or measured ms in a latency search.
+- ``cheaper``: keep the cheapest of the best and those within noise of it;
 - ``repeat``: the controller trains the tied candidates again with further
   seeds until they separate or ``max_repeats`` is reached, then keeps the best.
+
+Cheaper means the search's complexity measure: GFLOPs, or measured ms in a latency search.
 """
 from __future__ import annotations
 
@@ -68,7 +68,6 @@ class Judge:
 
     def _seed(self, step: int, *names: str) -> list[int]:
         return [self.seed, step, *(sum(ord(ch) * (i + 1) for i, ch in enumerate(n)) for n in names)]
-
 
     def _paired(self, step: int, a: Trial, b: Trial, values: dict[str, np.ndarray]) -> Comparison:
         """``a`` minus ``b`` on paired repeats and videos. A pair is resampled once, in the order of its
