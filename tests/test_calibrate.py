@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from x3dsearch.budget import BUDGET_DIR
+from x3dsearch.calibrate.report import ceiling
 from x3dsearch.cli.main import main
 
 MODELS = "x2d,frames=2,stride=15,crop=112,width=1,bottleneck=1,depth=1,x3d-xs"
@@ -26,6 +27,15 @@ def _error(capsys: pytest.CaptureFixture, *args: str) -> str:
     assert exit_info.value.code == 2, err
     assert err.count("\n") == 1 and err.startswith("x3dsearch: error: ") and "Traceback" not in err, err
     return err
+
+
+def test_the_ceiling_steps_each_side_up_to_its_seeds_and_takes_the_geometric_mean():
+    # proxy: r = 0.5 over 3 seeds -> 3 * 0.5 / (1 + 2 * 0.5) = 0.75; reference: 0.5 at one seed stays 0.5
+    assert ceiling(0.5, 3, 0.5, 1) == pytest.approx((0.75 * 0.5) ** 0.5)
+    assert ceiling(1.0, 3, 1.0, 3) == pytest.approx(1.0)  # noiseless sides cap nothing
+    assert ceiling(0.2, 3, 0.3, 3) < ceiling(0.2, 10, 0.3, 3)  # more seeds lift it
+    for proxy_r, ref_r in ((None, 0.5), (0.5, None), (0.0, 0.5), (0.5, -0.2), (float("nan"), 0.5)):
+        assert ceiling(proxy_r, 3, ref_r, 3) is None  # unmeasured, or seeds that agree on nothing
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -58,8 +68,10 @@ def test_a_smoke_calibration_ranks_models_and_a_rerun_trains_nothing(capsys, tin
     for m in report["models"]:
         assert set(m["proxy"]) == {"top1", "prob", "log-prob"} and len(m["proxy"]["top1"]["seeds"]) == 2
         assert len(m["reference"]["seeds"]) == 1 and 0 <= m["reference"]["top1"] <= 100
-    for key in ("spearman", "kendall", "seed_sd", "seed_spearman", "spearman_one_seed"):
+    for key in ("spearman", "spearman_ci", "kendall", "seed_sd", "seed_spearman", "spearman_one_seed", "ceiling"):
         assert set(report[key]) == {"top1", "prob", "log-prob"}
+    # one reference seed: its seed-to-seed agreement, and so the ceiling, cannot be measured
+    assert report["reference_seed_spearman"] is None and set(report["ceiling"].values()) == {None}
     assert report["proxy_budget"] == "proxy" and report["reference_budget"] == "reference"
     assert (out / "calibration.png").stat().st_size > 1000 and "Spearman" in printed
     trainings = sorted(p.name for p in (out / "runs").glob("*/*"))

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from x3dsearch.stats import bootstrap, kendall, ranks, spearman
+from x3dsearch.stats import bootstrap, kendall, ranks, spearman, spearman_interval
 
 
 def test_identical_outcomes_give_a_zero_interval_that_is_not_significant():
@@ -57,3 +57,39 @@ def test_rank_correlations_on_hand_worked_examples():
     # one swapped pair of 10: tau = (9 - 1) / 10 = 0.8
     assert kendall([1, 2, 3, 4, 5], [1, 2, 4, 3, 5]) == pytest.approx(0.8)
     assert math.isnan(spearman([1, 1, 1], [1, 2, 3])) and math.isnan(kendall([1, 1, 1], [1, 2, 3]))
+
+
+def _models(rng: np.random.Generator, rates: list[float], seeds: int, videos: int) -> list[np.ndarray]:
+    """Constructed top-1 outcomes (0 or 100 per video): model m is right with probability rates[m]."""
+    return [100.0 * (rng.random((seeds, videos)) < rate) for rate in rates]
+
+
+def test_rankings_that_no_resample_can_change_give_an_exact_interval():
+    # every model right on a fixed share of every seed's videos, 30 points apart: no resample reorders them
+    proxy = [np.tile(np.r_[np.full(k, 100.0), np.zeros(10 - k)], (3, 4)) for k in (1, 4, 7)]
+    reference = [p[:2] + 1.0 for p in proxy]
+    interval = spearman_interval(proxy, reference, seed=0)
+    assert (interval.value, interval.low, interval.high) == (1.0, 1.0, 1.0)
+    reversed_ = spearman_interval(proxy, reference[::-1], seed=0)
+    assert (reversed_.value, reversed_.low, reversed_.high) == (-1.0, -1.0, -1.0)
+
+
+def test_models_that_differ_only_by_noise_get_an_interval_around_zero():
+    """Eight models with one true rate (50%), 3 seeds x 104 videos a side: both rankings are noise, so the
+    interval must hold 0 and be wide; eight clearly spaced rates (20..90%) give one near 1."""
+    rng = np.random.default_rng(11)
+    noise = spearman_interval(_models(rng, [0.5] * 8, 3, 104), _models(rng, [0.5] * 8, 3, 104), seed=0)
+    assert noise.low < 0 < noise.high and noise.high - noise.low > 0.8
+    rates = [0.2 + 0.1 * k for k in range(8)]
+    signal = spearman_interval(_models(rng, rates, 3, 104), _models(rng, rates, 3, 104), seed=0)
+    assert signal.value > 0.9 and signal.low > 0.7
+
+
+def test_the_spearman_interval_is_deterministic_and_refuses_ragged_input():
+    rng = np.random.default_rng(5)
+    proxy, reference = _models(rng, [0.3, 0.5, 0.6], 3, 40), _models(rng, [0.3, 0.5, 0.6], 2, 30)
+    assert spearman_interval(proxy, reference, seed=[1, 2]) == spearman_interval(proxy, reference, seed=[1, 2])
+    with pytest.raises(ValueError):
+        spearman_interval(proxy, reference[:2], seed=0)
+    with pytest.raises(ValueError):
+        spearman_interval([proxy[0], proxy[1][:, :10], proxy[2]], reference, seed=0)

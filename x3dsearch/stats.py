@@ -106,3 +106,38 @@ def kendall(x: Sequence[float], y: Sequence[float]) -> float:
                 discordant += 1
     denominator = np.sqrt((concordant + discordant + ties_x) * (concordant + discordant + ties_y))
     return float((concordant - discordant) / denominator) if denominator else float("nan")
+
+
+def spearman_interval(proxy: Sequence[np.ndarray], reference: Sequence[np.ndarray], seed: Sequence[int] | int,
+                      level: float = LEVEL, resamples: int = RESAMPLES) -> Interval:
+    """Spearman's correlation of the models' mean proxy and mean reference scores, with a two-level
+    percentile bootstrap interval: how far the figure itself can be trusted.
+
+    ``proxy[m]`` and ``reference[m]`` are model ``m``'s per-video values, seeds x videos, the video
+    axis the same videos in the same order for every model (each side has its own videos). Every
+    resample draws the seeds (paired across models: seed k trained every model on the same clips)
+    and the videos (paired: every model is scored on the same ones), of each side independently,
+    as :func:`bootstrap` does for one difference. Deterministic for ``seed``.
+    """
+    sides = [[np.atleast_2d(np.asarray(v, dtype=np.float64)) for v in side] for side in (proxy, reference)]
+    if len(sides[0]) != len(sides[1]) or len(sides[0]) < 2:
+        raise ValueError("need the same two or more models on both sides")
+    shapes = [{v.shape for v in side} for side in sides]
+    if any(len(s) != 1 for s in shapes):
+        raise ValueError("every model needs the same seeds and videos on a side")
+    stacked = [np.stack(side) for side in sides]  # models x seeds x videos
+    value = spearman(stacked[0].mean(axis=(1, 2)), stacked[1].mean(axis=(1, 2)))
+    rng = np.random.default_rng(seed)
+    draws = np.empty(resamples)
+    for i in range(resamples):
+        means = []
+        for values in stacked:
+            _, seeds, videos = values.shape
+            rows = rng.integers(0, seeds, seeds)
+            cols = rng.integers(0, videos, videos)
+            means.append(values[:, rows][:, :, cols].mean(axis=(1, 2)))
+        draws[i] = spearman(*means)
+    draws = draws[np.isfinite(draws)]
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(draws, [tail, 1.0 - tail]) if draws.size else (float("nan"), float("nan"))
+    return Interval(value, float(low), float(high), level)

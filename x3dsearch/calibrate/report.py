@@ -18,7 +18,7 @@ import numpy as np
 
 from ..criteria import Criterion, video_values
 from ..outcomes import SplitOutcomes
-from ..stats import kendall, spearman
+from ..stats import kendall, spearman, spearman_interval
 from ..utils.io import atomic_write_bytes, atomic_write_yaml
 from .plan import Model
 
@@ -37,6 +37,11 @@ class ModelScores:
     gflops: float
     proxy: dict[str, list[float]]      # criterion -> one score per proxy seed
     reference: list[float]             # held-out top-1 per reference seed
+    #: Per-video values behind those scores (criterion -> seeds x videos; the reference's top-1, seeds x
+    #: videos), on the videos every model's trainings read, in one order: what the Spearman's interval
+    #: resamples. None: no interval.
+    proxy_videos: dict[str, np.ndarray] | None = None
+    reference_videos: np.ndarray | None = None
 
     def proxy_mean(self, criterion: str) -> float:
         return float(np.mean(self.proxy[criterion]))
@@ -53,7 +58,7 @@ def summarize(models: list[ModelScores], settings: dict[str, Any]) -> dict[str, 
     """Everything ``calibration.yaml`` holds."""
     reference = [m.reference_mean for m in models]
     out: dict[str, Any] = {**settings, "models": [], "seed_sd": {}, "seed_spearman": {}, "spearman": {},
-                           "kendall": {}, "spearman_one_seed": {}}
+                           "spearman_ci": {}, "kendall": {}, "spearman_one_seed": {}, "ceiling": {}}
     for m in models:
         out["models"].append({
             "name": m.model.name, "factors": m.model.factors.to_dict(), "gflops": m.gflops,
@@ -61,16 +66,51 @@ def summarize(models: list[ModelScores], settings: dict[str, Any]) -> dict[str, 
             "reference": {"top1": m.reference_mean,
                           "sd": float(np.std(m.reference, ddof=1)) if len(m.reference) > 1 else 0.0,
                           "seeds": m.reference}})
+    ref_seeds = min(len(m.reference) for m in models)
+    per_ref_seed = [[m.reference[s] for m in models] for s in range(ref_seeds)]
+    ref_reliability = _mean_pairwise_spearman(per_ref_seed)
+    out["reference_seed_spearman"] = ref_reliability
     for criterion in (str(c) for c in MODEL_CRITERIA):
         means = [m.proxy_mean(criterion) for m in models]
         seeds = len(models[0].proxy[criterion])
         per_seed = [[m.proxy[criterion][s] for m in models] for s in range(seeds)]
         out["seed_sd"][criterion] = float(np.mean([m.proxy_sd(criterion) for m in models]))
-        out["seed_spearman"][criterion] = float(np.mean([spearman(a, b) for a, b in combinations(per_seed, 2)]))
+        out["seed_spearman"][criterion] = _mean_pairwise_spearman(per_seed)
         out["spearman"][criterion] = spearman(means, reference)
+        out["spearman_ci"][criterion] = _spearman_ci(models, criterion)
         out["kendall"][criterion] = kendall(means, reference)
         out["spearman_one_seed"][criterion] = float(np.mean([spearman(s, reference) for s in per_seed]))
+        out["ceiling"][criterion] = ceiling(out["seed_spearman"][criterion], seeds, ref_reliability, ref_seeds)
     return out
+
+
+def _spearman_ci(models: list[ModelScores], criterion: str) -> list[float] | None:
+    if any(m.proxy_videos is None or m.reference_videos is None for m in models):
+        return None
+    interval = spearman_interval([m.proxy_videos[criterion] for m in models], [m.reference_videos for m in models],
+                                 seed=0)
+    return interval.to_list()
+
+
+def _mean_pairwise_spearman(rankings: list[list[float]]) -> float | None:
+    """How well one seed's ranking agrees with another's, on average; None with fewer than two seeds."""
+    if len(rankings) < 2:
+        return None
+    return float(np.mean([spearman(a, b) for a, b in combinations(rankings, 2)]))
+
+
+def ceiling(proxy_r: float | None, proxy_seeds: int, reference_r: float | None, reference_seeds: int) -> float | None:
+    """The rank correlation a proxy could be expected to reach at best against this reference, given
+    how noisy both are: Spearman's correction for attenuation. Each side's seed-to-seed agreement ``r``
+    is stepped up to its mean over ``k`` seeds (Spearman-Brown, ``k r / (1 + (k - 1) r)``), and two
+    measures this reliable cannot correlate above the square root of the product. None when a side
+    has one seed or shows no agreement between seeds at all. Rough with few models: it says whether
+    a low Spearman is the proxy's fault or the measurement's.
+    """
+    if proxy_r is None or reference_r is None or not proxy_r > 0 or not reference_r > 0:
+        return None
+    step_up = [k * r / (1 + (k - 1) * r) for r, k in ((proxy_r, proxy_seeds), (reference_r, reference_seeds))]
+    return float(np.sqrt(step_up[0] * step_up[1]))
 
 
 def table(summary: dict[str, Any]) -> list[str]:
@@ -84,12 +124,18 @@ def table(summary: dict[str, Any]) -> list[str]:
                      f"{p['log-prob']['mean']:>6.3f} ± {p['log-prob']['sd']:>5.3f}  "
                      f"{r['top1']:>6.1f} ± {r['sd']:>5.1f}")
     lines.append("")
-    lines.append(f"{'criterion':<10} {'Spearman':>9} {'Kendall':>8} {'one seed':>9} {'seed vs seed':>13} "
-                 f"{'seed SD':>8}")
+    lines.append(f"{'criterion':<10} {'Spearman':>9} {'90% CI':>11} {'Kendall':>8} {'one seed':>9} "
+                 f"{'seed vs seed':>13} {'seed SD':>8} {'ceiling':>8}")
     for c in (str(c) for c in MODEL_CRITERIA):
-        lines.append(f"{c:<10} {summary['spearman'][c]:>9.2f} {summary['kendall'][c]:>8.2f} "
+        cap = summary["ceiling"][c]
+        ci = summary["spearman_ci"][c]
+        lines.append(f"{c:<10} {summary['spearman'][c]:>9.2f} {'-' if ci is None else f'{ci[0]:.2f}..{ci[1]:.2f}':>11} "
+                     f"{summary['kendall'][c]:>8.2f} "
                      f"{summary['spearman_one_seed'][c]:>9.2f} {summary['seed_spearman'][c]:>13.2f} "
-                     f"{summary['seed_sd'][c]:>8.3g}")
+                     f"{summary['seed_sd'][c]:>8.3g} {'-' if cap is None else f'{cap:.2f}':>8}")
+    ref = summary["reference_seed_spearman"]
+    lines.append(f"reference seed vs seed: {'- (one seed)' if ref is None else f'{ref:.2f}'}; ceiling: the best "
+                 f"Spearman that noise this large allows (correction for attenuation)")
     return lines
 
 
