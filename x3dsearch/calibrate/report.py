@@ -53,6 +53,27 @@ class ModelScores:
     def reference_mean(self) -> float:
         return float(np.mean(self.reference))
 
+    @classmethod
+    def from_outcomes(cls, model: Model, gflops: float, proxy: list[SplitOutcomes], reference: list[SplitOutcomes],
+                      proxy_videos: list[str], reference_videos: list[str]) -> "ModelScores":
+        """Scores from per-seed outcomes (validation for the proxy, held-out for the reference); the
+        per-video values on ``proxy_videos`` and ``reference_videos`` (see :func:`read_by_all`)."""
+        return cls(model, gflops, {str(c): [score(o, c) for o in proxy] for c in MODEL_CRITERIA},
+                   [o.top1 for o in reference],
+                   proxy_videos={str(c): _matrix(proxy, proxy_videos, c) for c in MODEL_CRITERIA},
+                   reference_videos=_matrix(reference, reference_videos, Criterion.TOP1))
+
+
+def read_by_all(runs: list[SplitOutcomes]) -> list[str]:
+    """The videos every training read, in the first one's order (an unreadable one leaves every comparison)."""
+    return [key for key in runs[0].videos if all(key in o.videos for o in runs[1:])]
+
+
+def _matrix(runs: list[SplitOutcomes], videos: list[str], criterion: Criterion) -> np.ndarray:
+    """Seeds x videos of per-video values under ``criterion``."""
+    values = [video_values(o, criterion) for o in runs]
+    return np.array([[v[key] for key in videos] for v in values])
+
 
 def summarize(models: list[ModelScores], settings: dict[str, Any]) -> dict[str, Any]:
     """Everything ``calibration.yaml`` holds."""

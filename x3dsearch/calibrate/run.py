@@ -5,13 +5,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from ..budget import Budget, load_budget
-from ..criteria import Criterion, video_values
 from ..data import has_split
 from ..errors import ConfigError
-from ..outcomes import SplitOutcomes
 from ..runlog import Clock, RunLock, Trial
 from ..search.cluster import Resources, ray_session, send_logs_to
 from ..search.settings import DataInfo, resolve_data_info
@@ -21,7 +17,7 @@ from ..search.trials import TrialRunner
 from ..train.folder import TrainingFolder
 from ..utils.logging import get_logger
 from .plan import (CalibrationDir, Model, check_plan, default_models, parse_models, reference_budget, trials)
-from .report import MODEL_CRITERIA, ModelScores, score, summarize, write
+from .report import ModelScores, read_by_all, summarize, write
 
 log = get_logger("calibrate")
 
@@ -101,28 +97,13 @@ def _summary(models: list[Model], proxy_trials: list[Trial], reference_trials: l
                            for t in proxy_trials if t.axis == m.name] for m in models}
     ref_runs = {m.name: [TrainingFolder(folder.trial_dir(t.name)).read_outcomes(heldout_split)
                          for t in reference_trials if t.axis == m.name] for m in models}
-    val_videos, test_videos = _read_by_all(proxy_runs), _read_by_all(ref_runs)
-    scores = []
-    for model in models:
-        mine = [t for t in proxy_trials if t.axis == model.name]
-        scores.append(ModelScores(
-            model, mine[0].gflops, {str(c): [score(o, c) for o in proxy_runs[model.name]] for c in MODEL_CRITERIA},
-            [o.top1 for o in ref_runs[model.name]],
-            proxy_videos={str(c): _matrix(proxy_runs[model.name], val_videos, c) for c in MODEL_CRITERIA},
-            reference_videos=_matrix(ref_runs[model.name], test_videos, Criterion.TOP1)))
+    val_videos = read_by_all([o for runs in proxy_runs.values() for o in runs])
+    test_videos = read_by_all([o for runs in ref_runs.values() for o in runs])
+    gflops = {t.axis: t.gflops for t in proxy_trials}
+    scores = [ModelScores.from_outcomes(m, gflops[m.name], proxy_runs[m.name], ref_runs[m.name], val_videos,
+                                        test_videos) for m in models]
     settings = {"data": data.log_entry(), "proxy_budget": proxy.name, "reference_budget": reference.name,
                 "seeds": seeds, "reference_seeds": ref_seeds,
                 "reference_metric": f"top-1 on the {heldout_split} split of the reference training"}
     return {"yaml": summarize(scores, settings), "scores": scores}
 
-
-def _read_by_all(outcomes: dict[str, list[SplitOutcomes]]) -> list[str]:
-    """The videos every training read, in the first one's order (unreadable ones are left out of all)."""
-    runs = [o for per_model in outcomes.values() for o in per_model]
-    return [key for key in runs[0].videos if all(key in o.videos for o in runs[1:])]
-
-
-def _matrix(runs: list[SplitOutcomes], videos: list[str], criterion: Criterion) -> np.ndarray:
-    """Seeds x videos of per-video values under ``criterion``."""
-    values = [video_values(o, criterion) for o in runs]
-    return np.array([[v[key] for key in videos] for v in values])
