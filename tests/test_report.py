@@ -293,6 +293,23 @@ def test_runs_with_the_same_folder_name_get_distinct_labels(tmp_path):
 
 
 # --- the summary ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("repeats, says", [
+    (1, "2 of 3 steps beat the noise of the validation videos"),
+    (3, "2 of 3 steps beat proxy noise (the 90% paired interval against the runner-up, over seeds and videos"),
+])
+def test_show_says_whether_a_decisions_interval_had_seeds_in_it(tmp_path, repeats, says):
+    """One seed per candidate: the interval resampled videos only, and show must not call that proxy noise."""
+    def edit(raw):
+        for step, ci in zip(raw["steps"][:3], ([1.0, 9.0], [0.5, 4.0], [-2.0, 6.0])):
+            step["decision"] = {"criterion": "top1", "rule": "cheaper", "winner": step["chosen"],
+                                "runner_up": "x-width", "margin": (ci[0] + ci[1]) / 2, "ci": ci, "videos": 104,
+                                "repeats": repeats, "tied": []}
+
+    text = format_summary(summarize(load_run(edited_run(tmp_path, SEED0, edit))))
+    assert says in text and "1 within noise" in text
+    assert ("--repeats 2 adds it" in text) == (repeats == 1)
+
+
 def test_summary_has_the_path_the_cost_and_the_ratio_to_one_full_training():
     s = summarize(load_run(SEED0))
     assert [(r["step"], r["axis"], r["gflops"], r["top1"]) for r in s["path"]] == SEED0_PATH
