@@ -93,3 +93,18 @@ def test_the_spearman_interval_is_deterministic_and_refuses_ragged_input():
         spearman_interval(proxy, reference[:2], seed=0)
     with pytest.raises(ValueError):
         spearman_interval([proxy[0], proxy[1][:, :10], proxy[2]], reference, seed=0)
+
+
+def test_one_repeat_resamples_exactly_as_one_draw_per_resample(monkeypatch):
+    """The fast path for one repeat must keep every interval of earlier runs: same draws, same means."""
+    import x3dsearch.stats as stats
+
+    def one_by_one(values, rng, resamples):
+        return np.array([values[0][rng.integers(0, values.shape[1], values.shape[1])].mean()
+                         for _ in range(resamples)])
+
+    values = np.random.default_rng(3).normal(size=(1, 103))
+    expected = one_by_one(values, np.random.default_rng([7, 1]), 500)
+    assert np.array_equal(stats._resampled_means(values, np.random.default_rng([7, 1]), 500), expected)
+    monkeypatch.setattr(stats, "_BLOCK", 1000)  # blocks of 9 resamples: still the same stream
+    assert np.array_equal(stats._resampled_means(values, np.random.default_rng([7, 1]), 500), expected)
