@@ -183,8 +183,11 @@ def figure(models: list[ModelScores], summary: dict[str, Any]) -> bytes:
                         fontsize=7)
         ax.set_xlabel(f"reference held-out top-1 (%), {summary['reference_budget']}")
         ax.set_ylabel(f"proxy {criterion}, {summary['proxy_budget']}")
-        ax.set_title(f"{criterion}: Spearman {summary['spearman'][criterion]:.2f}, "
-                     f"Kendall {summary['kendall'][criterion]:.2f}", fontsize=10)
+        ci, cap = summary["spearman_ci"][criterion], summary["ceiling"][criterion]
+        ax.set_title(f"{criterion}: Spearman {summary['spearman'][criterion]:.2f}"
+                     + ("" if ci is None else f" [{ci[0]:.2f}, {ci[1]:.2f}]")
+                     + f"\nKendall {summary['kendall'][criterion]:.2f}"
+                     + ("" if cap is None else f", ceiling {cap:.2f}"), fontsize=9)
         ax.grid(True, alpha=0.3)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=150)
