@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from x3dsearch.calibrate.plan import Model
-from x3dsearch.calibrate.report import MODEL_CRITERIA, ModelScores, read_by_all, summarize
+from x3dsearch.calibrate.report import MODEL_CRITERIA, model_scores, summarize
 from x3dsearch.data.synthetic import encode_mp4, get_variant, render_video
 from x3dsearch.factors import Factors
 from x3dsearch.outcomes import SplitOutcomes
@@ -124,10 +124,8 @@ def summaries(cal: Path, found: dict[str, dict[str, SplitOutcomes]], order: dict
         reference = {m.name: [_subset(o, test) for name, o in sorted(found["reference"].items())
                               if name.rsplit("-s", 1)[0] == m.name] for m in models}
         present = [m for m in models if proxy[m.name] and reference[m.name]]
-        val_videos = read_by_all([o for m in present for o in proxy[m.name]])
-        test_videos = read_by_all([o for m in present for o in reference[m.name]])
-        scores = [ModelScores.from_outcomes(m, 0.0, proxy[m.name], reference[m.name], val_videos, test_videos)
-                  for m in present]
+        scores = model_scores(present, {m.name: 0.0 for m in present}, {m.name: proxy[m.name] for m in present},
+                              {m.name: reference[m.name] for m in present})
         out.append((size, {**summarize(scores, {}), "flip_ratio": flip_ratio(found, val)}))
     return out
 

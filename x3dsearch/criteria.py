@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import math
 from enum import Enum
+from typing import Mapping, Sequence
+
+import numpy as np
 
 from .outcomes import P_FLOOR, SplitOutcomes
 
@@ -60,3 +63,16 @@ def video_values(outcomes: SplitOutcomes, criterion: Criterion | str) -> dict[st
     if kind is Criterion.PROB:
         return {v: 100.0 * o.p_true for v, o in outcomes.videos.items()}
     return {v: math.log(max(o.p_true, P_FLOOR)) for v, o in outcomes.videos.items()}
+
+
+def value_matrices(runs: Mapping[str, Sequence[SplitOutcomes]], criterion: Criterion | str,
+                   ) -> dict[str, np.ndarray] | None:
+    """Each model's runs x videos of per-video values under ``criterion``, on the videos every run of
+    every model read, in sorted order (the order the paired intervals resample); None when no video
+    is common to all (an unreadable video leaves every comparison)."""
+    per_run = {name: [video_values(o, criterion) for o in outcomes] for name, outcomes in runs.items()}
+    all_runs = [values for values_ in per_run.values() for values in values_]
+    common = sorted(set.intersection(*(set(values) for values in all_runs))) if all_runs else []
+    if not common:
+        return None
+    return {name: np.array([[values[v] for v in common] for values in values_]) for name, values_ in per_run.items()}

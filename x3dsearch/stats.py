@@ -47,7 +47,7 @@ def _resampled_means(values: np.ndarray, rng: np.random.Generator, resamples: in
     means = np.empty(resamples)
     if repeats == 1:
         # Blocks of whole resamples: the same draws, in the same order, as one call per resample,
-        # so intervals are those of the loop below, bit for bit, about 50x faster.
+        # so intervals are those of the loop below, bit for bit, about 25x faster.
         rows_per_block = max(1, _BLOCK // videos)
         for start in range(0, resamples, rows_per_block):
             stop = min(resamples, start + rows_per_block)
@@ -70,10 +70,16 @@ def bootstrap(values: np.ndarray, seed: Sequence[int] | int, level: float = LEVE
     if values.size == 0:
         raise ValueError("no values to bootstrap")
     rng = np.random.default_rng(seed)
-    means = _resampled_means(values, rng, resamples)
+    return _percentile_interval(float(values.mean()), _resampled_means(values, rng, resamples), level)
+
+
+def _percentile_interval(value: float, draws: np.ndarray, level: float) -> Interval:
+    """``value`` with the central ``level`` share of its bootstrap ``draws`` (nan when there are none)."""
+    if not draws.size:
+        return Interval(value, float("nan"), float("nan"), level)
     tail = (1.0 - level) / 2.0
-    low, high = np.quantile(means, [tail, 1.0 - tail])
-    return Interval(float(values.mean()), float(low), float(high), level)
+    low, high = np.quantile(draws, [tail, 1.0 - tail])
+    return Interval(value, float(low), float(high), level)
 
 
 def ranks(values: Sequence[float]) -> np.ndarray:
@@ -149,7 +155,4 @@ def spearman_interval(proxy: Sequence[np.ndarray], reference: Sequence[np.ndarra
             cols = rng.integers(0, videos, videos)
             means.append(values[:, rows][:, :, cols].mean(axis=(1, 2)))
         draws[i] = spearman(*means)
-    draws = draws[np.isfinite(draws)]
-    tail = (1.0 - level) / 2.0
-    low, high = np.quantile(draws, [tail, 1.0 - tail]) if draws.size else (float("nan"), float("nan"))
-    return Interval(value, float(low), float(high), level)
+    return _percentile_interval(value, draws[np.isfinite(draws)], level)

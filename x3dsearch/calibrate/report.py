@@ -12,11 +12,11 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Any
+from typing import Any, Mapping
 
 import numpy as np
 
-from ..criteria import Criterion, video_values
+from ..criteria import Criterion, value_matrices, video_values
 from ..outcomes import SplitOutcomes
 from ..stats import kendall, spearman, spearman_interval
 from ..utils.io import atomic_write_bytes, atomic_write_yaml
@@ -53,26 +53,19 @@ class ModelScores:
     def reference_mean(self) -> float:
         return float(np.mean(self.reference))
 
-    @classmethod
-    def from_outcomes(cls, model: Model, gflops: float, proxy: list[SplitOutcomes], reference: list[SplitOutcomes],
-                      proxy_videos: list[str], reference_videos: list[str]) -> "ModelScores":
-        """Scores from per-seed outcomes (validation for the proxy, held-out for the reference); the
-        per-video values on ``proxy_videos`` and ``reference_videos`` (see :func:`read_by_all`)."""
-        return cls(model, gflops, {str(c): [score(o, c) for o in proxy] for c in MODEL_CRITERIA},
-                   [o.top1 for o in reference],
-                   proxy_videos={str(c): _matrix(proxy, proxy_videos, c) for c in MODEL_CRITERIA},
-                   reference_videos=_matrix(reference, reference_videos, Criterion.TOP1))
 
-
-def read_by_all(runs: list[SplitOutcomes]) -> list[str]:
-    """The videos every training read, in the first one's order (an unreadable one leaves every comparison)."""
-    return [key for key in runs[0].videos if all(key in o.videos for o in runs[1:])]
-
-
-def _matrix(runs: list[SplitOutcomes], videos: list[str], criterion: Criterion) -> np.ndarray:
-    """Seeds x videos of per-video values under ``criterion``."""
-    values = [video_values(o, criterion) for o in runs]
-    return np.array([[v[key] for key in videos] for v in values])
+def model_scores(models: list[Model], gflops: Mapping[str, float], proxy: Mapping[str, list[SplitOutcomes]],
+                 reference: Mapping[str, list[SplitOutcomes]]) -> list[ModelScores]:
+    """Every model's scores from its per-seed outcomes (validation for the proxy, held-out for the
+    reference, by model name), with the per-video values the Spearman's interval resamples."""
+    proxy_values = {str(c): value_matrices(proxy, c) for c in MODEL_CRITERIA}
+    reference_values = value_matrices(reference, Criterion.TOP1)
+    videos = reference_values is not None and all(v is not None for v in proxy_values.values())
+    return [ModelScores(m, gflops[m.name], {str(c): [score(o, c) for o in proxy[m.name]] for c in MODEL_CRITERIA},
+                        [o.top1 for o in reference[m.name]],
+                        proxy_videos={c: v[m.name] for c, v in proxy_values.items()} if videos else None,
+                        reference_videos=reference_values[m.name] if videos else None)
+            for m in models]
 
 
 def summarize(models: list[ModelScores], settings: dict[str, Any]) -> dict[str, Any]:

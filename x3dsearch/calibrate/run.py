@@ -17,7 +17,7 @@ from ..search.trials import TrialRunner
 from ..train.folder import TrainingFolder
 from ..utils.logging import get_logger
 from .plan import (CalibrationDir, Model, check_plan, default_models, parse_models, reference_budget, trials)
-from .report import ModelScores, read_by_all, summarize, write
+from .report import model_scores, summarize, write
 
 log = get_logger("calibrate")
 
@@ -97,13 +97,8 @@ def _summary(models: list[Model], proxy_trials: list[Trial], reference_trials: l
                            for t in proxy_trials if t.axis == m.name] for m in models}
     ref_runs = {m.name: [TrainingFolder(folder.trial_dir(t.name)).read_outcomes(heldout_split)
                          for t in reference_trials if t.axis == m.name] for m in models}
-    val_videos = read_by_all([o for runs in proxy_runs.values() for o in runs])
-    test_videos = read_by_all([o for runs in ref_runs.values() for o in runs])
-    gflops = {t.axis: t.gflops for t in proxy_trials}
-    scores = [ModelScores.from_outcomes(m, gflops[m.name], proxy_runs[m.name], ref_runs[m.name], val_videos,
-                                        test_videos) for m in models]
+    scores = model_scores(models, {t.axis: t.gflops for t in proxy_trials}, proxy_runs, ref_runs)
     settings = {"data": data.log_entry(), "proxy_budget": proxy.name, "reference_budget": reference.name,
                 "seeds": seeds, "reference_seeds": ref_seeds,
                 "reference_metric": f"top-1 on the {heldout_split} split of the reference training"}
     return {"yaml": summarize(scores, settings), "scores": scores}
-

@@ -21,7 +21,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ..criteria import Criterion, TieRule, video_values
+from ..criteria import Criterion, TieRule, value_matrices, video_values
 from ..outcomes import SplitOutcomes
 from ..runlog import Trial
 from ..runlog.decision import Comparison, Decision, Score
@@ -53,18 +53,15 @@ class Judge:
     # --- per-video values on the videos every model read ----------------------------------------
     def _values(self, models: Sequence[Trial], kind: Criterion) -> dict[str, np.ndarray] | None:
         """Repeats x common videos per model; None when a run kept no per-video outcomes (older runs)."""
-        per_run: dict[str, list[dict[str, float]]] = {}
+        per_run: dict[str, list[SplitOutcomes]] = {}
         for model in models:
             per_run[model.name] = []
             for run in runs(model):
                 outcomes = self.outcomes(run)
                 if outcomes is None or not outcomes.videos:
                     return None
-                per_run[model.name].append(video_values(outcomes, kind))
-        common = sorted(set.intersection(*(set(values) for runs_ in per_run.values() for values in runs_)))
-        if not common:
-            return None
-        return {name: np.array([[values[v] for v in common] for values in runs_]) for name, runs_ in per_run.items()}
+                per_run[model.name].append(outcomes)
+        return value_matrices(per_run, kind)
 
     def _seed(self, step: int, *names: str) -> list[int]:
         return [self.seed, step, *(sum(ord(ch) * (i + 1) for i, ch in enumerate(n)) for n in names)]
