@@ -298,7 +298,8 @@ def test_runs_with_the_same_folder_name_get_distinct_labels(tmp_path):
     (3, "2 of 3 steps beat proxy noise (the 90% paired interval against the runner-up, over seeds and videos"),
 ])
 def test_show_says_whether_a_decisions_interval_had_seeds_in_it(tmp_path, repeats, says):
-    """One seed per candidate: the interval resampled videos only, and show must not call that proxy noise."""
+    """One seed per candidate: the interval resampled videos only, and show must not call that proxy noise.
+    The decisions are hand-written into the hand-written fixture (made up for this test, not recorded)."""
     def edit(raw):
         for step, ci in zip(raw["steps"][:3], ([1.0, 9.0], [0.5, 4.0], [-2.0, 6.0])):
             step["decision"] = {"criterion": "top1", "rule": "cheaper", "winner": step["chosen"],

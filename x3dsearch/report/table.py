@@ -222,7 +222,7 @@ def format_summary(summary: dict[str, Any]) -> str:
     out.append(_accuracy_note(summary))
     counts = summary["decisions"]
     if counts:
-        if counts.get("one_seed"):  # the interval resampled videos only (README: about 1.4x too narrow for seeds)
+        if counts["one_seed"]:  # the interval resampled videos only (README: about 1.4x too narrow for seeds)
             beat = ("beat the noise of the validation videos (the 90% paired interval against the runner-up "
                     "excludes 0; one seed per candidate, so seed noise is not in it: --repeats 2 adds it)")
         else:
