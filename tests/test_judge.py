@@ -1,4 +1,5 @@
-"""Scores, paired intervals and tie rules of a step, on hand-written per-video outcomes with known answers."""
+"""Scores, simultaneous one-sided bounds and tie rules of a step, on hand-written per-video outcomes with
+known answers (every outcome list here is written by hand, not measured)."""
 from __future__ import annotations
 
 import numpy as np
@@ -47,9 +48,11 @@ def test_identical_outcomes_are_within_noise_and_never_significant():
     decision, scores = judge(store).decide(1, [a, b], start)
     assert decision.winner == "a" and decision.runner_up == "b"  # equal scores: the cheaper one
     assert decision.margin == 0 and decision.vs_runner_up.ci == (0.0, 0.0) and decision.significant is False
-    assert decision.tied == ("b",) and decision.summary() == "within noise"
+    assert decision.tied == ("b",) and decision.summary() == "within noise (tied: b)"
     assert scores["a"].value == 60.0 and scores["a"].videos == 100
-    assert decision.vs_start.margin == 20.0 and decision.vs_start.significant  # +20 on 100 paired videos
+    assert decision.vs_start.margin == 20.0 and decision.vs_start.beats  # +20 on 100 paired videos
+    # measured on the videos that chose the winner: labelled as biased upward
+    assert decision.vs_start.split == "val" and decision.vs_start.selection_biased
 
 
 def test_a_clear_win_is_significant_with_its_margin_and_interval():
@@ -59,11 +62,14 @@ def test_a_clear_win_is_significant_with_its_margin_and_interval():
     b = model("b", 2.0, outcomes(right(40)), store=store)
     decision, _ = judge(store).decide(2, [a, b], start)
     # b's right videos are a subset of a's: 40 paired differences of 100 points over 100 videos, mean 40,
-    # SD 49.2, so the 90% interval is 40 +- 1.645 x 4.9 = [31.9, 48.1].
+    # SD 49.0 (sqrt(0.4 x 0.6) x 100), so se 4.90 and the one-sided 90% bounds are 40 -+ 1.2816 x 4.90 =
+    # 33.7 and 46.3. A two-sided 90% interval (or a one-sided 95% bound) would put them at 31.9 and 48.1:
+    # the tolerance of 0.5 tells the two apart.
     assert decision.winner == "a" and decision.margin == pytest.approx(40.0) and decision.significant
     low, high = decision.vs_runner_up.ci
-    assert low == pytest.approx(31.9, abs=1.5) and high == pytest.approx(48.1, abs=1.5)
-    assert decision.summary().startswith("margin +40.0 (90% CI ")
+    assert low == pytest.approx(33.7, abs=0.5) and high == pytest.approx(46.3, abs=0.5)
+    assert abs(low - 31.9) > 1.0 and abs(high - 48.1) > 1.0
+    assert decision.summary().startswith("beats all 1 others: margin +40.0 over b (simultaneous 90% lower bound 3")
 
 
 def test_candidates_are_compared_on_the_videos_all_of_them_read():
@@ -87,6 +93,9 @@ def test_cheaper_takes_the_cheapest_candidate_within_noise_of_the_best():
     decision, _ = judge(store, "cheaper").decide(1, [best, close, far], start)
     assert decision.winner == "close" and decision.runner_up == "best" and decision.margin == pytest.approx(-2.0)
     assert decision.significant is False and decision.tied == ("close",)
+    against = {a.axis: a for a in decision.against}
+    assert set(against) == {"best", "far"} and against["far"].excluded and not against["best"].excluded
+    assert against["far"].margin == pytest.approx(40.0) and against["best"].margin == pytest.approx(-2.0)
 
 
 def test_repeat_names_the_tied_candidates_to_train_again():
@@ -97,14 +106,17 @@ def test_repeat_names_the_tied_candidates_to_train_again():
     c = model("c", 2.0, outcomes(right(10)), store=store)
     assert [t.name for t in judge(store, "repeat").tied_with_best(1, [a, b, c], start)] == ["a", "b"]
     # a second repeat where a wins everywhere b does not separates them
-    a2 = Trial("a-r1", "a", preset("x2d"), 2.0, status=TrialStatus.OK, result=TrainResult(status="ok", top1=90))
-    b2 = Trial("b-r1", "b", preset("x2d"), 2.0, status=TrialStatus.OK, result=TrainResult(status="ok", top1=30))
+    a2 = Trial("a-r1", "a", preset("x2d"), 2.0, status=TrialStatus.OK, result=TrainResult(status="ok", top1=90),
+               seed=1)
+    b2 = Trial("b-r1", "b", preset("x2d"), 2.0, status=TrialStatus.OK, result=TrainResult(status="ok", top1=30),
+               seed=1)
     store.update({"a-r1": outcomes(right(90)), "b-r1": outcomes(right(30))})
     a.repeats, b.repeats = [a2], [b2]
     decision, scores = judge(store, "repeat").decide(1, [a, b, c], start)
     assert scores["a"].repeats == 2 and scores["a"].value == pytest.approx(75.5)
     assert scores["a"].sd == pytest.approx(np.std([61, 90], ddof=1))
-    assert decision.repeats == 2 and decision.winner == "a"
+    assert decision.repeats == 2 and decision.winner == "a" and decision.noise == (
+        "seeds and videos where repeated; single seeds: videos only (no seed-noise model)")  # c trained once
 
 
 def test_continuous_criteria_separate_what_top1_ties():

@@ -294,12 +294,12 @@ def test_runs_with_the_same_folder_name_get_distinct_labels(tmp_path):
 
 # --- the summary ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("repeats, says", [
-    (1, "2 of 3 steps beat the noise of the validation videos"),
-    (3, "2 of 3 steps beat proxy noise (the 90% paired interval against the runner-up, over seeds and videos"),
+    (1, "2 of 3 steps beat the noise of the validation videos (a run decided before simultaneous decisions"),
+    (3, "2 of 3 steps beat proxy noise (a run decided before simultaneous decisions"),
 ])
-def test_show_says_whether_a_decisions_interval_had_seeds_in_it(tmp_path, repeats, says):
-    """One seed per candidate: the interval resampled videos only, and show must not call that proxy noise.
-    The decisions are hand-written into the hand-written fixture (made up for this test, not recorded)."""
+def test_show_reads_a_decision_written_before_simultaneous_decisions(tmp_path, repeats, says):
+    """An older run's decisions (runner-up interval only): show reads them one-sided and says what they
+    held. The decisions are hand-written into the hand-written fixture (made up for this test, not recorded)."""
     def edit(raw):
         for step, ci in zip(raw["steps"][:3], ([1.0, 9.0], [0.5, 4.0], [-2.0, 6.0])):
             step["decision"] = {"criterion": "top1", "rule": "cheaper", "winner": step["chosen"],
@@ -308,7 +308,31 @@ def test_show_says_whether_a_decisions_interval_had_seeds_in_it(tmp_path, repeat
 
     text = format_summary(summarize(load_run(edited_run(tmp_path, SEED0, edit))))
     assert says in text and "1 within noise" in text
-    assert ("--repeats 2 adds it" in text) == (repeats == 1)
+    assert ("seed noise not in it" in text) == (repeats == 1)
+
+
+def test_show_counts_a_step_significant_only_when_every_candidate_is_excluded(tmp_path):
+    """Simultaneous decisions (hand-written into the hand-written fixture): step 1 excludes both others,
+    step 2 leaves x-depth tied though its runner-up is excluded, step 3 ties the runner-up."""
+    steps = [({"x-width": True, "x-depth": True}, []), ({"x-width": True, "x-depth": False}, ["x-depth"]),
+             ({"x-width": False, "x-depth": False}, ["x-width", "x-depth"])]
+
+    def edit(raw):
+        for step, (excluded, tied) in zip(raw["steps"][:3], steps):
+            step["decision"] = {"criterion": "top1", "rule": "best", "winner": step["chosen"],
+                                "runner_up": "x-width", "margin": 5.0, "ci": [1.0, 9.0], "videos": 104,
+                                "repeats": 1, "tied": tied, "method": "mcb-max-t", "level": 0.9,
+                                "noise": "seed SD 6.5 of a paired top1 difference (hand-written)",
+                                "vs_start": {"margin": 12.0, "ci": [4.0, 20.0], "split": "test",
+                                             "selection_biased": False},
+                                "against": {a: {"margin": 5.0, "ci": [1.0 if e else -1.0, 9.0], "excluded": e}
+                                            for a, e in excluded.items()}}
+
+    text = format_summary(summarize(load_run(edited_run(tmp_path, SEED0, edit))))
+    assert "decisions: 1 of 3 steps chose a model that beats every other candidate at once" in text
+    assert "2 within noise" in text and "seed SD 6.5 of a paired top1 difference (hand-written)" in text
+    assert "within noise (tied: x-depth)" in text and "beats all 2 others: margin +5.0 over x-width" in text
+    assert "+12.0 over the start (held-out; better beyond noise)" in text
 
 
 def test_summary_has_the_path_the_cost_and_the_ratio_to_one_full_training():

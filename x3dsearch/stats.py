@@ -10,8 +10,9 @@ covers the videos only, and says nothing about seed variance.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
@@ -126,17 +127,30 @@ def kendall(x: Sequence[float], y: Sequence[float]) -> float:
     return float((concordant - discordant) / denominator) if denominator else float("nan")
 
 
-def spearman_interval(proxy: Sequence[np.ndarray], reference: Sequence[np.ndarray], seed: Sequence[int] | int,
-                      level: float = LEVEL, resamples: int = RESAMPLES) -> Interval:
-    """Spearman's correlation of the models' mean proxy and mean reference scores, with a two-level
-    percentile bootstrap interval: how far the figure itself can be trusted.
+@dataclass(frozen=True)
+class RankInterval:
+    """A rank correlation's bootstrap interval, and how many resamples left it undefined (a side with
+    every model scored the same): those are dropped, and the share says how much that matters."""
+
+    interval: Interval
+    undefined: float                  # share of resamples whose correlation was undefined
+
+
+def rank_interval(proxy: Sequence[np.ndarray], reference: Sequence[np.ndarray], seed: Sequence[int] | int,
+                  statistic: Callable[[Sequence[float], Sequence[float]], float] | None = None,
+                  level: float = LEVEL, resamples: int = RESAMPLES) -> RankInterval:
+    """A rank correlation (``statistic``, default Spearman's) of the models' mean proxy and mean reference
+    scores, with a two-level percentile bootstrap interval: how far the figure itself can be trusted.
 
     ``proxy[m]`` and ``reference[m]`` are model ``m``'s per-video values, seeds x videos, the video
-    axis the same videos in the same order for every model (each side has its own videos). Every
-    resample draws the seeds (paired across models: seed k trained every model on the same clips)
-    and the videos (paired: every model is scored on the same ones), of each side independently,
-    as :func:`bootstrap` does for one difference. Deterministic for ``seed``.
+    axis the same videos in the same order for every model (each side has its own videos). The point
+    estimate is computed on exactly those videos. Every resample draws the seeds (paired across
+    models: seed k trained every model on the same clips) and the videos (paired: every model is
+    scored on the same ones), of each side independently, as :func:`bootstrap` does for one
+    difference. With few seeds the seed level is coarse (3 seeds give 10 distinct seed draws).
+    Deterministic for ``seed``.
     """
+    correlation = statistic or spearman
     sides = [[np.atleast_2d(np.asarray(v, dtype=np.float64)) for v in side] for side in (proxy, reference)]
     if len(sides[0]) != len(sides[1]) or len(sides[0]) < 2:
         raise ValueError("need the same two or more models on both sides")
@@ -144,7 +158,7 @@ def spearman_interval(proxy: Sequence[np.ndarray], reference: Sequence[np.ndarra
     if any(len(s) != 1 for s in shapes):
         raise ValueError("every model needs the same seeds and videos on a side")
     stacked = [np.stack(side) for side in sides]  # models x seeds x videos
-    value = spearman(stacked[0].mean(axis=(1, 2)), stacked[1].mean(axis=(1, 2)))
+    value = correlation(stacked[0].mean(axis=(1, 2)), stacked[1].mean(axis=(1, 2)))
     rng = np.random.default_rng(seed)
     draws = np.empty(resamples)
     for i in range(resamples):
@@ -154,5 +168,47 @@ def spearman_interval(proxy: Sequence[np.ndarray], reference: Sequence[np.ndarra
             rows = rng.integers(0, seeds, seeds)
             cols = rng.integers(0, videos, videos)
             means.append(values[:, rows][:, :, cols].mean(axis=(1, 2)))
-        draws[i] = spearman(*means)
-    return _percentile_interval(value, draws[np.isfinite(draws)], level)
+        draws[i] = correlation(*means)
+    finite = np.isfinite(draws)
+    return RankInterval(_percentile_interval(value, draws[finite], level), float(1.0 - finite.mean()))
+
+
+def spearman_interval(proxy: Sequence[np.ndarray], reference: Sequence[np.ndarray], seed: Sequence[int] | int,
+                      level: float = LEVEL, resamples: int = RESAMPLES) -> Interval:
+    """Spearman's correlation with its two-level bootstrap interval (:func:`rank_interval`)."""
+    return rank_interval(proxy, reference, seed, spearman, level, resamples).interval
+
+
+def student_t_cdf(x: float, df: int) -> float:
+    """P(T <= x) for Student's t with ``df`` degrees of freedom (Simpson's rule on the density: exact to
+    about 1e-9 for the seed counts experiments use; no SciPy dependency)."""
+    if df < 1:
+        raise ValueError("df must be at least 1")
+    log_norm = math.lgamma((df + 1) / 2) - math.lgamma(df / 2) - 0.5 * math.log(df * math.pi)
+    grid = np.linspace(0.0, abs(x), 20001)
+    density = np.exp(log_norm - (df + 1) / 2 * np.log1p(grid ** 2 / df))
+    h = grid[1] - grid[0]
+    half = float(h / 3 * (density[0] + density[-1] + 4 * density[1:-1:2].sum() + 2 * density[2:-1:2].sum()))
+    return 0.5 + half if x >= 0 else 0.5 - half
+
+
+def student_t_quantile(p: float, df: int) -> float:
+    """The ``p`` quantile of Student's t (bisection on :func:`student_t_cdf`)."""
+    if not 0 < p < 1:
+        raise ValueError("p must be in (0, 1)")
+    low, high = -1e3, 1e3
+    for _ in range(80):
+        mid = (low + high) / 2
+        low, high = (mid, high) if student_t_cdf(mid, df) < p else (low, mid)
+    return (low + high) / 2
+
+
+def holm(p_values: Sequence[float], alpha: float = 1.0 - LEVEL) -> list[bool]:
+    """Holm's step-down rejections of ``p_values`` with family-wise error ``alpha`` (Holm, 1979)."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    rejected = [False] * len(p_values)
+    for rank, i in enumerate(order):
+        if p_values[i] > alpha / (len(p_values) - rank):
+            break
+        rejected[i] = True
+    return rejected

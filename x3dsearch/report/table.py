@@ -88,7 +88,8 @@ def _judged(score: Score | None, decision: Decision | None = None) -> dict[str, 
                            "repeats": score.repeats if score else None,
                            "criterion": score.criterion if score else None}
     if decision is not None:
-        out.update(decision=decision.to_dict(), decision_text=decision.summary(), significant=decision.significant)
+        text = "; ".join(t for t in (decision.summary(), decision.start_text()) if t)
+        out.update(decision=decision.to_dict(), decision_text=text, significant=decision.significant)
     return out
 
 
@@ -96,10 +97,12 @@ def _baseline(baseline: Baseline) -> dict[str, Any]:
     vs = baseline.vs_final
     if vs is None:
         verdict = "no interval"
-    elif not vs.significant:
-        verdict = "within noise"
+    elif vs.beats:
+        verdict = "the search's model is better"
+    elif vs.loses:
+        verdict = "the baseline is better"
     else:
-        verdict = "the search's model is better" if vs.margin > 0 else "the baseline is better"
+        verdict = "within noise"
     return {"name": baseline.name, **_model(baseline.trial.model), **_judged(baseline.score),
             "heldout_top1": baseline.trial.heldout, "vs_final": vs.to_dict() if vs else None, "verdict": verdict}
 
@@ -112,7 +115,9 @@ def _decision_counts(run: Run) -> dict[str, int] | None:
     significant = sum(d.significant is True for d in decided)
     return {"steps": len(decided), "significant": significant,
             "within_noise": sum(d.significant is False for d in decided),
-            "one_seed": all(d.repeats <= 1 for d in decided)}
+            "one_seed": all(d.repeats <= 1 for d in decided),
+            "simultaneous": all(d.method is not None for d in decided),
+            "noise": sorted({d.noise for d in decided if d.noise})}
 
 
 def summarize(run: Run, all_candidates: bool = False) -> dict[str, Any]:
@@ -222,12 +227,15 @@ def format_summary(summary: dict[str, Any]) -> str:
     out.append(_accuracy_note(summary))
     counts = summary["decisions"]
     if counts:
-        if counts["one_seed"]:  # the interval resampled videos only (README: about 1.4x too narrow for seeds)
-            beat = ("beat the noise of the validation videos (the 90% paired interval against the runner-up "
-                    "excludes 0; one seed per candidate, so seed noise is not in it: --repeats 2 adds it)")
+        if counts.get("simultaneous"):
+            beat = ("chose a model that beats every other candidate at once (simultaneous one-sided 90% bounds; "
+                    f"noise held: {'; '.join(counts['noise'])})")
+        elif counts["one_seed"]:  # the interval resampled videos only (about 1.4x too narrow for seeds)
+            beat = ("beat the noise of the validation videos (a run decided before simultaneous decisions: the "
+                    "90% interval against the runner-up only, seed noise not in it)")
         else:
-            beat = ("beat proxy noise (the 90% paired interval against the runner-up, over seeds and videos, "
-                    "excludes 0)")
+            beat = ("beat proxy noise (a run decided before simultaneous decisions: the 90% interval against the "
+                    "runner-up only)")
         out.append(f"decisions: {counts['significant']} of {counts['steps']} steps {beat}; "
                    f"{counts['within_noise']} within noise")
     if summary["in_progress"]:

@@ -25,6 +25,8 @@ from ..utils.logging import get_logger
 from .cluster import ray_session
 from .controller import repeat_seed
 from .estimate import count_params_m, estimate_gflops
+from ..noise import noise_from_config
+from ..simultaneous import NoiseModel
 from .judge import Judge, runs
 from .session import locked, stored_info
 from .settings import resolve_data_info, stored_resources, stored_settings
@@ -75,16 +77,18 @@ def add_baselines(run_dir: Path, models: list[tuple[str, Factors]], overrides: d
                     if trial.evaluated and trial.heldout_top1 is None:
                         trial.heldout_top1 = evaluate_heldout(folder.trial_dir(trial.name).resolve(), str(data.root),
                                                               placement)
-            _judge(run, folder, settings.selection, settings.seed)
+            _judge(run, folder, settings.selection, settings.seed, noise_from_config(config.get("noise")))
             folder.save(run)  # the search's cost stays the search's: baselines are not part of it
     return run
 
 
-def _judge(run: Run, folder: RunDir, criterion: str, seed: int) -> None:
-    """Each baseline's score on the videos it and the final model read, and final minus baseline."""
+def _judge(run: Run, folder: RunDir, criterion: str, seed: int, noise: NoiseModel | None) -> None:
+    """Each baseline's score on the videos it and the final model read, and final minus baseline (single
+    trainings widened by the search's own seed-noise model)."""
     if Criterion(criterion) is Criterion.GAIN_PER_GFLOP:
-        criterion = str(Criterion.TOP1)  # a baseline has no start model to gain over
-    judge = Judge(criterion, "best", seed, lambda t: TrainingFolder(folder.trial_dir(t.name)).read_outcomes("val"))
+        criterion, noise = str(Criterion.TOP1), None  # a baseline has no start model to gain over
+    judge = Judge(criterion, "best", seed, lambda t: TrainingFolder(folder.trial_dir(t.name)).read_outcomes("val"),
+                  noise=noise)
     for index, baseline in enumerate(run.baselines):
         if not runs(baseline.trial):
             log.warning("baseline %s did not train: %s", baseline.name, baseline.trial.error)
@@ -94,7 +98,7 @@ def _judge(run: Run, folder: RunDir, criterion: str, seed: int) -> None:
         baseline.vs_final = judge.compare(1000 + index, run.final, baseline.trial)
         spec = score_spec(baseline.score.criterion if baseline.score else None)
         verdict = ("no interval" if baseline.vs_final is None else
-                   f"final minus baseline {baseline.vs_final.margin:+{spec}} (90% CI "
-                   f"{baseline.vs_final.ci[0]:{spec}}..{baseline.vs_final.ci[1]:{spec}}, "
-                   f"{'beyond' if baseline.vs_final.significant else 'within'} noise)")
+                   f"final minus baseline {baseline.vs_final.margin:+{spec}} (one-sided 90% bounds "
+                   f"{baseline.vs_final.ci[0]:{spec}}..{baseline.vs_final.ci[1]:{spec}}: the final model is "
+                   f"{baseline.vs_final.verdict()})")
         log.info("baseline %s (%.4f GFLOPs): %s", baseline.name, baseline.trial.gflops, verdict)

@@ -11,6 +11,7 @@ is saved after every trial result, so ``resume`` picks up after any interruption
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any, Callable
 
 from ..criteria import TieRule
@@ -19,11 +20,12 @@ from ..outcomes import SplitOutcomes
 from ..runlog import Contraction, Run, RunDir, RunStatus, Step, StopReason, Trial, TrialStatus
 from ..runlog.decision import Decision, Score
 from ..runlog.run import contraction_trial_name, step_trial_name
+from ..simultaneous import NoiseModel
 from ..train.folder import TrainingFolder
 from ..utils.fmt import format_top1, score_spec
 from ..utils.logging import get_logger
 from .estimate import count_params_m
-from .judge import Judge
+from .judge import Judge, look_level, score_lines
 from .progress import future_trials
 from .plan import contraction_candidates, path_proposal, reached
 from .proposals import Proposal, Skip, propose_step
@@ -47,7 +49,8 @@ class Search:
     """The loop of one session of a search (new or resumed); the session owns Ray, lock and logs."""
 
     def __init__(self, run: Run, run_dir: RunDir, settings: SearchSettings, data: DataInfo, trials: TrialRunner,
-                 session_start: float, heldout: Heldout | None = None, keep: str = "models"):
+                 session_start: float, heldout: Heldout | None = None, keep: str = "models",
+                 noise: NoiseModel | None = None):
         self.run_record = run
         self.run_dir = run_dir
         self.settings = settings
@@ -60,7 +63,8 @@ class Search:
         self.session_start = session_start
         self.heldout = heldout
         self.keep = keep
-        self.judge = Judge(settings.selection, settings.tie_rule, settings.seed, self._outcomes, cost=self._value)
+        self.judge = Judge(settings.selection, settings.tie_rule, settings.seed, self._outcomes, cost=self._value,
+                           noise=noise)
         trials.scorer = self.judge.brief
         trials.score_title = f"{self.judge.criterion.per_video} [90% CI]"
 
@@ -226,6 +230,7 @@ class Search:
         chosen = next(c for c in step.trained if c.axis == step.decision.winner)
         self._log_scores(f"step {step.step}", step.trained, step.scores, chosen)
         self._evaluate_heldout(chosen)
+        step.decision = self._heldout_vs_start(step.step, step.decision, chosen, start)
         step.chosen, step.done = chosen.axis, True
         self._drop_unchosen(step.trained, chosen)
         self.save()
@@ -236,9 +241,10 @@ class Search:
     def _decide(self, number: int, experiment: str, title: str, models: list[Trial], start: Trial,
                 ) -> tuple[Decision, dict[str, Score]]:
         """The judge's decision; under ``--on-tie repeat`` the tied candidates first train with further seeds
-        until they separate or reach ``--max-repeats``."""
+        until they separate or reach ``--max-repeats``, every look at the level the looks share."""
+        level = look_level(self.settings.tie_rule, self.settings.trainings, self.settings.repeat_limit)
         while self.settings.tie_rule == TieRule.REPEAT:
-            tied = [t for t in self.judge.tied_with_best(number, models, start)
+            tied = [t for t in self.judge.tied_with_best(number, models, start, level)
                     if len(t.runs) < self.settings.repeat_limit]
             if not tied:
                 break
@@ -248,20 +254,26 @@ class Search:
                      ", ".join(t.axis for t in tied), k, self.settings.repeat_limit)
             self.trials.run(f"{experiment}-repeat{k}", f"{title}: repeat {k} of the tied candidates",
                             self._seeded(more), start)
-        return self.judge.decide(number, models, start)
+        decision, scores = self.judge.decide(number, models, start, level)
+        for dropped in decision.dropped_seeds:
+            log.warning("%s: %s did not train; that seed leaves the comparisons that need it", title, dropped)
+        return decision, scores
+
+    def _heldout_vs_start(self, number: int, decision: Decision, chosen: Trial, start: Trial) -> Decision:
+        """The chosen model against the start, on the held-out split when the data has one (the
+        validation margin is biased upward: the same videos chose the winner)."""
+        if self.heldout is None or decision.vs_start is None:
+            return decision
+        self._evaluate_heldout(start)
+        against = self.judge.compare(number, chosen, start, self._heldout_outcomes, split="test")
+        return replace(decision, vs_start=against) if against is not None else decision
+
+    def _heldout_outcomes(self, trial: Trial) -> SplitOutcomes | None:
+        return TrainingFolder(self.run_dir.trial_dir(trial.name)).read_outcomes("test")
 
     def _log_scores(self, what: str, models: list[Trial], scores: dict[str, Score], chosen: Trial) -> None:
-        """Each candidate's score on the common videos, with its interval and spread over seeds."""
-        for model in models:
-            score = scores.get(model.name)
-            if score is None:
-                continue
-            spec = score_spec(score.criterion)
-            interval = f" (90% CI {score.ci[0]:{spec}}..{score.ci[1]:{spec}})" if score.ci else ""
-            spread = f", SD {score.sd:{spec}} over {score.repeats} seeds" if score.repeats > 1 else ""
-            log.info("%s: %s %s %s = %s%s%s on %s videos%s", what, "*" if model is chosen else " ", model.axis,
-                     score.criterion, f"{score.value:{spec}}", interval, spread, score.videos or "-",
-                     "" if score.ci else " (no per-video outcomes)")
+        for line in score_lines(models, scores, chosen):
+            log.info("%s: %s", what, line)
 
     def _evaluate_heldout(self, model: Trial) -> None:
         """Top-1 on the held-out split of every run of a model the search keeps (not the split it chose by)."""
@@ -325,12 +337,13 @@ class Search:
             contraction.vs_overshoot = self.judge.compare(number, kept, contraction.overshoot)
             self._log_scores("contraction", usable, contraction.scores, kept)
             self._evaluate_heldout(kept)
+            contraction.decision = self._heldout_vs_start(number, contraction.decision, kept, base)
             self._drop_unchosen(usable, kept)
             against = contraction.vs_overshoot
             spec = score_spec(self.settings.selection)
             noise = ("no interval" if against is None else
                      f"{against.margin:+{spec}} against the overshooting model "
-                     f"({'beyond' if against.significant else 'within'} noise, 90% CI {against.ci[0]:{spec}}.."
+                     f"({against.verdict()}, one-sided 90% bounds {against.ci[0]:{spec}}.."
                      f"{against.ci[1]:{spec}})")
             log.info("contraction: kept %s -> %s, %.4f GFLOPs, top-1 %s; %s", kept.axis, kept.factors.short(),
                      kept.gflops, format_top1(kept.top1), noise)
