@@ -97,8 +97,13 @@ def _print(outcome: Any) -> None:
                    "true-class probability (prob) or its log (log-prob), or top-1 gained per added GFLOP "
                    "[default: the space's].")
 @click.option("--on-tie", type=click.Choice(TIE_RULES),
-              help="When candidates are within noise of the best (90% paired interval): keep the best anyway, "
-                   "the cheaper one, or train them again with further seeds [default: the space's].")
+              help="For the candidates not excluded from being the best (simultaneous one-sided 90% bounds): "
+                   "keep the best anyway, the cheaper one, or train them again with further seeds "
+                   "[default: the space's].")
+@click.option("--noise", "noise", metavar="auto|none|FILE",
+              help="Seed noise that single-seed intervals add: a calibration.yaml (or its folder) from "
+                   "x3dsearch calibrate, none, or auto: the shipped model of the default proxy on the "
+                   "synthetic data, and none elsewhere [default: auto].")
 @click.option("--repeats", type=click.IntRange(min=1), metavar="R",
               help="Train every candidate with R seeds (repeat k shares its clips across candidates) "
                    "[default: the space's].")
@@ -128,7 +133,7 @@ def expand(ctx: click.Context, target_gflops: float | None, complexity: str, tar
            gpus_per_trial: float | None, max_failures: int, criterion: str | None, on_tie: str | None,
            repeats: int | None, max_repeats: int | None, keep: str, contract_axes: str | None,
            resume_dir: Path | None, dry_run: bool, path_text: str | None, as_json: bool,
-           classes: int | None) -> None:
+           classes: int | None, noise: str | None) -> None:
     """Search an X3D model of at most --target-gflops by progressive expansion from X2D.
 
     Each step trains one candidate per axis (about 2x the current GFLOPs each) as one Ray Tune
@@ -146,7 +151,9 @@ def expand(ctx: click.Context, target_gflops: float | None, complexity: str, tar
         if value is not None and not value > 0:
             raise X3DSearchError(f"{name} must be positive, got {value:g}")
     given = _given(ctx, ("target_gflops", "target_ms", "data", "budget", "space_file", "seed", "criterion",
-                         "contract_axes", "on_tie", "repeats", "path_text"))
+                         "contract_axes", "on_tie", "repeats", "path_text", "noise"))
+    if noise is not None and noise not in ("auto", "none"):
+        noise = str(user_path(Path(noise)))
     given = frozenset("path" if g == "path_text" else g for g in given)
     given = frozenset("space" if g == "space_file" else g for g in given)
     space = load_space(space_file)
@@ -166,7 +173,8 @@ def expand(ctx: click.Context, target_gflops: float | None, complexity: str, tar
             raise X3DSearchError("give either --run-dir or --resume, not two different folders")
         settings = SearchSettings(target_gflops=target_gflops or 0.0, space=space, data=data, budget=budget,
                                   seed=seed, criterion=criterion, contract_axes=contract_axes, on_tie=on_tie,
-                                  repeats=repeats, max_repeats=max_repeats, target_ms=target_ms or 0.0, path=path)
+                                  repeats=repeats, max_repeats=max_repeats, target_ms=target_ms or 0.0, path=path,
+                                  noise=noise or "auto")
         overrides = _overrides(ctx, address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                                max_failures=max_failures, keep=keep)
         _print(run_resume(resume_dir, settings, overrides, given=given))
@@ -177,7 +185,7 @@ def expand(ctx: click.Context, target_gflops: float | None, complexity: str, tar
     settings = SearchSettings(target_gflops=target_gflops, space=space, data=data, budget=budget, seed=seed,
                               criterion=criterion, contract_axes=contract_axes, on_tie=on_tie, repeats=repeats,
                               max_repeats=max_repeats, complexity=complexity, target_ms=target_ms,
-                              latency_threads=latency_threads, path=path)
+                              latency_threads=latency_threads, path=path, noise=noise or "auto")
     resources = Resources(address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                           max_failures=max_failures, keep=keep)
     _print(run_expand(settings, resources, run_dir))

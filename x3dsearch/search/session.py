@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..budget import Budget, load_budget
+from ..noise import load_noise, noise_from_config, videos_only_warning
+from ..simultaneous import NoiseModel
 from ..data import has_split
 from ..runlog import SEED_TRIAL, Run, RunDir, RunInfo, RunStatus, Trial
 from ..utils.logging import get_logger
@@ -54,6 +56,8 @@ def expand(settings: SearchSettings, resources: Resources, run_dir: Path | None 
     if settings.path is not None:  # a replay that would leave the space is refused before anything starts
         replay(settings.space, settings.path, settings.target, 1, settings.measure(), settings.contract_axes)
     check_choices(settings)
+    if settings.noise not in ("auto", "none"):  # a bad noise file fails before anything starts
+        load_noise(settings.noise, settings.selection, settings.data, "")
     folder = RunDir(run_dir if run_dir is not None else default_run_dir())
     folder.check_new()
     budget_spec = settings.budget or settings.space.budget
@@ -69,17 +73,18 @@ def expand(settings: SearchSettings, resources: Resources, run_dir: Path | None 
                settings.contract_axes)
     with ray_session(resources) as (cluster, placement):
         budget = load_budget(budget_spec, cuda=placement[1] > 0)
+        noise = load_noise(settings.noise, settings.selection, settings.data, budget.name)
         folder.path.mkdir(parents=True, exist_ok=True)
         with locked(folder, console):
             seed = settings.space.seed
             seed_trial = Trial(name=SEED_TRIAL, axis=None, factors=seed, gflops=estimate_gflops(seed, data.num_classes),
                                params_m=count_params_m(seed, data.num_classes), seed=settings.seed)
-            folder.write_config(run_config(settings, resources, budget, data, placement))
+            folder.write_config(run_config(settings, resources, budget, data, placement, noise))
             log.info("search in %s: target %g %s from %s (%.4f GFLOPs), space %s, budget %s, seed %d",
                      folder.path, settings.target, settings.unit, seed.short(), seed_trial.gflops, settings.space.name,
                      budget.name, settings.seed)
             run = Run(info=run_info(settings, budget, data), seed_trial=seed_trial, run_dir=folder.path)
-            _search(run, folder, settings, resources, budget, data, cluster, placement, session_start)
+            _search(run, folder, settings, resources, budget, data, cluster, placement, session_start, noise)
     return SearchOutcome(folder, run, settings.target, settings.unit)
 
 
@@ -113,7 +118,8 @@ def resume(run_dir: Path, settings: SearchSettings | None = None, overrides: dic
                 log.warning("this session trains in another environment than the run started in (%s): threads "
                             "and CPU kernels change the rounding, so trials trained now need not match, bit for "
                             "bit, those an uninterrupted run would have trained", "; ".join(changes))
-            _search(run, folder, stored, resources, budget, data, cluster, placement, session_start)
+            _search(run, folder, stored, resources, budget, data, cluster, placement, session_start,
+                    noise_from_config(config.get("noise")))
     return SearchOutcome(folder, run, stored.target, stored.unit)
 
 
@@ -137,7 +143,8 @@ def locked(folder: RunDir, console: bool) -> Iterator[None]:
 
 
 def _search(run: Run, folder: RunDir, settings: SearchSettings, resources: Resources, budget: Budget,
-            data: DataInfo, cluster: Cluster, placement: tuple[float, float], session_start: float) -> None:
+            data: DataInfo, cluster: Cluster, placement: tuple[float, float], session_start: float,
+            noise: NoiseModel | None) -> None:
     cpus_per_trial, gpus_per_trial = placement
     run.clock.ray_start_s += cluster.start_s
     ctx = TrialContext(data=str(data.root), budget=budget.to_dict(), threads=max(1, int(cpus_per_trial)),
@@ -158,4 +165,9 @@ def _search(run: Run, folder: RunDir, settings: SearchSettings, resources: Resou
     log.info("trials: %g CPU, %g GPU each, up to %d at once; budget %s; data %s (%d classes, %d train / %d val)",
              cpus_per_trial, gpus_per_trial, trials.eta.slots, budget.name, data.root, data.num_classes,
              data.train_videos, data.val_videos)
-    Search(run, folder, settings, data, trials, session_start, heldout=heldout, keep=resources.keep).run()
+    if noise is not None:
+        log.info("single-seed intervals hold the %s", noise.describe())
+    elif settings.trainings == 1:
+        log.warning("%s", videos_only_warning(settings.data, budget.name))
+    Search(run, folder, settings, data, trials, session_start, heldout=heldout, keep=resources.keep,
+           noise=noise).run()

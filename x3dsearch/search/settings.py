@@ -21,6 +21,8 @@ from ..runlog import RunInfo
 from ..utils.environment import result_changes, run_environment
 from .cluster import Resources
 from ..latency import LatencyConfig
+from ..noise import noise_to_config
+from ..simultaneous import NoiseModel
 from .measure import MEASURES, Measure, get_measure
 from .plan import check_target as check_measured_target
 from .space import CONTRACTIONS, SearchSpace
@@ -45,6 +47,7 @@ class SearchSettings:
     latency_threads: int = 1      # CPU threads latency is measured with (the deployment's)
     latency_device: str = "cpu"
     path: tuple[str, ...] | None = None  # a replay: the axis of every step, in turn
+    noise: str = "auto"           # the seed-noise model of single-seed intervals: auto, none or a file
 
     @property
     def target(self) -> float:
@@ -144,7 +147,7 @@ def default_run_dir() -> Path:
 
 # --- config.yaml ----------------------------------------------------------------------------
 def run_config(settings: SearchSettings, resources: Resources, budget: Budget, data: DataInfo,
-               placement: tuple[float, float]) -> dict[str, Any]:
+               placement: tuple[float, float], noise: NoiseModel | None = None) -> dict[str, Any]:
     """``config.yaml``: what the search is, where its trials run, and the environment its numbers came
     from (``versions``; a resume compares it, see :func:`environment_changes`)."""
     return {"x3dsearch": __version__, "created": _dt.datetime.now().isoformat(timespec="seconds"),
@@ -155,8 +158,9 @@ def run_config(settings: SearchSettings, resources: Resources, budget: Budget, d
             "data": {"spec": data.spec, **data.log_entry(), "root": str(data.root)},
             "budget": budget.to_dict(), "space": settings.space.to_dict(), "seed": settings.seed,
             "criterion": settings.selection, "contract_axes": settings.contraction, "on_tie": settings.tie_rule,
-            "repeats": settings.trainings, "max_repeats": settings.repeat_limit,
-            "resources": resources.to_dict(), "versions": trial_environment(placement)}
+            "repeats": settings.trainings, "max_repeats": settings.repeat_limit, "noise_spec": settings.noise,
+            "noise": noise_to_config(noise), "resources": resources.to_dict(),
+            "versions": trial_environment(placement)}
 
 
 def trial_environment(placement: tuple[float, float]) -> dict[str, Any]:
@@ -187,7 +191,8 @@ def stored_settings(config: dict[str, Any], label: str) -> SearchSettings:
                           repeats=config.get("repeats"), max_repeats=config.get("max_repeats"),
                           complexity=config.get("complexity", "gflops"), target_ms=config.get("target_ms"),
                           latency_threads=latency.get("threads", 1), latency_device=latency.get("device", "cpu"),
-                          path=tuple(config["path"]) if config.get("path") else None)
+                          path=tuple(config["path"]) if config.get("path") else None,
+                          noise=config.get("noise_spec", "none"))
 
 
 def stored_resources(config: dict[str, Any], overrides: dict[str, Any] | None) -> Resources:
@@ -222,6 +227,8 @@ def check_same(run_dir: Path, stored: SearchSettings, given_settings: SearchSett
         raise refuse("--contract-axes", stored.contraction, given_settings.contraction)
     if "on_tie" in given and given_settings.tie_rule != stored.tie_rule:
         raise refuse("--on-tie", stored.tie_rule, given_settings.tie_rule)
+    if "noise" in given and given_settings.noise != stored.noise:
+        raise refuse("--noise", stored.noise, given_settings.noise)
     if "repeats" in given and given_settings.trainings != stored.trainings:
         raise refuse("--repeats", stored.trainings, given_settings.trainings)
     if "budget" in given and given_settings.budget is not None:
