@@ -7,7 +7,12 @@ import pytest
 import yaml
 
 from x3dsearch.budget import BUDGET_DIR
-from x3dsearch.calibrate.report import ceiling
+import numpy as np
+
+from x3dsearch.calibrate.honesty import honesty, pair_calls, pair_noise
+from x3dsearch.calibrate.plan import Model
+from x3dsearch.calibrate.report import ModelScores, summarize
+from x3dsearch.factors import preset
 from x3dsearch.cli.main import main
 
 MODELS = "x2d,frames=2,stride=15,crop=112,width=1,bottleneck=1,depth=1,x3d-xs"
@@ -29,13 +34,65 @@ def _error(capsys: pytest.CaptureFixture, *args: str) -> str:
     return err
 
 
-def test_the_ceiling_steps_each_side_up_to_its_seeds_and_takes_the_geometric_mean():
-    # proxy: r = 0.5 over 3 seeds -> 3 * 0.5 / (1 + 2 * 0.5) = 0.75; reference: 0.5 at one seed stays 0.5
-    assert ceiling(0.5, 3, 0.5, 1) == pytest.approx((0.75 * 0.5) ** 0.5)
-    assert ceiling(1.0, 3, 1.0, 3) == pytest.approx(1.0)  # noiseless sides cap nothing
-    assert ceiling(0.2, 3, 0.3, 3) < ceiling(0.2, 10, 0.3, 3)  # more seeds lift it
-    for proxy_r, ref_r in ((None, 0.5), (0.5, None), (0.0, 0.5), (0.5, -0.2), (float("nan"), 0.5)):
-        assert ceiling(proxy_r, 3, ref_r, 3) is None  # unmeasured, or seeds that agree on nothing
+# Hand-written calibration: 4 models, 2 seeds, 10 videos per split; every video of a training scores the
+# same, so no video resample moves a difference and each one-seed bound is the difference itself.
+PROXY = {"a": (80.0, 60.0), "b": (50.0, 50.0), "c": (50.0, 55.0), "d": (50.0, 50.0)}
+REFERENCE = {"a": 70.0, "b": 60.0, "c": 40.0, "d": 30.0}
+
+
+def _hand_models() -> list[ModelScores]:
+    out = []
+    for name, seeds in PROXY.items():
+        rows = np.array([[v] * 10 for v in seeds])
+        ref = np.array([[REFERENCE[name]] * 10] * 2)
+        out.append(ModelScores(Model(name, preset("x2d")), 0.02, {c: list(seeds) for c in ("top1", "prob", "log-prob")},
+                               [REFERENCE[name]] * 2, proxy_videos={c: rows for c in ("top1", "prob", "log-prob")},
+                               reference_videos=ref))
+    return out
+
+
+def test_one_seeds_calls_are_counted_against_hand_worked_answers():
+    """Pairs (first - second) at seeds 0 / 1, against the multi-seed mean and the reference's sign:
+    a-b +30/+10 (mean 20): called twice, right twice, never covered; a-c +30/+5 (17.5) and a-d +30/+10
+    (20): the same; b-c 0/-5 (-2.5): seed 1 calls c, the reference says b: wrong; b-d 0/0 (0): covered
+    twice, never called; c-d 0/+5 (2.5): seed 1 calls c, right. So 12 judged, 8 called, 7 right, 2
+    covered: coverage 1/6, power 2/3, precision 7/8."""
+    values = [np.array([[v] * 10 for v in seeds]) for seeds in PROXY.values()]
+    calls = pair_calls(values, list(REFERENCE.values()), noise=None)
+    figures = honesty(calls, models=4)["figures"]
+    assert figures["coverage"]["value"] == pytest.approx(1 / 6)
+    assert figures["power"]["value"] == pytest.approx(2 / 3)
+    assert figures["precision"]["value"] == pytest.approx(7 / 8)
+    assert (figures["judged"], figures["called"], figures["pairs"]) == (12, 8, 6)
+    low, high = figures["precision"]["ci"]
+    assert low <= 7 / 8 <= high and 0 <= low and high <= 1
+    # the SD over seeds of each pair's difference: variances 200, 312.5, 200, 12.5, 0, 12.5 (ddof 1)
+    assert pair_noise(values) == pytest.approx(np.sqrt(737.5 / 6))
+
+
+def test_the_summary_has_hand_worked_correlations_and_nulls_with_reasons():
+    """Proxy means a 70, b 50, c 52.5, d 50 against the reference 70, 60, 40, 30: Spearman of the ranks
+    (4, 1.5, 3, 1.5) and (4, 3, 2, 1) is 3 / sqrt(4.5 x 5) = 0.632; Kendall's tau-b: 4 concordant, 1
+    discordant (b-c), 1 tied in the proxy (b-d): (4 - 1) / sqrt(6 x 5) = 0.548."""
+    summary = summarize(_hand_models(), {"proxy_budget": "hand", "data": {"root": "hand-written"}})
+    assert summary["spearman"]["top1"] == pytest.approx(3 / np.sqrt(22.5))
+    assert summary["kendall"]["top1"] == pytest.approx(3 / np.sqrt(30))
+    assert summary["noise"]["sd"]["top1"] == pytest.approx(np.sqrt(737.5 / 6))
+    assert summary["noise"]["budget"] == "hand" and summary["noise"]["videos"] == 10
+    # the two reference seeds rank the models the same way
+    assert summary["reference_seed_spearman"] == pytest.approx(1.0)
+    assert "ceiling" not in summary
+    # a calibration where every model scored the same: nulls with reasons, never NaN
+    flat = _hand_models()
+    for m in flat:
+        m.proxy = {c: [50.0, 50.0] for c in m.proxy}
+        m.proxy_videos = {c: np.full((2, 10), 50.0) for c in m.proxy}
+    flat_summary = summarize(flat, {"proxy_budget": "hand"})
+    assert flat_summary["spearman"]["top1"] is None and flat_summary["kendall"]["top1"] is None
+    assert flat_summary["undefined"]["spearman.top1"] == "every model scored the same"
+    assert flat_summary["honesty"]["top1"]["precision"] is None
+    assert "no pair was called" in flat_summary["undefined"]["honesty.top1.precision"]
+    assert "nan" not in yaml.safe_dump(flat_summary).lower()
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -68,10 +125,13 @@ def test_a_smoke_calibration_ranks_models_and_a_rerun_trains_nothing(capsys, tin
     for m in report["models"]:
         assert set(m["proxy"]) == {"top1", "prob", "log-prob"} and len(m["proxy"]["top1"]["seeds"]) == 2
         assert len(m["reference"]["seeds"]) == 1 and 0 <= m["reference"]["top1"] <= 100
-    for key in ("spearman", "spearman_ci", "kendall", "seed_sd", "seed_spearman", "spearman_one_seed", "ceiling"):
+    for key in ("spearman", "spearman_ci", "kendall", "kendall_ci", "seed_sd", "seed_spearman", "spearman_one_seed"):
         assert set(report[key]) == {"top1", "prob", "log-prob"}
-    # one reference seed: its seed-to-seed agreement, and so the ceiling, cannot be measured
-    assert report["reference_seed_spearman"] is None and set(report["ceiling"].values()) == {None}
+    # one reference seed: its seed-to-seed agreement cannot be measured, and says so
+    assert report["reference_seed_spearman"] is None
+    assert report["undefined"]["reference_seed_spearman"] == "one seed"
+    assert set(report["noise"]["sd"]) == {"top1", "prob", "log-prob"} and report["noise"]["seeds"] == 2
+    assert set(report["honesty"]) <= {"top1", "prob", "log-prob"}
     assert report["proxy_budget"] == "proxy" and report["reference_budget"] == "reference"
     assert (out / "calibration.png").stat().st_size > 1000 and "Spearman" in printed
     trainings = sorted(p.name for p in (out / "runs").glob("*/*"))

@@ -18,6 +18,7 @@ from ..factors import PRESETS, Factors
 from ..model_file import load_model_file
 from ..runlog import Trial
 from ..search.estimate import count_params_m, estimate_gflops
+from ..search.plan import path_proposal
 from ..search.proposals import Proposal, propose_step
 from ..search.space import SearchSpace
 from ..utils.io import atomic_write_yaml, read_yaml
@@ -55,10 +56,36 @@ def parse_models(specs: list[str]) -> list[Model]:
 
 
 def default_models(space: SearchSpace, num_classes: int) -> list[Model]:
-    """The space's seed (X2D), X3D-XS and X3D-S, and the candidates of the search's first step."""
+    """The space's seed (X2D), X3D-XS, and the candidates of the search's first step: the same-cost
+    choice one search step makes, plus two anchors 30x apart. (X3D-S is left out: one reference
+    training of it takes about 40 minutes on one CPU thread.)"""
     first: list[Proposal] = propose_step(space.seed, space, num_classes)[0]
-    return ([Model("x2d", space.seed), Model("x3d-xs", PRESETS["x3d-xs"]), Model("x3d-s", PRESETS["x3d-s"])]
+    return ([Model("x2d", space.seed), Model("x3d-xs", PRESETS["x3d-xs"])]
             + [Model(f"s1-{p.axis}", p.factors) for p in first])
+
+
+#: The paper's own first steps from X2D (Feichtenhofer, 2020, Fig. 2): bottleneck, fast, spatial, depth.
+PAPER_STEPS = ("x-bottleneck", "x-fast", "x-spatial", "x-depth")
+
+
+def spread_models(space: SearchSpace, num_classes: int) -> list[Model]:
+    """X2D, the models of the paper's chain (its step winners, each about 2x the last) and X3D-XS: a set
+    whose complexity spans 30x, where ranking is measured on differences that are real, beside the
+    default set's same-cost candidates."""
+    models, current = [Model("x2d", space.seed)], space.seed
+    for step, axis in enumerate(PAPER_STEPS, start=1):
+        current = path_proposal(space, axis, current, num_classes, step).factors
+        models.append(Model(f"p{step}-{axis}", current))
+    return [*models, Model("x3d-xs", PRESETS["x3d-xs"])]
+
+
+def choose_models(spec: tuple[str, ...], space: SearchSpace, num_classes: int) -> list[Model]:
+    """``--models``: ``default`` (or nothing), ``spread``, or a list (:func:`parse_models`)."""
+    if not spec or spec == ("default",):
+        return default_models(space, num_classes)
+    if spec == ("spread",):
+        return spread_models(space, num_classes)
+    return parse_models(list(spec))
 
 
 def reference_budget(proxy: Budget, spec: str | None) -> Budget:

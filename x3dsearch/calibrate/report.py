@@ -3,9 +3,13 @@
 For every criterion (``top1``, ``prob``, ``log-prob``) a model's proxy score is
 its mean over seeds; the reference is the longer training's held-out top-1
 (the test split where the dataset has one, else validation), averaged over its
-seeds. Agreement is Spearman's and Kendall's rank correlation of the two over
-the models; stability is the spread of a model's proxy score across seeds and
-how well one seed's ranking agrees with another's.
+seeds. Every score is taken on the videos all of the models' trainings read, so
+point estimates and their intervals use the same videos. Agreement is
+Spearman's and Kendall's rank correlation of the two over the models, each with
+a bootstrap interval; stability is the spread of a model's proxy score across
+seeds and how well one seed's ranking agrees with another's; the search's own
+honesty (noise, coverage, precision, power) is :mod:`.honesty`'s. An undefined
+figure is null, with its reason under ``undefined``.
 """
 from __future__ import annotations
 
@@ -18,7 +22,9 @@ import numpy as np
 
 from ..criteria import Criterion, value_matrices, video_values
 from ..outcomes import SplitOutcomes
-from ..stats import kendall, spearman, spearman_interval
+from ..simultaneous import NoiseModel
+from ..stats import kendall, rank_interval, spearman
+from .honesty import honesty, noise_block, pair_calls, pair_noise
 from ..utils.io import atomic_write_bytes, atomic_write_yaml
 from .plan import Model
 
@@ -60,19 +66,31 @@ def model_scores(models: list[Model], gflops: Mapping[str, float], proxy: Mappin
     reference, by model name), with the per-video values the Spearman's interval resamples."""
     proxy_values = {str(c): value_matrices(proxy, c) for c in MODEL_CRITERIA}
     reference_values = value_matrices(reference, Criterion.TOP1)
-    videos = reference_values is not None and all(v is not None for v in proxy_values.values())
-    return [ModelScores(m, gflops[m.name], {str(c): [score(o, c) for o in proxy[m.name]] for c in MODEL_CRITERIA},
-                        [o.top1 for o in reference[m.name]],
-                        proxy_videos={c: v[m.name] for c, v in proxy_values.items()} if videos else None,
-                        reference_videos=reference_values[m.name] if videos else None)
-            for m in models]
+    if reference_values is None or any(v is None for v in proxy_values.values()):
+        return [ModelScores(m, gflops[m.name], {str(c): [score(o, c) for o in proxy[m.name]] for c in MODEL_CRITERIA},
+                            [o.top1 for o in reference[m.name]]) for m in models]
+    # scores on the common videos, the ones the intervals resample
+    return [ModelScores(m, gflops[m.name], {c: v[m.name].mean(axis=1).tolist() for c, v in proxy_values.items()},
+                        reference_values[m.name].mean(axis=1).tolist(),
+                        proxy_videos={c: v[m.name] for c, v in proxy_values.items()},
+                        reference_videos=reference_values[m.name]) for m in models]
+
+
+def _defined(value: float | None, key: str, reason: str, undefined: dict[str, str]) -> float | None:
+    """``value``, or None with ``reason`` recorded under ``key`` when it is missing or not a number."""
+    if value is None or not np.isfinite(value):
+        undefined[key] = reason
+        return None
+    return float(value)
 
 
 def summarize(models: list[ModelScores], settings: dict[str, Any]) -> dict[str, Any]:
     """Everything ``calibration.yaml`` holds."""
     reference = [m.reference_mean for m in models]
+    undefined: dict[str, str] = {}
     out: dict[str, Any] = {**settings, "models": [], "seed_sd": {}, "seed_spearman": {}, "spearman": {},
-                           "spearman_ci": {}, "kendall": {}, "spearman_one_seed": {}, "ceiling": {}}
+                           "spearman_ci": {}, "kendall": {}, "kendall_ci": {}, "spearman_one_seed": {},
+                           "honesty": {}}
     for m in models:
         out["models"].append({
             "name": m.model.name, "factors": m.model.factors.to_dict(), "gflops": m.gflops,
@@ -82,28 +100,56 @@ def summarize(models: list[ModelScores], settings: dict[str, Any]) -> dict[str, 
                           "seeds": m.reference}})
     ref_seeds = min(len(m.reference) for m in models)
     per_ref_seed = [[m.reference[s] for m in models] for s in range(ref_seeds)]
-    ref_reliability = _mean_pairwise_spearman(per_ref_seed)
-    out["reference_seed_spearman"] = ref_reliability
+    out["reference_seed_spearman"] = _defined(_mean_pairwise_spearman(per_ref_seed), "reference_seed_spearman",
+                                              _why_no_agreement(per_ref_seed), undefined)
+    noise: dict[str, float | None] = {}
     for criterion in (str(c) for c in MODEL_CRITERIA):
         means = [m.proxy_mean(criterion) for m in models]
         seeds = len(models[0].proxy[criterion])
         per_seed = [[m.proxy[criterion][s] for m in models] for s in range(seeds)]
+        constant = "every model scored the same"
         out["seed_sd"][criterion] = float(np.mean([m.proxy_sd(criterion) for m in models]))
-        out["seed_spearman"][criterion] = _mean_pairwise_spearman(per_seed)
-        out["spearman"][criterion] = spearman(means, reference)
-        out["spearman_ci"][criterion] = _spearman_ci(models, criterion)
-        out["kendall"][criterion] = kendall(means, reference)
-        out["spearman_one_seed"][criterion] = float(np.mean([spearman(s, reference) for s in per_seed]))
-        out["ceiling"][criterion] = ceiling(out["seed_spearman"][criterion], seeds, ref_reliability, ref_seeds)
+        out["seed_spearman"][criterion] = _defined(_mean_pairwise_spearman(per_seed), f"seed_spearman.{criterion}",
+                                                   _why_no_agreement(per_seed), undefined)
+        out["spearman"][criterion] = _defined(spearman(means, reference), f"spearman.{criterion}", constant,
+                                              undefined)
+        out["kendall"][criterion] = _defined(kendall(means, reference), f"kendall.{criterion}", constant, undefined)
+        one_seed = [spearman(s, reference) for s in per_seed]
+        out["spearman_one_seed"][criterion] = _defined(
+            float(np.mean(one_seed)) if all(np.isfinite(one_seed)) else None, f"spearman_one_seed.{criterion}",
+            "a seed or the reference scored every model the same", undefined)
+        for name, statistic in (("spearman", spearman), ("kendall", kendall)):
+            out[f"{name}_ci"][criterion] = _rank_ci(models, criterion, statistic, f"{name}_ci.{criterion}", undefined)
+        values = [m.proxy_videos[criterion] for m in models] if models[0].proxy_videos is not None else None
+        noise[criterion] = pair_noise(values) if values is not None else None
+        if values is None or noise[criterion] is None:
+            undefined[f"honesty.{criterion}"] = "needs per-video outcomes and two or more proxy seeds"
+            continue
+        model = NoiseModel(criterion, noise[criterion], "this calibration")
+        judged = honesty(pair_calls(values, reference, model), len(models))
+        out["honesty"][criterion] = judged["figures"]
+        undefined.update({f"honesty.{criterion}.{k}": v for k, v in judged["undefined"].items()})
+    videos = models[0].proxy_videos["top1"].shape[1] if models[0].proxy_videos is not None else None
+    out["noise"] = noise_block(noise, settings, len(models[0].proxy["top1"]), videos or 0, len(models))
+    out["undefined"] = undefined
     return out
 
 
-def _spearman_ci(models: list[ModelScores], criterion: str) -> list[float] | None:
+def _why_no_agreement(rankings: list[list[float]]) -> str:
+    return "one seed" if len(rankings) < 2 else "a seed scored every model the same"
+
+
+def _rank_ci(models: list[ModelScores], criterion: str, statistic: Any, key: str,
+             undefined: dict[str, str]) -> dict[str, Any] | None:
     if any(m.proxy_videos is None or m.reference_videos is None for m in models):
+        undefined[key] = "the runs kept no per-video outcomes"
         return None
-    interval = spearman_interval([m.proxy_videos[criterion] for m in models], [m.reference_videos for m in models],
-                                 seed=0)
-    return interval.to_list()
+    found = rank_interval([m.proxy_videos[criterion] for m in models], [m.reference_videos for m in models],
+                          seed=0, statistic=statistic)
+    if not np.isfinite(found.interval.low):
+        undefined[key] = "every resample scored every model the same"
+        return None
+    return {"ci": found.interval.to_list(), "undefined_resamples": found.undefined}
 
 
 def _mean_pairwise_spearman(rankings: list[list[float]]) -> float | None:
@@ -113,22 +159,23 @@ def _mean_pairwise_spearman(rankings: list[list[float]]) -> float | None:
     return float(np.mean([spearman(a, b) for a, b in combinations(rankings, 2)]))
 
 
-def ceiling(proxy_r: float | None, proxy_seeds: int, reference_r: float | None, reference_seeds: int) -> float | None:
-    """The rank correlation a proxy could be expected to reach at best against this reference, given
-    how noisy both are: Spearman's correction for attenuation. Each side's seed-to-seed agreement ``r``
-    is stepped up to its mean over ``k`` seeds (Spearman-Brown, ``k r / (1 + (k - 1) r)``), and two
-    measures this reliable cannot correlate above the square root of the product. None when a side
-    has one seed or shows no agreement between seeds at all. Rough with few models: it says whether
-    a low Spearman is the proxy's fault or the measurement's.
-    """
-    if proxy_r is None or reference_r is None or not proxy_r > 0 or not reference_r > 0:
-        return None
-    step_up = [k * r / (1 + (k - 1) * r) for r, k in ((proxy_r, proxy_seeds), (reference_r, reference_seeds))]
-    return float(np.sqrt(step_up[0] * step_up[1]))
+def _cell(value: float | None, spec: str = ".2f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _ci_cell(entry: dict[str, Any] | None) -> str:
+    return "-" if not entry else f"{entry['ci'][0]:.2f}..{entry['ci'][1]:.2f}"
+
+
+def _share_cell(entry: dict[str, Any] | None) -> str:
+    if not entry:
+        return "-"
+    ci = entry["ci"]
+    return f"{entry['value']:.2f}" + ("" if ci is None else f" [{ci[0]:.2f},{ci[1]:.2f}]")
 
 
 def table(summary: dict[str, Any]) -> list[str]:
-    """The printed table: one line per model, then the correlations per criterion."""
+    """The printed table: one line per model, then the correlations and the search's honesty per criterion."""
     header = f"{'model':<18} {'GFLOPs':>7}  {'proxy top-1':>14}  {'prob':>14}  {'log-prob':>15}  {'reference':>14}"
     lines = [header, "-" * len(header)]
     for m in summary["models"]:
@@ -138,18 +185,24 @@ def table(summary: dict[str, Any]) -> list[str]:
                      f"{p['log-prob']['mean']:>6.3f} ± {p['log-prob']['sd']:>5.3f}  "
                      f"{r['top1']:>6.1f} ± {r['sd']:>5.1f}")
     lines.append("")
-    lines.append(f"{'criterion':<10} {'Spearman':>9} {'90% CI':>11} {'Kendall':>8} {'one seed':>9} "
-                 f"{'seed vs seed':>13} {'seed SD':>8} {'ceiling':>8}")
+    lines.append(f"{'criterion':<10} {'Spearman':>9} {'90% CI':>11} {'Kendall':>8} {'90% CI':>11} {'one seed':>9} "
+                 f"{'seed vs seed':>13} {'seed SD':>8} {'pair SD':>8}")
     for c in (str(c) for c in MODEL_CRITERIA):
-        cap = summary["ceiling"][c]
-        ci = summary["spearman_ci"][c]
-        lines.append(f"{c:<10} {summary['spearman'][c]:>9.2f} {'-' if ci is None else f'{ci[0]:.2f}..{ci[1]:.2f}':>11} "
-                     f"{summary['kendall'][c]:>8.2f} "
-                     f"{summary['spearman_one_seed'][c]:>9.2f} {summary['seed_spearman'][c]:>13.2f} "
-                     f"{summary['seed_sd'][c]:>8.3g} {'-' if cap is None else f'{cap:.2f}':>8}")
+        lines.append(f"{c:<10} {_cell(summary['spearman'][c]):>9} {_ci_cell(summary['spearman_ci'][c]):>11} "
+                     f"{_cell(summary['kendall'][c]):>8} {_ci_cell(summary['kendall_ci'][c]):>11} "
+                     f"{_cell(summary['spearman_one_seed'][c]):>9} {_cell(summary['seed_spearman'][c]):>13} "
+                     f"{summary['seed_sd'][c]:>8.3g} {_cell(summary['noise']['sd'][c], '.3g'):>8}")
     ref = summary["reference_seed_spearman"]
-    lines.append(f"reference seed vs seed: {'- (one seed)' if ref is None else f'{ref:.2f}'}; ceiling: the best "
-                 f"Spearman that noise this large allows (correction for attenuation)")
+    lines.append(f"reference seed vs seed: {'-' if ref is None else f'{ref:.2f}'}; pair SD: the seed noise of a "
+                 f"paired difference (the noise block expand --noise reads)")
+    lines.append("")
+    lines.append("one seed's 90% decisions on every pair of models [90% CI over models]:")
+    lines.append(f"{'criterion':<10} {'coverage':>19} {'precision':>19} {'power':>19} {'called':>11}")
+    for c, h in summary["honesty"].items():
+        lines.append(f"{c:<10} {_share_cell(h['coverage']):>19} {_share_cell(h['precision']):>19} "
+                     f"{_share_cell(h['power']):>19} {h['called']:>4} of {h['judged']:<4}")
+    for key, reason in summary["undefined"].items():
+        lines.append(f"undefined: {key}: {reason}")
     return lines
 
 
@@ -176,11 +229,10 @@ def figure(models: list[ModelScores], summary: dict[str, Any]) -> bytes:
                         fontsize=7)
         ax.set_xlabel(f"reference held-out top-1 (%), {summary['reference_budget']}")
         ax.set_ylabel(f"proxy {criterion}, {summary['proxy_budget']}")
-        ci, cap = summary["spearman_ci"][criterion], summary["ceiling"][criterion]
-        ax.set_title(f"{criterion}: Spearman {summary['spearman'][criterion]:.2f}"
-                     + ("" if ci is None else f" [{ci[0]:.2f}, {ci[1]:.2f}]")
-                     + f"\nKendall {summary['kendall'][criterion]:.2f}"
-                     + ("" if cap is None else f", ceiling {cap:.2f}"), fontsize=9)
+        ax.set_title(f"{criterion}: Spearman {_cell(summary['spearman'][criterion])}"
+                     f" [{_ci_cell(summary['spearman_ci'][criterion])}]"
+                     f"\nKendall {_cell(summary['kendall'][criterion])}"
+                     f" [{_ci_cell(summary['kendall_ci'][criterion])}]", fontsize=9)
         ax.grid(True, alpha=0.3)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=150)

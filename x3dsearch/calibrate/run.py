@@ -16,7 +16,7 @@ from ..search.trainable import TrialContext, evaluate_heldout
 from ..search.trials import TrialRunner
 from ..train.folder import TrainingFolder
 from ..utils.logging import get_logger
-from .plan import (CalibrationDir, Model, check_plan, default_models, parse_models, reference_budget, trials)
+from .plan import CalibrationDir, Model, check_plan, choose_models, reference_budget, trials
 from .report import model_scores, summarize, write
 
 log = get_logger("calibrate")
@@ -30,7 +30,7 @@ class CalibrationSettings:
     reference_budget: str | None = None  # None: the proxy at 4x its epochs
     seeds: int = 3
     reference_seeds: int | None = None   # None: as many as the proxy
-    models: tuple[str, ...] = ()         # empty: the default set
+    models: tuple[str, ...] = ()         # empty or ("default",): the default set; ("spread",); or a list
     space: SearchSpace | None = None     # whose seed and first step give the default set
 
 
@@ -45,7 +45,7 @@ def calibrate(settings: CalibrationSettings, resources: Resources, console: bool
     if ref_seeds < 1:
         raise ConfigError(f"--reference-seeds must be positive, got {ref_seeds}")
     data = resolve_data_info(settings.data)
-    models = parse_models(list(settings.models)) if settings.models else default_models(space, data.num_classes)
+    models = choose_models(settings.models, space, data.num_classes)
     folder = CalibrationDir(settings.out)
     check_plan(models, load_budget(proxy_spec, cuda=False),
                reference_budget(load_budget(proxy_spec, cuda=False), settings.reference_budget),

@@ -15,10 +15,11 @@ from .search_cmd import resource_options
               help="A longer training to compare with [default: the proxy at 4x its epochs].")
 @click.option("--seeds", type=int, default=3, show_default=True, help="Proxy trainings per model.")
 @click.option("--reference-seeds", type=int, help="Reference trainings per model [default: --seeds].")
-@click.option("--models", metavar="M,M,...",
-              help="Presets, factor strings (frames=4,stride=12,...: name=value items run on as one model) "
-                   "or final_model.yaml files, comma-separated [default: X2D, X3D-XS, X3D-S and the first "
-                   "step's candidates of the default space].")
+@click.option("--models", metavar="default|spread|M,M,...", default="default", show_default=True,
+              help="default: X2D, X3D-XS and the first step's candidates of the default space (same cost); "
+                   "spread: X2D, the paper's chain (bottleneck, fast, spatial, depth) and X3D-XS (30x in "
+                   "GFLOPs); or presets, factor strings (frames=4,stride=12,...: name=value items run on as "
+                   "one model) or final_model.yaml files, comma-separated.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, metavar="DIR",
               help="Where the trainings, calibration.yaml and calibration.png go (a rerun continues).")
 @resource_options
