@@ -49,6 +49,7 @@ from x3dsearch.data import VideoClipDataset, load_split, make_loader, resolve_da
 from x3dsearch.errors import ConfigError, X3DSearchError  # noqa: E402
 from x3dsearch.factors import Factors  # noqa: E402
 from x3dsearch.models import build_model  # noqa: E402
+from x3dsearch.stats import LEVEL, holm, student_t_cdf, student_t_quantile  # noqa: E402
 from x3dsearch.reskd import KDSpec, RunOptions, TeacherFailed, TeacherSpec, prepare_teacher, run_reskd  # noqa: E402
 from x3dsearch.train import TrainResult, train_and_evaluate  # noqa: E402
 from x3dsearch.utils.io import atomic_write_json, read_yaml  # noqa: E402
@@ -180,13 +181,36 @@ def describe(values: list[float]) -> dict[str, Any]:
             "sd": statistics.stdev(values) if len(values) > 1 else 0.0}
 
 
-def paired(arm: list[float], base: list[float]) -> dict[str, Any]:
-    """Mean of the per-seed differences with a two-sided 90% t interval."""
+def paired(arm: list[float], base: list[float], arms: int = 1) -> dict[str, Any]:
+    """Mean of the per-seed differences, with a two-sided 90% t interval for reading, and the one-sided
+    p-value of "the arm helps" and its lower bound at the family's level (Bonferroni over ``arms``),
+    which :func:`verdicts` judges with Holm's step-down."""
     diffs = [a - b for a, b in zip(arm, base)]
     mean = statistics.mean(diffs)
-    half = t95(len(diffs) - 1) * statistics.stdev(diffs) / math.sqrt(len(diffs)) if len(diffs) > 1 else math.inf
-    verdict = "helps" if mean - half > 0 else "hurts" if mean + half < 0 else "no difference shown"
-    return {"diffs": diffs, "mean": mean, "low": mean - half, "high": mean + half, "verdict": verdict}
+    if len(diffs) < 2:
+        return {"diffs": diffs, "mean": mean, "low": -math.inf, "high": math.inf, "p_helps": 1.0,
+                "lower_bound": -math.inf, "verdict": "no difference shown"}
+    se = statistics.stdev(diffs) / math.sqrt(len(diffs))
+    df = len(diffs) - 1
+    half = t95(df) * se
+    if se == 0:
+        p_helps = 0.0 if mean > 0 else 1.0
+    else:
+        p_helps = 1.0 - student_t_cdf(mean / se, df)
+    bound = mean - student_t_quantile(1 - (1 - LEVEL) / arms, df) * se
+    return {"diffs": diffs, "mean": mean, "low": mean - half, "high": mean + half, "p_helps": p_helps,
+            "lower_bound": bound, "verdict": "no difference shown"}
+
+
+def verdicts(vs_none: dict[str, dict[str, Any]]) -> list[str]:
+    """Which arms help, with the family-wise error held over the arms (one-sided, Holm at 10%); sets each
+    arm's verdict. An arm is said to hurt only when its two-sided interval lies below 0."""
+    names = list(vs_none)
+    helped = holm([vs_none[n]["p_helps"] for n in names])
+    for name, helps in zip(names, helped):
+        vs_none[name]["verdict"] = "helps" if helps else "hurts" if vs_none[name]["high"] < 0 else \
+            "no difference shown"
+    return [n for n, h in zip(names, helped) if h]
 
 
 def balance(folder: Path) -> dict[str, float]:
@@ -287,11 +311,14 @@ def run(exp: Experiment, quiet: bool) -> dict[str, Any]:
                 _, folder = runner.student(kind, spec, s)
                 tops.append(runner.evaluate(folder)["top1"])
                 parts.append(balance(folder))
-            arms[kind] = {"kd": kind, "weight": spec.weight, **describe(tops), "vs_none": paired(tops, base),
+            arms[kind] = {"kd": kind, "weight": spec.weight, **describe(tops),
+                          "vs_none": paired(tops, base, arms=len(exp.arms) - 1),
                           "balance": {k: statistics.mean(p[k] for p in parts) for k in parts[0]}}
-        helped = [k for k, a in arms.items() if k != "none" and a["vs_none"]["verdict"] == "helps"]
-        summary["verdict"] = (f"the claim holds for {', '.join(helped)}" if helped else
-                              "the claim does not hold: no distillation arm's 90% interval lies above 0")
+        helped = verdicts({k: a["vs_none"] for k, a in arms.items() if k != "none"})
+        summary["verdict"] = (f"the claim holds for {', '.join(helped)} (one-sided, Holm over "
+                              f"{len(arms) - 1} arms at 10%)" if helped else
+                              "the claim does not hold: no distillation arm beats none with the error held over "
+                              "the arms (one-sided, Holm at 10%)")
     summary["arms"] = arms
     # Wall time of every training, teacher included, as each one recorded it (stable when reused).
     summary["training_wall_s"] = sum(r.wall_time_s for r in runner.trained)
