@@ -112,3 +112,19 @@ def test_a_trial_that_cannot_see_the_data_says_so_in_one_line(tmp_path: Path):
 def test_bad_baseline_input_is_one_line(capsys, tmp_path: Path):
     assert "does not exist" in _error(capsys, "baseline", str(tmp_path / "nowhere"), "--presets", "x3d-xs")
     assert "unknown preset 'x9d'" in _error(capsys, "baseline", str(tmp_path), "--presets", "x9d")
+
+
+def test_a_bad_noise_file_is_one_line_and_starts_nothing(capsys, tmp_path: Path):
+    """--noise: a missing file, a file without a noise block (hand-written here), broken YAML, or a model
+    measured on other criteria."""
+    no_block = tmp_path / "other.yaml"
+    no_block.write_text("spearman: {top1: 0.3}\n")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("noise: [unclosed\n")
+    prob_only = tmp_path / "prob.yaml"
+    prob_only.write_text("noise: {sd: {prob: 5.0}, budget: quick, data: synthetic}\n")
+    for noise, message in ((tmp_path / "missing.yaml", "no such file"), (no_block, "has no noise block"),
+                           (broken, "not valid YAML"), (prob_only, "measured on other criteria (prob), not top1")):
+        run_dir = tmp_path / "run"
+        err = _error(capsys, "expand", "--target-gflops", "1", "--noise", str(noise), "--run-dir", str(run_dir))
+        assert message in err and not run_dir.exists(), err
