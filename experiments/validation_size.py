@@ -173,18 +173,18 @@ def main() -> None:
     classes = len(order["val"])
     print(f"\n{'videos per split':>16}  {'proxy seed SD':>13}  {'seed vs seed':>12}  {'ref seed vs seed':>16}  "
           + "  ".join(f"{'Spearman ' + str(c):>18}" for c in MODEL_CRITERIA)
-          + f"  {'90% CI top1':>12}  {'Kendall top1':>12}  {'ceiling top1':>12}  {'flip ratio':>10}")
+          + f"  {'90% CI top1':>12}  {'Kendall top1':>12}  {'pair SD top1':>12}  {'flip ratio':>10}")
     for size, s in summaries(cal, found, order, sizes):
         ref = s["reference_seed_spearman"]
-        print(f"{size * classes:>16}  {s['seed_sd']['top1']:>13.2f}  {s['seed_spearman']['top1']:>12.2f}  "
-              f"{'-' if ref is None else f'{ref:.2f}':>16}  "
-              + "  ".join(f"{s['spearman'][str(c)]:>18.2f}" for c in MODEL_CRITERIA)
-              + f"  {_interval(s['spearman_ci']['top1']):>12}  {s['kendall']['top1']:>12.2f}"
-              f"  {_cell(s['ceiling']['top1']):>12}  {s['flip_ratio']:>10.2f}")
+        print(f"{size * classes:>16}  {s['seed_sd']['top1']:>13.2f}  {_cell(s['seed_spearman']['top1']):>12}  "
+              f"{_cell(ref):>16}  "
+              + "  ".join(f"{_cell(s['spearman'][str(c)]):>18}" for c in MODEL_CRITERIA)
+              + f"  {_interval(s['spearman_ci']['top1']):>12}  {_cell(s['kendall']['top1']):>12}"
+              f"  {_cell(s['noise']['sd']['top1']):>12}  {s['flip_ratio']:>10.2f}")
 
 
-def _interval(ci: list[float] | None) -> str:
-    return "-" if ci is None else f"{ci[0]:.2f}..{ci[1]:.2f}"
+def _interval(entry: dict | None) -> str:
+    return "-" if not entry else f"{entry['ci'][0]:.2f}..{entry['ci'][1]:.2f}"
 
 
 def _cell(value: float | None) -> str:
