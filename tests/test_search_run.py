@@ -63,6 +63,10 @@ def _path(log: dict) -> dict:
             "contraction": log["contraction"], "final": log["final"]}
 
 
+def axes_of(step: dict) -> list[str]:
+    return [c["axis"] for c in step["candidates"]]
+
+
 # --- a whole search --------------------------------------------------------------------------
 def test_whole_search_writes_every_key(reference_run, tiny_dataset: Path):
     run_dir, proc = reference_run
@@ -82,11 +86,17 @@ def test_whole_search_writes_every_key(reference_run, tiny_dataset: Path):
         assert set(step) == {"step", "from", "candidates", "chosen", "decision", "time_s"} and step["step"] == number
         decision = step["decision"]
         assert set(decision) == {"criterion", "winner", "runner_up", "margin", "ci", "vs_start", "significant", "rule",
-                                 "videos", "repeats", "tied"}
+                                 "videos", "repeats", "tied", "method", "level", "noise", "against", "dropped_seeds"}
         assert decision["winner"] == step["chosen"] and decision["videos"] == 3 and decision["repeats"] == 1
         assert decision["ci"][0] <= decision["margin"] <= decision["ci"][1]
-        assert decision["significant"] == (decision["ci"][0] > 0 or decision["ci"][1] < 0)
-        assert set(decision["vs_start"]) == {"margin", "ci"}
+        assert (decision["method"], decision["level"]) == ("mcb-max-t", 0.9)
+        assert decision["noise"] == "videos only (no seed-noise model)"  # not the synthetic data: no shipped model
+        against = decision["against"]
+        assert set(against) == set(axes_of(step)) - {step["chosen"]}
+        assert decision["significant"] == all(a["excluded"] for a in against.values())
+        assert sorted(decision["tied"]) == sorted(a for a, x in against.items() if not x["excluded"])
+        # no test split here: the gain over the start is measured on the videos that chose the winner
+        assert decision["vs_start"]["split"] == "val" and decision["vs_start"]["selection_biased"] is True
         assert set(step["from"]) == {"factors", "gflops", "top1"}
         assert step["from"]["top1"] is not None and step["time_s"] > 0
         if previous is not None:
