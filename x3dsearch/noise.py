@@ -58,7 +58,7 @@ def load_noise(spec: str, criterion: str, data: str, budget: str) -> NoiseModel 
         name = SHIPPED.get((data, budget))
         if name is None:
             return None
-        text = resources.files("x3dsearch").joinpath("calibrations", name).read_text()
+        text = resources.files("x3dsearch").joinpath(f"calibrations/{name}").read_text()
         import yaml
         return _from_block(noise_block(yaml.safe_load(text), f"shipped:{name}"), criterion, f"shipped:{name}")
     path = Path(spec)

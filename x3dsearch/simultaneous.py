@@ -133,7 +133,7 @@ def compare_with(reference: str, values: Mapping[str, SeedRows], seed: Sequence[
         else:
             drawn = per_seed[0]
         widened = noise is not None and len(common) == 1
-        if widened:
+        if noise is not None and widened:
             # the measured seed variance already holds the per-video coin flips the video bootstrap
             # resamples: top the bootstrap's variance up to it rather than adding both
             extra = max(0.0, noise.sd ** 2 - float(drawn.var()))

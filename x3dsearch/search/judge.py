@@ -26,7 +26,7 @@ Cheaper means the search's complexity measure: GFLOPs, or measured ms in a laten
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -166,7 +166,7 @@ class Judge:
                             noise=self._noise_used(chosen), dropped_seeds=_dropped(usable))
         return decision, scores
 
-    def _family(self, step: int, reference: Trial, values: dict[str, SeedRows], level: float) -> Family:
+    def _family(self, step: int, reference: Trial, values: Mapping[str, SeedRows], level: float) -> Family:
         return compare_with(reference.name, values, self._seed(step, reference.name), level, self.noise)
 
     def _noise_used(self, family: Family) -> str:
@@ -255,7 +255,7 @@ def score_lines(models: Sequence[Trial], scores: dict[str, Score], chosen: Trial
     return lines
 
 
-def _paired_means(values: dict[str, SeedRows]) -> dict[str, float]:
+def _paired_means(values: Mapping[str, SeedRows]) -> dict[str, float]:
     """Each model's mean paired margin over the others, each pair on the seeds both trained: what picks
     the best. With the same seeds everywhere it orders models as their scores do; with a failed repeat
     or retrained ties it never sets one model's lucky seed against another's missing one."""
