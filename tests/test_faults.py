@@ -1,0 +1,89 @@
+"""Faults a search meets on a real cluster, each made to happen for certain (no sleep-and-hope): Tune
+results of any shape, two processes on one run directory, torn or corrupt state files, a full disk."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from ray import tune
+
+from x3dsearch.factors import preset
+from x3dsearch.runlog import Clock, RunDir, Trial, TrialStatus
+from x3dsearch.search import trainable
+from x3dsearch.search.cluster import Cluster
+from x3dsearch.search.trainable import FINAL, Job, TrialContext, _events_callback, record_results
+from x3dsearch.search.trials import TrialRunner
+
+
+# --- Tune's results, whatever their shape ------------------------------------------------------
+def _trial(name: str) -> Trial:
+    return Trial(name=name, axis=name.split("-", 1)[1], factors=preset("x2d"), gflops=0.0198, seed=0)
+
+
+def _finished_metrics(job: dict, top1: float) -> dict:
+    """What a trial that trained reports last (hand-written, in the trainable's format)."""
+    return {"config": {"job": job}, FINAL: True, "status": "ok", "error": None, "top1": top1, "top5": 100.0,
+            "wall_time_s": 1.0, "train_macs": 1e9, "gflops": 0.0198, "params_m": 0.1, "epochs_done": 1}
+
+
+def test_tune_results_without_config_metrics_or_with_an_error_become_failed_trials(tmp_path: Path, monkeypatch):
+    """Tune returns a result whose config is None for a trial that failed before it reported (the
+    crash of issue 25): it is named from its folder in Tune's storage and recorded as failed, like
+    one whose result carries only an error; the step goes on with the trial that trained."""
+    folder = RunDir(tmp_path / "run")
+    folder.path.mkdir()
+    trials = [_trial("s01-x-spatial"), _trial("s01-x-width"), _trial("s01-x-depth"), _trial("s01-x-fast")]
+    seen: list[list[tune.Result]] = []  # real ray.tune.Result objects, as Tuner.fit returns them
+
+    def fit_returns_odd_results(name, jobs, ctx, storage, cpus, gpus, max_failures, listener):
+        events = _events_callback(tune.Callback)(listener)
+        by_name = {job.name: job for job in jobs}
+        storage = Path(storage) / name
+        results = [
+            # trained: metrics and config
+            tune.Result(metrics=_finished_metrics(vars(by_name["s01-x-spatial"]), 66.7), checkpoint=None, error=None,
+                        path=str(storage / "s01-x-spatial")),
+            # failed before it started: no metrics, hence no config (result.config is None)
+            tune.Result(metrics=None, checkpoint=None, error=RuntimeError("worker could not start"),
+                        path=str(storage / "s01-x-width")),
+            # metrics without a final report and without an error
+            tune.Result(metrics={"config": {"job": vars(by_name["s01-x-depth"])}, "progress": 0.5},
+                        checkpoint=None, error=None, path=str(storage / "s01-x-depth")),
+            # nothing to name it by: left to the runner, which records it as never reported
+            tune.Result(metrics={}, checkpoint=None, error=None, path=str(storage / "somebody-else")),
+        ]
+        assert results[1].config is None  # the shape that crashed run_experiment
+        seen.append(results)
+        record_results(results, jobs, events)
+
+    monkeypatch.setattr("x3dsearch.search.trials.run_experiment", fit_returns_odd_results)
+    saves: list[float] = []
+    runner = TrialRunner(folder, Cluster(None, 2.0, 0.0, 0.0), (1.0, 0.0), explicit_cpus=False, max_failures=1,
+                         ctx=TrialContext("data", {}, 1, "cpu"), clock=Clock(), save=lambda: saves.append(time.time()),
+                         history=[])
+    runner.run("step01", "step 1", trials, None)
+    assert seen, "the experiment did not run"
+    spatial, width, depth, fast = trials
+    assert spatial.status == TrialStatus.OK and spatial.top1 == 66.7
+    assert width.status == TrialStatus.FAILED and width.error == "RuntimeError: worker could not start"
+    assert depth.status == TrialStatus.FAILED and "ended without a result" in depth.error
+    assert fast.status == TrialStatus.FAILED and fast.error == "the trial never reported"
+    assert saves  # recorded in the run's state
+
+
+def test_a_tune_result_is_named_by_its_config_else_by_its_folder():
+    by_dirname = {"cal--x2d-s0": "cal/x2d-s0", "s01-x-fast": "s01-x-fast"}
+    job = {"name": "cal/x2d-s0"}
+    assert trainable.result_job_name({"config": {"job": job}}, None, by_dirname) == "cal/x2d-s0"
+    assert trainable.result_job_name(None, "/runs/r/trials/step01/cal--x2d-s0", by_dirname) == "cal/x2d-s0"
+    assert trainable.result_job_name({"config": None}, "/x/s01-x-fast/", by_dirname) == "s01-x-fast"
+    assert trainable.result_job_name({"config": "odd"}, None, by_dirname) is None
+    assert trainable.result_job_name(None, "/x/unknown", by_dirname) is None
+
+
+def test_a_final_report_that_is_not_a_training_result_is_a_failure():
+    result, error, _ = trainable._ending({FINAL: True, "status": "garbage"}, None)
+    assert result is None and "not a training result" in error
+    job = Job("s01-x-fast", {}, "/tmp/x", 0, "/tmp")
+    assert trainable.result_job_name({"config": {"job": vars(job)}}, None, {}) == "s01-x-fast"
