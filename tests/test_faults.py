@@ -2,6 +2,11 @@
 results of any shape, two processes on one run directory, torn or corrupt state files, a full disk."""
 from __future__ import annotations
 
+import os
+import signal
+import socket
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -14,6 +19,8 @@ from x3dsearch.search import trainable
 from x3dsearch.search.cluster import Cluster
 from x3dsearch.search.trainable import FINAL, Job, TrialContext, _events_callback, record_results
 from x3dsearch.search.trials import TrialRunner
+
+from search_helpers import cli_env, run_cli
 
 
 # --- Tune's results, whatever their shape ------------------------------------------------------
@@ -87,3 +94,70 @@ def test_a_final_report_that_is_not_a_training_result_is_a_failure():
     assert result is None and "not a training result" in error
     job = Job("s01-x-fast", {}, "/tmp/x", 0, "/tmp")
     assert trainable.result_job_name({"config": {"job": vars(job)}}, None, {}) == "s01-x-fast"
+
+
+# --- two processes, one run directory -----------------------------------------------------------
+HOLD = ("import sys; from pathlib import Path; from x3dsearch.runlog import RunLock; "
+        "lock = RunLock(Path(sys.argv[1])); print('locked', flush=True); sys.stdin.read()")
+
+
+def _holder(folder: Path) -> subprocess.Popen:
+    """Another process holding ``folder``'s lock (through the lock class every command takes it with)."""
+    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env=cli_env())
+    assert proc.stdout.readline().strip() == "locked"
+    return proc
+
+
+def _snapshot(folder: Path) -> dict[str, tuple[int, bytes]]:
+    return {str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(folder.rglob("*"))
+            if p.is_file()}
+
+
+def _hand_written_run(folder: Path) -> Path:
+    """A run directory as far as the commands read before they take the lock (hand-written, not a real run)."""
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text("space: {name: x3d}\ntarget_gflops: 0.06\n")
+    (folder / "state.json").write_text('{"version": 2, "status": "running"}\n')
+    return folder
+
+
+def test_a_second_process_on_a_run_directory_is_refused_naming_the_running_pid(tiny_dataset: Path, tmp_path: Path):
+    run_dir = _hand_written_run(tmp_path / "run")
+    calibration = tmp_path / "calibration"
+    calibration.mkdir()
+    holders = [_holder(run_dir), _holder(calibration)]
+    try:
+        before = _snapshot(run_dir), _snapshot(calibration)
+        commands = [("resume", str(run_dir)), ("expand", "--resume", str(run_dir)),
+                    ("baseline", str(run_dir), "--presets", "x2d"),
+                    ("calibrate", "--out", str(calibration), "--data", str(tiny_dataset), "--budget", "smoke",
+                     "--models", "x2d,x3d-xs,x3d-s", "--seeds", "2")]
+        for args, holder in zip(commands, [holders[0]] * 3 + [holders[1]]):
+            proc = run_cli(*args, timeout=120)
+            assert proc.returncode == 2, (args, proc.stderr)
+            assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+            assert f"in use by x3dsearch pid {holder.pid} on {socket.gethostname()}" in proc.stderr, proc.stderr
+        assert (_snapshot(run_dir), _snapshot(calibration)) == before  # nothing touched
+    finally:
+        for holder in holders:
+            holder.kill()
+            holder.wait()
+
+
+def test_a_lock_left_by_a_killed_process_is_taken_over_and_the_log_says_so(tmp_path: Path):
+    from x3dsearch.search.session import locked
+
+    folder = RunDir(tmp_path)
+    holder = _holder(tmp_path)
+    holder.send_signal(signal.SIGKILL)  # dies holding it: the OS frees the flock, its pid stays in .lock
+    holder.wait()
+    assert (tmp_path / ".lock").read_text().split()[0] == str(holder.pid)
+    with locked(folder, console=False):
+        assert (tmp_path / ".lock").read_text().split()[0] == str(os.getpid())
+    text = (tmp_path / "search.log").read_text()
+    assert f"took over the lock of {tmp_path} from x3dsearch pid {holder.pid}" in text
+    assert (tmp_path / ".lock").read_text() == ""  # a clean release leaves no pid, so the next one takes no note
+    with locked(folder, console=False):
+        pass
+    assert (tmp_path / "search.log").read_text().count("took over") == 1
