@@ -161,3 +161,52 @@ def test_a_lock_left_by_a_killed_process_is_taken_over_and_the_log_says_so(tmp_p
     with locked(folder, console=False):
         pass
     assert (tmp_path / "search.log").read_text().count("took over") == 1
+
+
+# --- torn and corrupt training records ------------------------------------------------------------
+def _damage(path: Path, how: str) -> None:
+    data = path.read_bytes()
+    if how == "cut":  # as a copy interrupted half-way leaves it
+        path.write_bytes(data[: len(data) // 2])
+    else:  # the same length, garbage in the middle (a disk error)
+        middle = len(data) // 2
+        path.write_bytes(data[:middle] + b"\x00garbage\xff" * 4 + data[middle + 40:])
+
+
+@pytest.mark.parametrize("how", ["cut", "garbage"])
+def test_a_damaged_result_or_checkpoint_is_refused_naming_the_file_and_the_way_out(tmp_path: Path, how: str):
+    import torch
+
+    from x3dsearch.errors import X3DSearchError
+    from x3dsearch.train.checkpoint import save_checkpoint
+    from x3dsearch.train.folder import TrainingFolder
+    from x3dsearch.train.result import TrainResult
+
+    folder = TrainingFolder(tmp_path)
+    folder.write_result(TrainResult(status="ok", top1=50.0, top5=100.0, error=None))
+    save_checkpoint(folder.checkpoint, {"model": {"w": torch.arange(4096.0)}, "progress": {"step": 3}})
+    assert folder.read_result().top1 == 50.0 and folder.check_checkpoint() is None  # whole: read as they are
+    _damage(folder.result, how)
+    with pytest.raises(X3DSearchError, match=r"result.json is corrupt .*delete it and run again: the training is "
+                                             r"redone from its checkpoint$"):
+        folder.read_result()
+    _damage(folder.checkpoint, how)
+    with pytest.raises(X3DSearchError, match=r"checkpoint.pt is corrupt .*delete it and run again: the training "
+                                             r"starts again from its beginning$"):
+        folder.check_checkpoint()
+
+
+def test_a_step_with_a_damaged_training_record_stops_before_any_trial_trains(tmp_path: Path, monkeypatch):
+    from x3dsearch.errors import X3DSearchError
+
+    folder = RunDir(tmp_path / "run")
+    trials = [_trial("s01-x-spatial"), _trial("s01-x-width")]
+    damaged = folder.trial_dir("s01-x-width")
+    damaged.mkdir(parents=True)
+    (damaged / "result.json").write_text('{"status": "ok", "top1": 5')  # cut short (hand-written)
+    monkeypatch.setattr("x3dsearch.search.trials.run_experiment",
+                        lambda *a, **k: pytest.fail("a trial was started on a damaged record"))
+    runner = TrialRunner(folder, Cluster(None, 2.0, 0.0, 0.0), (1.0, 0.0), explicit_cpus=False, max_failures=1,
+                         ctx=TrialContext("data", {}, 1, "cpu"), clock=Clock(), save=lambda: None, history=[])
+    with pytest.raises(X3DSearchError, match="s01-x-width/result.json is corrupt"):
+        runner.run("step01", "step 1", trials, None)

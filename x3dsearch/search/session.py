@@ -101,6 +101,7 @@ def resume(run_dir: Path, settings: SearchSettings | None = None, overrides: dic
             check_same(folder.path, stored, settings, config, given)
         run = folder.load(stored_info(config, stored, budget))
         if run.status == RunStatus.FINISHED:
+            folder.repair_log(run)
             return SearchOutcome(folder, run, stored.target, stored.unit, already_finished=True)
         resources = stored_resources(config, overrides)
         prepare_ray(resources.address)

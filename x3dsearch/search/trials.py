@@ -75,6 +75,10 @@ class TrialRunner:
                     t.gflops / start.gflops if t.axis and start is not None else None, str(t.status), t.top1)
                 for t in trials]
         self._table = LiveTable(title, rows, self._eta, score_title=self.score_title)
+        for t in todo:  # a damaged record stops the search here, naming the file; no trial trains on it
+            folder = TrainingFolder(self.run_dir.trial_dir(t.name))
+            folder.read_result()
+            folder.check_checkpoint()
         if todo:
             home = str(self.run_dir.path.resolve())
             jobs = [Job(t.name, t.factors.to_dict(), str(self.run_dir.trial_dir(t.name).resolve()), t.seed, home)
