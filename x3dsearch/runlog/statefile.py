@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import X3DSearchError
-from ..utils.io import atomic_write_json
+from ..utils.io import atomic_write_bytes, atomic_write_json
 from ..utils.logging import get_logger
 from .decision import Comparison, Decision, Score
 from .run import Baseline, Clock, Contraction, Run, RunInfo, Step, step_trial_name
@@ -97,6 +97,7 @@ def load_state(path: Path, info: RunInfo) -> Run:
                                f"a backup, or start the search again in another --run-dir") from None
         log.warning("%s; continuing from the state saved before it (%s), which a kill -9 could also have left",
                     damage, previous.name)
+        atomic_write_bytes(path, previous.read_bytes())  # the damaged file is replaced now, not at the next save
     run.run_dir = path.parent
     return run
 
