@@ -49,6 +49,7 @@ class Moment:
     seen: list[str] = field(default_factory=list)  # the phases that held when the kill was sent
     at_s: float | None = None                      # seconds into the session
     hit: bool = False
+    ray_after_kill: int | None = None              # processes of the run's Ray alive just after the kill
 
 
 def schedule(kills: int, seed: int) -> list[Moment]:
@@ -270,6 +271,7 @@ def run(kills: int, seed: int, out: Path, axes: list[str], target: float, data: 
         _kill_at(proc, run_dir, moment, since, timeout)
         if not moment.hit:  # the search ended (or timed out) first: no more kills
             break
+        moment.ray_after_kill = len(ray_processes(ray_tmp))
         since = time.time()
         proc = _start(["resume", os.path.relpath(run_dir, homes[k])], homes[k], env, console)
     returncode = proc.wait(timeout=timeout)
@@ -277,7 +279,10 @@ def run(kills: int, seed: int, out: Path, axes: list[str], target: float, data: 
     report["returncode"] = returncode
     report["moments"] = [asdict(m) for m in moments]
     report["kills_survived"] = sum(m.hit for m in moments) if returncode == 0 else None
-    left = wait_for_no_ray(ray_tmp, grace_s=30.0)
+    report["ray_processes_at_end"] = len(ray_processes(ray_tmp))
+    # After kill -9, Ray's agents of the killed session (DashboardAgent, RuntimeEnvAgent) notice within
+    # about a minute and exit: what is left after that is an orphan.
+    left = wait_for_no_ray(ray_tmp, grace_s=90.0)
     report["ray_processes_left"] = len(left)
     report["ray_processes"] = left
     counts = training_counts(run_dir) if (run_dir / "candidates").is_dir() else {}

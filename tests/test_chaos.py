@@ -1,5 +1,5 @@
-"""experiments/chaos.py with 3 kills: a smoke search (two axes, two steps and a contraction, a dataset
-with a test split) killed with kill -9 at 3 moments drawn from seed 0 and resumed after each from
+"""experiments/chaos.py with 3 kills: a smoke search (one axis, x-bottleneck: two steps and a contraction,
+four trainings, a dataset with a test split) killed with kill -9 at 3 moments drawn from seed 0 and resumed after each from
 another working directory, against the same search run without interruption."""
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ CHAOS = Path(__file__).resolve().parents[1] / "experiments" / "chaos.py"
 
 @pytest.mark.slow
 def test_three_kills_end_on_the_uninterrupted_path_with_nothing_trained_twice(tmp_path: Path):
-    proc = subprocess.run([sys.executable, str(CHAOS), "--kills", "3", "--seed", "0", "--out", str(tmp_path)],
+    proc = subprocess.run([sys.executable, str(CHAOS), "--kills", "3", "--seed", "0", "--out", str(tmp_path),
+                           "--axes", "x-bottleneck"],
                           capture_output=True, text=True, timeout=1500, env=cli_env())
     assert proc.stdout, proc.stderr[-3000:]
     report = json.loads(proc.stdout)
