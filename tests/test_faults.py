@@ -210,3 +210,47 @@ def test_a_step_with_a_damaged_training_record_stops_before_any_trial_trains(tmp
                          ctx=TrialContext("data", {}, 1, "cpu"), clock=Clock(), save=lambda: None, history=[])
     with pytest.raises(X3DSearchError, match="s01-x-width/result.json is corrupt"):
         runner.run("step01", "step 1", trials, None)
+
+
+# --- a full disk, injected (the tmpfs test in test_faults_run.py needs root) ----------------------
+def test_a_write_that_finds_the_disk_full_raises_one_line_and_keeps_the_old_file(tmp_path: Path, monkeypatch):
+    import errno
+
+    from x3dsearch.utils import io
+
+    path = tmp_path / "state.json"
+    io.atomic_write_text(path, "old\n")
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(io.os, "fsync", full)
+    with pytest.raises(io.DiskFull, match=rf"^no space left on device for {path}: free some space there"):
+        io.atomic_write_text(path, "new\n")
+    assert path.read_text() == "old\n" and sorted(p.name for p in tmp_path.iterdir()) == ["state.json"]
+
+
+def test_a_training_that_found_the_disk_full_is_not_recorded_as_failed_and_the_step_stops(tmp_path: Path,
+                                                                                         monkeypatch):
+    from x3dsearch.utils.io import DiskFull
+
+    folder = RunDir(tmp_path / "run")
+    trials = [_trial("s01-x-spatial"), _trial("s01-x-width")]
+
+    def one_trains_one_finds_the_disk_full(name, jobs, ctx, storage, cpus, gpus, max_failures, listener):
+        events = _events_callback(tune.Callback)(listener)
+        by_name = {job.name: job for job in jobs}
+        record_results([tune.Result(metrics=_finished_metrics(vars(by_name["s01-x-spatial"]), 66.7), checkpoint=None,
+                                    error=None, path=str(storage / name / "s01-x-spatial")),
+                        tune.Result(metrics=None, checkpoint=None, path=str(storage / name / "s01-x-width"),
+                                    error=OSError(28, "No space left on device"))], jobs, events)
+
+    monkeypatch.setattr("x3dsearch.search.trials.run_experiment", one_trains_one_finds_the_disk_full)
+    saved: list[list[str]] = []
+    runner = TrialRunner(folder, Cluster(None, 2.0, 0.0, 0.0), (1.0, 0.0), explicit_cpus=False, max_failures=1,
+                         ctx=TrialContext("data", {}, 1, "cpu"), clock=Clock(),
+                         save=lambda: saved.append([str(t.status) for t in trials]), history=[])
+    with pytest.raises(DiskFull, match=r"no space left on device for .*first s01-x-width\): free some space"):
+        runner.run("step01", "step 1", trials, None)
+    assert [str(t.status) for t in trials] == ["ok", "pending"] and trials[1].error is None
+    assert saved[-1] == ["ok", "pending"]  # the state kept says: train it again
