@@ -12,6 +12,7 @@ from ..runlog import Clock, RunLock, Trial
 from ..search.cluster import Resources, ray_session, send_logs_to
 from ..search.settings import DataInfo, resolve_data_info
 from ..search.space import SearchSpace, load_space
+from ..search.session import log_takeover
 from ..search.trainable import TrialContext, evaluate_heldout
 from ..search.trials import TrialRunner
 from ..train.folder import TrainingFolder
@@ -54,6 +55,7 @@ def calibrate(settings: CalibrationSettings, resources: Resources, console: bool
     lock = RunLock(folder.path)
     try:
         send_logs_to(folder.log, console)
+        log_takeover(lock)
         with ray_session(resources) as (cluster, placement):
             proxy = load_budget(proxy_spec, cuda=placement[1] > 0)
             reference = reference_budget(proxy, settings.reference_budget)

@@ -6,6 +6,7 @@ kind ends as one line on stderr and exit code 2.
 """
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
@@ -40,6 +41,10 @@ def fail(message: str, code: int = 2) -> "NoReturn":  # noqa: F821
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the group, turning every user error into one line and exit 2."""
+    from ..utils.io import DISK_FULL, disk_full
+
+    # A log file that cannot be written (a full disk) loses lines, not the command: no logging tracebacks.
+    logging.raiseExceptions = False
     try:
         rv = cli.main(args=argv, prog_name="x3dsearch", standalone_mode=False)
     except click.exceptions.NoSuchOption as exc:
@@ -52,6 +57,10 @@ def main(argv: list[str] | None = None) -> None:
         fail("interrupted; the run directory keeps its last saved state", 130)
     except X3DSearchError as exc:
         fail(str(exc))
+    except OSError as exc:
+        if exc.errno not in DISK_FULL:
+            raise
+        fail(str(disk_full(exc, exc.filename or "a file")))
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.exceptions.ClickException as exc:

@@ -14,14 +14,14 @@
 """
 from __future__ import annotations
 
-import fcntl
-import os
 from pathlib import Path
 from typing import Any
 
 from ..errors import X3DSearchError
 from ..model_file import save_model_file
+from ..utils.logging import get_logger
 from ..utils.io import atomic_write_text, atomic_write_yaml, read_yaml
+from .lock import RunLock
 from .logfile import RunLogError, dump_log, from_log
 from .run import Run, RunInfo
 from .statefile import load_state, save_state
@@ -35,7 +35,7 @@ FRONTIER_NAME = "frontier.png"
 SEARCH_LOG_NAME = "search.log"
 CANDIDATES_DIR = "candidates"
 TRIALS_DIR = "trials"
-LOCK_NAME = ".lock"
+log = get_logger("search")
 #: What stays in ``candidates/`` of a finished trial: ``all`` (its checkpoint too), ``models`` (its
 #: model.pt, results and outcomes: the default) or ``chosen`` (model.pt only for the models kept).
 KEEP = ("all", "models", "chosen")
@@ -121,11 +121,25 @@ class RunDir:
 
     def read_log(self, require_evaluated: bool = True) -> Run:
         """The run as its log tells it; a run with no evaluated candidate is refused as empty."""
-        raw = read_yaml(self.log, error=RunLogError)
-        run = from_log(raw, self.log, run_dir=self.path)
+        try:
+            run = from_log(read_yaml(self.log, error=RunLogError), self.log, run_dir=self.path)
+        except RunLogError as exc:
+            hint = f"; `x3dsearch resume {self.path}` writes it again from {STATE_NAME}" if self.state.is_file() else ""
+            raise RunLogError(f"{exc}{hint}") from None
         if require_evaluated and not run.evaluated_candidates():
             raise RunLogError(f"{self.path}: the run is empty: no candidate has been evaluated yet ({run.progress})")
         return run
+
+    def repair_log(self, run: Run) -> bool:
+        """Write ``expansion_path.yaml`` again from the state when it is missing or damaged (it is derived
+        from the state, which a resume has just read); returns whether it did."""
+        try:
+            self.read_log(require_evaluated=False)
+            return False
+        except RunLogError as exc:
+            log.warning("%s; writing it again from %s", str(exc).split("; `x3dsearch resume")[0], STATE_NAME)
+        atomic_write_text(self.log, dump_log(run))
+        return True
 
     def write_final_model(self, trial: Trial, num_classes: int, target: float, unit: str = "GFLOPs") -> None:
         target_key = "target_ms" if unit == "ms" else "target_gflops"
@@ -134,7 +148,7 @@ class RunDir:
                         top1=trial.top1, heldout_top1=trial.heldout, **extra, **{target_key: target},
                         source="x3dsearch expand")
 
-    def lock(self) -> "RunLock":
+    def lock(self) -> RunLock:
         return RunLock(self.path)
 
     @classmethod
@@ -153,21 +167,3 @@ class RunDir:
 def load_run(run_dir: str | Path, require_evaluated: bool = True) -> Run:
     """Parse and validate a run's log; a run with no evaluated candidate is refused as empty."""
     return RunDir.find(run_dir).read_log(require_evaluated)
-
-
-class RunLock:
-    """One search process per run directory: an exclusive ``flock`` on ``.lock``, taken at once
-    and released on exit (the OS releases it when a killed process dies)."""
-
-    def __init__(self, run_dir: Path):
-        self.fd: int | None = os.open(Path(run_dir) / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.release()
-            raise X3DSearchError(f"run dir {run_dir} is in use by another x3dsearch process") from None
-
-    def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)
-            self.fd = None

@@ -4,15 +4,23 @@ Trials are written in full and referred to by name (a step's start, the
 contraction's models, the final model). Only paths relative to the run
 directory appear, so a moved run resumes. Version 1 files (written before the
 trainer's result was kept whole) are read and converted.
+
+Every save is atomic and keeps the state it replaces as ``.state.json.prev`` (a hard
+link: no copy). A ``state.json`` damaged afterwards (a disk error, a bad copy) is
+replaced by that previous state on the next load, with a warning: the search is
+resumable from any state it saved, since it is from wherever a ``kill -9`` lands.
+Damaged both, the run stops with one line; it never continues on a corrupt record.
 """
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from ..errors import X3DSearchError
-from ..utils.io import atomic_write_json
+from ..utils.io import atomic_write_bytes, atomic_write_json
+from ..utils.logging import get_logger
 from .decision import Comparison, Decision, Score
 from .run import Baseline, Clock, Contraction, Run, RunInfo, Step, step_trial_name
 from .status import RunStatus, StopReason, TrialStatus
@@ -20,6 +28,12 @@ from .trial import Trial
 
 STATE_VERSION = 2
 READABLE_VERSIONS = (1, 2)
+
+log = get_logger("search")
+
+
+class CorruptState(X3DSearchError):
+    """``state.json`` cannot be read as a run's state."""
 
 
 def to_state(run: Run, live_wall_s: float = 0.0) -> dict[str, Any]:
@@ -43,27 +57,67 @@ def to_state(run: Run, live_wall_s: float = 0.0) -> dict[str, Any]:
                            "vs_final": b.vs_final.to_dict() if b.vs_final else None} for b in run.baselines]}
 
 
+def previous_copy(path: Path) -> Path:
+    return Path(path).with_name(f".{Path(path).name}.prev")
+
+
 def save_state(path: Path, run: Run, live_wall_s: float = 0.0) -> None:
+    _keep_previous(Path(path))
     atomic_write_json(path, to_state(run, live_wall_s))
 
 
+def _keep_previous(path: Path) -> None:
+    """Link the current state as the previous copy (atomically: a kill leaves the old one or the new)."""
+    if not path.is_file():
+        return
+    tmp = path.with_name(f".{path.name}.prev.tmp")
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(path, tmp)
+        os.replace(tmp, previous_copy(path))
+    except OSError:  # a filesystem without hard links keeps no previous copy; the save itself goes on
+        tmp.unlink(missing_ok=True)
+
+
 def load_state(path: Path, info: RunInfo) -> Run:
+    """The run ``state.json`` holds; a damaged one is replaced by the previous state (logged)."""
+    path = Path(path)
+    if not path.is_file():
+        raise X3DSearchError(f"{path.parent} is not a search run (no {path.name})")
     try:
-        data = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise X3DSearchError(f"{path.parent} is not a search run (no {path.name})") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise X3DSearchError(f"{path} is unreadable ({exc})") from None
-    if not isinstance(data, dict) or data.get("version") not in READABLE_VERSIONS:
-        version = data.get("version") if isinstance(data, dict) else None
-        raise X3DSearchError(f"{path} has version {version!r}; this x3dsearch reads versions "
-                             f"{', '.join(map(str, READABLE_VERSIONS))}")
-    try:
-        run = from_state(data, info)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise X3DSearchError(f"{path} is malformed ({type(exc).__name__}: {exc})") from None
-    run.run_dir = Path(path).parent
+        run = _read(path, info)
+    except CorruptState as damage:
+        previous = previous_copy(path)
+        try:
+            run = _read(previous, info) if previous.is_file() else None
+        except CorruptState:
+            run = None
+        if run is None:
+            raise CorruptState(f"{damage}; no good previous copy is left either: restore the run directory from "
+                               f"a backup, or start the search again in another --run-dir") from None
+        log.warning("%s; continuing from the state saved before it (%s), which a kill -9 could also have left",
+                    damage, previous.name)
+        atomic_write_bytes(path, previous.read_bytes())  # the damaged file is replaced now, not at the next save
+    run.run_dir = path.parent
     return run
+
+
+def _read(path: Path, info: RunInfo) -> Run:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CorruptState(f"{path} is corrupt ({type(exc).__name__}: {exc})") from None
+    if not isinstance(data, dict):
+        raise CorruptState(f"{path} is corrupt (a {type(data).__name__}, not a run's state)")
+    if data.get("version") not in READABLE_VERSIONS:
+        if isinstance(data.get("version"), int) and data["version"] > STATE_VERSION:
+            raise X3DSearchError(f"{path} has version {data['version']!r}; this x3dsearch reads versions "
+                                 f"{', '.join(map(str, READABLE_VERSIONS))}: upgrade x3dsearch to resume it")
+        raise CorruptState(f"{path} is corrupt (version {data.get('version')!r})")
+    try:
+        return from_state(data, info)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise CorruptState(f"{path} is corrupt ({type(exc).__name__}: {exc})") from None
 
 
 def from_state(data: dict[str, Any], info: RunInfo) -> Run:

@@ -41,16 +41,18 @@ def add_baselines(run_dir: Path, models: list[tuple[str, Factors]], overrides: d
     """Train ``models`` (name, factors) as baselines of the finished run in ``run_dir``; a model already
     there is not trained again (an interrupted call continues)."""
     folder = RunDir(run_dir)
-    config = folder.read_config()
-    settings = stored_settings(config, str(folder.config))
-    budget = Budget.from_dict(config["budget"])
-    run = folder.load(stored_info(config, settings, budget))
-    if run.status != RunStatus.FINISHED or run.final is None:
-        raise X3DSearchError(f"{folder.path}: the search has not finished; baselines compare with its final model")
+    folder.read_config()  # a folder that is no run is refused before its lock is taken
     if not models:
         raise X3DSearchError("give at least one model (--presets or --models)")
-    resources = stored_resources(config, overrides)
-    with locked(folder, console):
+    with locked(folder, console):  # before the state is read: a search may still be writing it
+        config = folder.read_config()
+        settings = stored_settings(config, str(folder.config))
+        budget = Budget.from_dict(config["budget"])
+        run = folder.load(stored_info(config, settings, budget))
+        if run.status != RunStatus.FINISHED or run.final is None:
+            raise X3DSearchError(f"{folder.path}: the search has not finished; baselines compare with its final "
+                                 f"model")
+        resources = stored_resources(config, overrides)
         data = resolve_data_info(settings.data)
         with ray_session(resources) as (cluster, placement):
             for name, factors in models:

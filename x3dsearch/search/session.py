@@ -18,7 +18,7 @@ from ..budget import Budget, load_budget
 from ..noise import load_noise, noise_from_config, videos_only_warning
 from ..simultaneous import NoiseModel
 from ..data import has_split
-from ..runlog import SEED_TRIAL, Run, RunDir, RunInfo, RunStatus, Trial
+from ..runlog import SEED_TRIAL, Run, RunDir, RunInfo, RunLock, RunStatus, Trial
 from ..utils.logging import get_logger
 from .cluster import Cluster, Resources, prepare_ray, ray_session, send_logs_to
 from .controller import Search
@@ -97,16 +97,18 @@ def resume(run_dir: Path, settings: SearchSettings | None = None, overrides: dic
     where trials run (address, cpus_per_trial, gpus_per_trial, max_failures).
     """
     folder = RunDir(run_dir)
-    config = folder.read_config()
-    stored = stored_settings(config, str(folder.config))
-    budget = Budget.from_dict(config["budget"])
-    if settings is not None:
-        check_same(folder.path, stored, settings, config, given)
-    run = folder.load(stored_info(config, stored, budget))
-    if run.status == RunStatus.FINISHED:
-        return SearchOutcome(folder, run, stored.target, stored.unit, already_finished=True)
-    resources = stored_resources(config, overrides)
-    with locked(folder, console):
+    folder.read_config()  # a folder that is no run is refused before its lock is taken
+    with locked(folder, console):  # before the state is read: another process may be writing it
+        config = folder.read_config()
+        stored = stored_settings(config, str(folder.config))
+        budget = Budget.from_dict(config["budget"])
+        if settings is not None:
+            check_same(folder.path, stored, settings, config, given)
+        run = folder.load(stored_info(config, stored, budget))
+        if run.status == RunStatus.FINISHED:
+            folder.repair_log(run)
+            return SearchOutcome(folder, run, stored.target, stored.unit, already_finished=True)
+        resources = stored_resources(config, overrides)
         prepare_ray(resources.address)
         data = resolve_data_info(stored.data)
         session_start = time.monotonic()  # as in expand: after the data is ready
@@ -137,9 +139,16 @@ def locked(folder: RunDir, console: bool) -> Iterator[None]:
     lock = folder.lock()
     try:
         send_logs_to(folder.search_log, console)
+        log_takeover(lock)
         yield
     finally:
         lock.release()
+
+
+def log_takeover(lock: RunLock) -> None:
+    if lock.took_over is not None:
+        log.warning("took over the lock of %s from x3dsearch %s, which ended without releasing it (killed?)",
+                    lock.path.parent, lock.took_over)
 
 
 def _search(run: Run, folder: RunDir, settings: SearchSettings, resources: Resources, budget: Budget,

@@ -15,8 +15,8 @@ from __future__ import annotations
 import socket
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from pathlib import Path, PurePosixPath
+from typing import Any, Iterable, Protocol
 
 from ..budget import Budget
 from ..errors import X3DSearchError
@@ -135,7 +135,10 @@ def _ending(metrics: dict[str, Any] | None, error: str | None,
                                                         or time.time())]
     if not metrics.get(FINAL):
         return None, error or "the trial ended without a result", session
-    result = TrainResult.from_dict({"status": TrialStatus.FAILED, **metrics})
+    try:
+        result = TrainResult.from_dict({"status": TrialStatus.FAILED, **metrics})
+    except (TypeError, ValueError) as exc:  # a report that is not a trainer's result is a failure, not a crash
+        return None, error or f"the trial's final report is not a training result ({one_line(exc)})", session
     if error is not None and result.status == TrialStatus.OK:  # Tune saw the trial raise after its report
         result.status = TrialStatus.FAILED
     if result.status != TrialStatus.OK:
@@ -172,9 +175,13 @@ def _trial_name(trial: Any) -> str:
     return trial.config["job"]["name"]
 
 
-def _trial_dirname(trial: Any) -> str:
+def _dirname(name: str) -> str:
     """Tune's folder for a trial: its name, flat (a calibration names trials ``<budget>/<model>-s<seed>``)."""
-    return _trial_name(trial).replace("/", "--")
+    return name.replace("/", "--")
+
+
+def _trial_dirname(trial: Any) -> str:
+    return _dirname(_trial_name(trial))
 
 
 def _events_callback(base: type) -> type:
@@ -230,7 +237,36 @@ def run_experiment(name: str, jobs: list[Job], ctx: TrialContext, storage: Path,
                                     trial_dirname_creator=_trial_dirname),
         run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=0, callbacks=[events],
                                   failure_config=tune.FailureConfig(max_failures=max_failures)))
-    for result in tuner.fit():  # anything the callbacks missed
-        job_name = result.config["job"]["name"]
-        if job_name not in events.finished:
-            events.finish(job_name, result.metrics, _error_text(result.error))
+    record_results(tuner.fit(), jobs, events)
+
+
+def record_results(results: Iterable[Any], jobs: list[Job], events: Any) -> None:
+    """Finish every trial the callbacks missed from Tune's results, whatever their shape.
+
+    Tune returns a result without a config (and without metrics) for a trial that failed before
+    it reported, e.g. when its worker could not start: such a trial is named from its folder in
+    Tune's storage and recorded as failed, so the step goes on. A result that names no trial of
+    this experiment is left out; the runner records a trial that never finished as failed.
+    """
+    by_dirname = {_dirname(job.name): job.name for job in jobs}
+    for result in results:
+        metrics = getattr(result, "metrics", None)
+        metrics = metrics if isinstance(metrics, dict) else None
+        name = result_job_name(metrics, getattr(result, "path", None), by_dirname)
+        if name is None or name in events.finished:
+            continue
+        error = _error_text(getattr(result, "error", None))
+        if error is None and not (metrics or {}).get(FINAL):
+            error = "the trial ended without a result (Tune returned no metrics for it)"
+        events.finish(name, metrics, error)
+
+
+def result_job_name(metrics: dict[str, Any] | None, path: str | None, by_dirname: dict[str, str]) -> str | None:
+    """The job a Tune result is about: from the config the trial reported with, else its folder's name."""
+    config = (metrics or {}).get("config")
+    job = config.get("job") if isinstance(config, dict) else None
+    if isinstance(job, dict) and isinstance(job.get("name"), str):
+        return job["name"]
+    if path:
+        return by_dirname.get(PurePosixPath(str(path).rstrip("/")).name)
+    return None

@@ -16,12 +16,19 @@ from typing import Callable, Protocol
 from ..runlog import Clock, Trial, TrialStatus
 from ..train.folder import TrainingFolder
 from ..train.result import TrainResult
+from ..utils.io import DISK_FULL_TEXT, DiskFull
 from ..utils.logging import get_logger
 from .cluster import Cluster
 from .progress import EtaModel, LiveTable, Row
 from .trainable import Job, TrialContext, run_experiment
 
 log = get_logger("search")
+
+
+def is_disk_full(error: str) -> bool:
+    """Whether a trial's error is a full disk (its own message, or the OS's from a library's write)."""
+    text = error.lower()
+    return DISK_FULL_TEXT in text or "disk quota exceeded" in text
 
 
 class TrialFolders(Protocol):
@@ -75,6 +82,10 @@ class TrialRunner:
                     t.gflops / start.gflops if t.axis and start is not None else None, str(t.status), t.top1)
                 for t in trials]
         self._table = LiveTable(title, rows, self._eta, score_title=self.score_title)
+        for t in todo:  # a damaged record stops the search here, naming the file; no trial trains on it
+            folder = TrainingFolder(self.run_dir.trial_dir(t.name))
+            folder.read_result()
+            folder.check_checkpoint()
         if todo:
             home = str(self.run_dir.path.resolve())
             jobs = [Job(t.name, t.factors.to_dict(), str(self.run_dir.trial_dir(t.name).resolve()), t.seed, home)
@@ -90,8 +101,23 @@ class TrialRunner:
             for t in todo:
                 if not t.finished:  # Tune reported nothing at all for it
                     t.status, t.error = TrialStatus.FAILED, t.error or "the trial never reported"
+            self._stop_on_full_disk(todo)
         self._table.close()
         self.save()
+
+    def _stop_on_full_disk(self, trials: list[Trial]) -> None:
+        """A training the disk had no room for did not fail: it is left to train again, and the search
+        stops (a failure recorded now would change the step's decision)."""
+        full = [t for t in trials if t.status == TrialStatus.FAILED and t.error and is_disk_full(t.error)]
+        if not full:
+            return
+        for t in full:
+            t.status, t.error, t.result = TrialStatus.PENDING, None, None
+        self._table.close()
+        self.save()
+        raise DiskFull(f"{DISK_FULL_TEXT} for {self.run_dir.path} ({len(full)} trainings could not write, first "
+                       f"{full[0].name}): free some space, then run the command again (`x3dsearch resume "
+                       f"{self.run_dir.path}` for a search); they train again")
 
     def _trial_cpus(self, trials: int) -> float:
         """CPUs per trial for an experiment of ``trials`` trials: on CPU-only runs without an

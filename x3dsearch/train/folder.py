@@ -17,6 +17,7 @@ either the old file or the new one.
 from __future__ import annotations
 
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,31 @@ class TrainingFolder:
         atomic_write_json(self.config, config)
 
     def read_result(self) -> TrainResult | None:
-        return TrainResult.load(self.result) if self.result.is_file() else None
+        """The stored result; a damaged one is refused, naming the file and the way out."""
+        if not self.result.is_file():
+            return None
+        try:
+            return TrainResult.load(self.result)
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, TypeError, ValueError, AttributeError) as exc:
+            raise X3DSearchError(f"{self.result} is corrupt ({type(exc).__name__}: {exc}); delete it and run "
+                                 f"again: the training is redone{self._from_where()}") from None
+
+    def check_checkpoint(self) -> None:
+        """A ``checkpoint.pt`` cut short or overwritten is refused (``torch.save`` writes a zip archive whose
+        members carry checksums), so a training never resumes from a damaged state."""
+        if not self.checkpoint.is_file():
+            return
+        try:
+            with zipfile.ZipFile(self.checkpoint) as archive:
+                bad = archive.testzip()
+        except (OSError, zipfile.BadZipFile, EOFError, ValueError) as exc:
+            bad = f"{type(exc).__name__}: {exc}"
+        if bad is not None:
+            raise X3DSearchError(f"{self.checkpoint} is corrupt ({bad}); delete it and run again: the training "
+                                 f"starts again from its beginning")
+
+    def _from_where(self) -> str:
+        return " from its checkpoint" if self.checkpoint.is_file() else " from its beginning"
 
     def write_result(self, result: TrainResult) -> None:
         atomic_write_json(self.result, result.to_dict())

@@ -93,6 +93,8 @@ def train_and_evaluate(factors: Factors, data: str | Path, budget: Budget | str,
             log.info("%s already finished: %s", out_dir, stored.summary())
             return stored
         log.info("%s: the stored result failed (%s); training again", out_dir, stored.error)
+    if resume:
+        folder.check_checkpoint()
     checkpoint = load_checkpoint(ckpt_path) if resume and ckpt_path.is_file() else None
     if checkpoint is not None and checkpoint.get("config") != config:
         raise X3DSearchError(f"{ckpt_path} belongs to another training; use another output folder")

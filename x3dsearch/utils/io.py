@@ -1,6 +1,7 @@
 """Atomic file writes: run state must never be half-written, even after ``kill -9``."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -9,26 +10,50 @@ from typing import Any
 
 import yaml
 
-from ..errors import ConfigError
+from ..errors import ConfigError, X3DSearchError
+
+
+#: errno values of a full disk (or a full quota): the write fails, the old file stays.
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+DISK_FULL_TEXT = "no space left on device"
+
+
+class DiskFull(X3DSearchError):
+    """A write failed for want of space; freeing space and running the command again continues it."""
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync it, then rename over ``path``."""
+    """Write to a temporary file in the same folder, fsync it, then rename over ``path``.
+
+    A full disk leaves the old file as it was and raises :class:`DiskFull` (one line)."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise disk_full(exc, path) from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
+        if isinstance(exc, OSError):
+            raise disk_full(exc, path) from None
         raise
+
+
+def disk_full(exc: OSError, path: str | os.PathLike) -> OSError | DiskFull:
+    """``exc`` as one line when the disk is full (any other error as it is)."""
+    if exc.errno not in DISK_FULL:
+        return exc
+    return DiskFull(f"{DISK_FULL_TEXT} for {path}: free some space there, then run the command again "
+                    f"(a search continues with `x3dsearch resume RUN_DIR`)")
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
