@@ -191,7 +191,8 @@ def _events_callback(base: type) -> type:
             return {"finished": set(self.finished)}
 
         def __setstate__(self, state: dict[str, Any]) -> None:
-            self.listener, self.finished = None, state["finished"]
+            # A copy restored from Tune's experiment state is never called back: only the driver's is.
+            self.listener, self.finished = None, state["finished"]  # type: ignore[assignment]
 
         def finish(self, job_name: str, metrics: dict[str, Any] | None, error: str | None) -> None:
             self.finished.add(job_name)
@@ -230,7 +231,9 @@ def run_experiment(name: str, jobs: list[Job], ctx: TrialContext, storage: Path,
                                     trial_dirname_creator=_trial_dirname),
         run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=0, callbacks=[events],
                                   failure_config=tune.FailureConfig(max_failures=max_failures)))
-    for result in tuner.fit():  # anything the callbacks missed
+    grid = tuner.fit()
+    for result in (grid[i] for i in range(len(grid))):  # anything the callbacks missed
+        assert result.config is not None  # Tune keeps every trial's config
         job_name = result.config["job"]["name"]
         if job_name not in events.finished:
             events.finish(job_name, result.metrics, _error_text(result.error))

@@ -6,7 +6,7 @@ import os
 import resource
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Iterator, TypeVar
 
 import torch
 from torch import nn
@@ -52,6 +52,14 @@ def peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
 
 
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
+
+
+def to_channels_last(model: ModuleT) -> ModuleT:
+    """``model`` in ``channels_last_3d`` (``Module.to`` takes ``memory_format``; torch's overloads omit it)."""
+    return model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
+
+
 def _step_time(model: nn.Module, clips: torch.Tensor, repeats: int) -> float:
     for i in range(repeats + 1):
         if i == 1:
@@ -75,7 +83,7 @@ def channels_last_is_faster(model: nn.Module, clip_shape: tuple[int, ...], devic
     generator = torch.Generator(device=device).manual_seed(0)  # leave the training RNG untouched
     clips = torch.randn(clip_shape, device=device, generator=generator)
     dense = _step_time(probe, clips, repeats)
-    probe = probe.to(memory_format=torch.channels_last_3d)
+    probe = to_channels_last(probe)
     last = _step_time(probe, clips.contiguous(memory_format=torch.channels_last_3d), repeats)
     del probe
     torch.cuda.empty_cache()
