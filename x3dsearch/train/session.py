@@ -29,7 +29,7 @@ from .objective import build_training_objective
 from .optim import WarmupCosine, build_optimizer
 from .progress import ProgressBar
 from .result import TrainResult
-from .runtime import channels_last_is_faster, peak_memory_mb, to_channels_last
+from .runtime import peak_memory_mb, to_channels_last, use_channels_last
 from .trainlog import file_only
 
 log = get_logger("train")
@@ -107,15 +107,9 @@ class TrainingSession:
         if self.cuda:
             torch.backends.cudnn.benchmark = True
             torch.cuda.reset_peak_memory_stats(self.device)
+        shape = (self.budget.batch_size, 3, self.factors.frames, self.factors.crop, self.factors.crop)
+        self.channels_last = use_channels_last(self.budget.channels_last, self.model, shape, self.device)
         if self.budget.channels_last:
-            # On CUDA the faster format depends on the GPU and the shapes, so it is timed. On CPU a fixed
-            # rule keeps runs reproducible (a timing under load could flip it); oneDNN's 3D convs train
-            # X3D 1.2x (X2D) to 1.8x (XS) faster in channels_last_3d on 2 threads.
-            if self.cuda:
-                shape = (self.budget.batch_size, 3, self.factors.frames, self.factors.crop, self.factors.crop)
-                self.channels_last = channels_last_is_faster(self.model, shape, self.device)
-            else:
-                self.channels_last = True
             log.info("memory format: %s", "channels_last_3d" if self.channels_last else "contiguous")
         if self.channels_last:
             self.model = to_channels_last(self.model)
