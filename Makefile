@@ -10,14 +10,14 @@ TORCH_VERSION := 2.13.0
 # (the long search files first; xdist would otherwise start the files with the most tests first).
 TEST_WORKERS ?= 2
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast lint bench clean
 
 # torch goes in pinned first: an unpinned resolve pulls a multi-GB CUDA build.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q torch==$(TORCH_VERSION)
-	$(PIP) install -q -e '.[test]'
+	$(PIP) install -q -e '.[test,lint]'
 	$(PIP) install -q --no-deps pytorchvideo==0.1.5
 	touch $(STAMP)
 
@@ -31,6 +31,11 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow"
+
+# ruff on everything Python in the repository, mypy on the package (rules: pyproject.toml).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 bench: $(STAMP)
 	for f in experiments/benchmarks/*.py; do echo "== $$f"; $(PY) $$f || exit 1; done

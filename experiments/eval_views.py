@@ -131,8 +131,9 @@ def main() -> int:
                               classes, torch.device("cpu"), channels_last=True, keys=ds.keys)
             single_s = time.monotonic() - t2
             derived = {setting: outcomes_of(probs, records, views) for setting, views in SETTINGS.items()}
-            same = real.videos.keys() <= derived[(1, 1)].videos.keys() and all(
-                derived[(1, 1)].videos[k].correct == v.correct and abs(derived[(1, 1)].videos[k].p_true - v.p_true) < 1e-4
+            one_view = derived[(1, 1)].videos
+            same = real.videos.keys() <= one_view.keys() and all(
+                one_view[k].correct == v.correct and abs(one_view[k].p_true - v.p_true) < 1e-4
                 for k, v in real.videos.items())
             runs[(name, seed)] = {"derived": derived, "pass_s": pass_s, "single_s": single_s, "videos": len(records),
                                   "trainer_top1": result.top1, "single_top1": single.top1, "heldout_top1": heldout.top1,
@@ -181,8 +182,9 @@ def print_table(report: dict) -> None:
           f"1x1 subset equals the trainer's outcomes: {report['matches_trainer']}; "
           f"a real 1x1 pass took {report['s_per_video_1x1_real']:.3f} s per video (all models)")
     pair_names = list(report["settings"][0]["pair_sd"])
-    head = (["views (T x S)", "s per video"] + [f"top-1 SD {n}" for n in names] + ["top-1 SD pooled",
-            "p_true SD pooled (pts)"] + [f"top-1 SD {p}" for p in pair_names] + [f"p_true SD {p} (pts)" for p in pair_names])
+    head = (["views (T x S)", "s per video"] + [f"top-1 SD {n}" for n in names]
+            + ["top-1 SD pooled", "p_true SD pooled (pts)"] + [f"top-1 SD {p}" for p in pair_names]
+            + [f"p_true SD {p} (pts)" for p in pair_names])
     print("| " + " | ".join(head) + " |")
     print("|" + " --- |" * len(head))
     for row in report["settings"]:

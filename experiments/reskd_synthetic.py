@@ -41,19 +41,19 @@ from typing import Any
 # several times slower (README, `expand`). The wait policy changes no number.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import torch  # noqa: E402
+import torch
 
-from x3dsearch.budget import Budget, load_budget  # noqa: E402
-from x3dsearch.complexity import complexity  # noqa: E402
-from x3dsearch.data import VideoClipDataset, load_split, make_loader, resolve_data  # noqa: E402
-from x3dsearch.errors import ConfigError, X3DSearchError  # noqa: E402
-from x3dsearch.factors import Factors  # noqa: E402
-from x3dsearch.models import build_model  # noqa: E402
-from x3dsearch.stats import LEVEL, holm, student_t_cdf, student_t_quantile  # noqa: E402
-from x3dsearch.reskd import KDSpec, RunOptions, TeacherFailed, TeacherSpec, prepare_teacher, run_reskd  # noqa: E402
-from x3dsearch.train import TrainResult, train_and_evaluate  # noqa: E402
-from x3dsearch.utils.io import atomic_write_json, read_yaml  # noqa: E402
-from x3dsearch.utils.logging import get_logger, setup_logging  # noqa: E402
+from x3dsearch.budget import Budget, load_budget
+from x3dsearch.complexity import complexity
+from x3dsearch.data import VideoClipDataset, load_split, make_loader, resolve_data
+from x3dsearch.errors import ConfigError, X3DSearchError
+from x3dsearch.factors import Factors
+from x3dsearch.models import build_model
+from x3dsearch.stats import LEVEL, holm, student_t_cdf, student_t_quantile
+from x3dsearch.reskd import KDSpec, RunOptions, TeacherFailed, TeacherSpec, prepare_teacher, run_reskd
+from x3dsearch.train import TrainResult, train_and_evaluate
+from x3dsearch.utils.io import atomic_write_json, read_yaml
+from x3dsearch.utils.logging import get_logger, setup_logging
 
 log = get_logger("reskd")
 
@@ -65,8 +65,8 @@ KD_ARMS = ("feature-mse", "dense-kl", "clip-kl")
 #: Two-sided 90% t quantiles (the 0.95 quantile) by degrees of freedom.
 T95 = {1: 6.314, 2: 2.920, 3: 2.353, 4: 2.132, 5: 2.015, 6: 1.943, 7: 1.895, 8: 1.860, 9: 1.833, 10: 1.812,
        12: 1.782, 15: 1.753, 20: 1.725, 30: 1.697}
-CONFIG_KEYS = {"data", "out", "heldout", "network", "teacher", "student", "seeds", "references", "reference_seeds", "arms",
-               "teacher_bn", "temperature", "margin", "grid", "grid_seeds"}
+CONFIG_KEYS = {"data", "out", "heldout", "network", "teacher", "student", "seeds", "references", "reference_seeds",
+               "arms", "teacher_bn", "temperature", "margin", "grid", "grid_seeds"}
 
 
 @dataclass(frozen=True)

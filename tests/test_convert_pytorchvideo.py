@@ -23,7 +23,7 @@ from x3dsearch.factors import preset
 def _import_create_x3d():
     try:
         import torchvision.ops  # noqa: F401
-    except Exception:  # missing, or a wheel that links libtorch_cuda
+    except Exception:  # noqa: BLE001 - missing, or a wheel that links libtorch_cuda
         for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
             del sys.modules[name]
         shim, ops = types.ModuleType("torchvision"), types.ModuleType("torchvision.ops")

@@ -135,7 +135,7 @@ def test_list_files_with_commas_and_spaces(tiny_dataset: Path, tmp_path: Path) -
 
 
 def test_resolve_data_rejects_a_missing_root(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="not found|does not exist|no such"):
+    with pytest.raises(ConfigError, match=r"not found|does not exist|no such"):
         resolve_data(tmp_path / "nowhere")
 
 

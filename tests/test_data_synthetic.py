@@ -192,7 +192,7 @@ def test_ensure_synthetic_waits_for_a_concurrent_generation(tmp_path: Path) -> N
 def test_resolve_data_checks_the_root(tiny_dataset: Path, tmp_path: Path) -> None:
     assert resolve_data(str(tiny_dataset)) == tiny_dataset
     (tmp_path / "empty").mkdir()
-    with pytest.raises(ConfigError, match="neither train.csv"):
+    with pytest.raises(ConfigError, match=r"neither train\.csv"):
         resolve_data(tmp_path / "empty")
 
 

@@ -140,7 +140,7 @@ def test_broken_logs_are_refused_with_one_line(tmp_path, text, message):
     (lambda raw: raw["data"].update(train_videos="many"), "data.train_videos: expected a non-negative integer"),
 ])
 def test_wrong_values_name_the_key(tmp_path, edit, message):
-    with pytest.raises(RunLogError, match="expansion_path.yaml: ") as info:
+    with pytest.raises(RunLogError, match=r"expansion_path\.yaml: ") as info:
         load_run(edited_run(tmp_path, SEED0, edit))
     assert message in str(info.value)
 

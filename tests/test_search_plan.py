@@ -14,7 +14,6 @@ from x3dsearch.factors import Factors, preset
 from x3dsearch.search.estimate import estimate_gflops
 from x3dsearch.search.plan import (PlanEnd, contraction_candidates, first_step, parse_path, path_proposal, reached,
                                    replay)
-from x3dsearch.search.proposals import propose_step
 from x3dsearch.search.space import DEFAULT_SPACE, SearchSpace, load_space
 
 PAPER_CHAIN = "bottleneck,fast,spatial,depth,temporal,fast,temporal,spatial,spatial,depth,width"
@@ -59,7 +58,7 @@ def test_an_axis_a_bound_would_skip_is_refused():
     with pytest.raises(ConfigError) as err:
         replay(space, parse_path(",".join(["temporal"] * 8), space), 36.0, 400)
     assert "--path step 7 (x-temporal) leaves the space" in str(err.value) and "max 64" in str(err.value)
-    with pytest.raises(ConfigError, match="step 3 .x-fast."):
+    with pytest.raises(ConfigError, match=r"step 3 \(x-fast\)"):
         path_proposal(space, "x-fast", Factors(frames=30, stride=1), 400, 3)
 
 
@@ -79,13 +78,39 @@ def test_the_paper_chain_replays_onto_the_published_models(target, published):
         assert plan.contraction is None
 
 
-def test_replay_follows_the_search_rules_step_by_step():
-    """Each replayed model is one of the candidates the search itself would propose at that step."""
+#: Hand-written, not computed: each step of PAPER_CHAIN from the X2D seed (1x30@112 w1 b1 d1), one
+#: axis moved per step. Steps 5, 8, 10 and 11 are the published X3D-XS, M, L and XL (the paper's
+#: Table 1: 4x12@160, 16x5@224, 16x5@312 d5, then width 1.45); steps 1, 3 and 4 move one factor to
+#: its XS value. The frame-rate steps follow the README's rules by hand: X-Fast keeps the clip's span
+#: (1x30 = 30 frames -> 2x15; 4x12 = 48 -> 8x6), X-Temporal doubles the frames and grows the span
+#: 1.6x, the stride the nearest integer (2x15: span 48 -> 4x12; 8x6: span 76.8 -> 16 frames x 4.8 -> 16x5).
+PAPER_STEPS = [
+    ("x-bottleneck", "1x30@112 w1 b2.25 d1"),
+    ("x-fast", "2x15@112 w1 b2.25 d1"),
+    ("x-spatial", "2x15@160 w1 b2.25 d1"),
+    ("x-depth", "2x15@160 w1 b2.25 d2.2"),
+    ("x-temporal", "4x12@160 w1 b2.25 d2.2"),     # X3D-XS
+    ("x-fast", "8x6@160 w1 b2.25 d2.2"),
+    ("x-temporal", "16x5@160 w1 b2.25 d2.2"),
+    ("x-spatial", "16x5@224 w1 b2.25 d2.2"),      # X3D-M
+    ("x-spatial", "16x5@312 w1 b2.25 d2.2"),
+    ("x-depth", "16x5@312 w1 b2.25 d5"),          # X3D-L
+    ("x-width", "16x5@312 w1.45 b2.25 d5"),       # X3D-XL
+]
+
+
+def test_replay_walks_the_paper_chain_step_by_step():
+    """Every intermediate model of the replay, against the hand-written chain (not against the
+    proposal code the replay itself calls)."""
     space = load_space()
     plan = replay(space, parse_path(PAPER_CHAIN, space), 36.0, 400)
-    for step in plan.steps:
-        proposals, _ = propose_step(step.start, space, 400)
-        assert step.chosen_proposal() in proposals
+    assert plan.steps[0].start.short() == "1x30@112 w1 b1 d1"  # the X2D seed
+    chosen = [step.chosen_proposal() for step in plan.steps]
+    assert [(p.axis, p.factors.short()) for p in chosen] == PAPER_STEPS
+    # each step starts from the model the step before it chose
+    assert [step.start for step in plan.steps[1:]] == [p.factors for p in chosen[:-1]]
+    for name, step in (("x3d-xs", 5), ("x3d-m", 8), ("x3d-l", 10), ("x3d-xl", 11)):
+        assert chosen[step - 1].factors == preset(name)
 
 
 def test_a_path_that_ends_early_says_so():

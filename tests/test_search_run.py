@@ -28,7 +28,8 @@ pytestmark = pytest.mark.slow
 
 
 #: The reference run's choice rule, fixed here because its assertions spell it out (best top-1, ties to
-#: the lower GFLOPs); the shipped defaults (log-prob, cheaper) are checked in test_search_proposals.
+#: the lower GFLOPs); the shipped defaults (top1, cheaper) are checked in
+#: test_search_proposals.test_default_space_is_shipped_and_linked_at_the_top_level.
 RULE = ("--criterion", "top1", "--on-tie", "best")
 
 

@@ -83,7 +83,7 @@ def _percentile_interval(value: float, draws: np.ndarray, level: float) -> Inter
     return Interval(value, float(low), float(high), level)
 
 
-def ranks(values: Sequence[float]) -> np.ndarray:
+def ranks(values: Sequence[float] | np.ndarray) -> np.ndarray:
     """Ranks 1..n, ties sharing their average rank."""
     values = np.asarray(values, dtype=np.float64)
     order = np.argsort(values, kind="mergesort")
@@ -106,7 +106,7 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     return float(np.corrcoef(rx, ry)[0, 1])
 
 
-def kendall(x: Sequence[float], y: Sequence[float]) -> float:
+def kendall(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
     """Kendall's tau-b (ties in either ranking reduce the denominator); nan when a side is constant."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     concordant = discordant = ties_x = ties_y = 0

@@ -132,8 +132,8 @@ def main(argv: list[str] | None = None) -> int:
             for j in range(i + 1, len(step_rows)):
                 if network[i] == network[j]:  # the stride only picks other frames: the same computation
                     a, b = sorted((t[i], t[j]))
-                    print(f"  {step_rows[i]['axis']} and {step_rows[j]['axis']} run the same network: their x{b / a:.2f}"
-                          f" is measurement noise")
+                    print(f"  {step_rows[i]['axis']} and {step_rows[j]['axis']} run the same network: "
+                          f"their x{b / a:.2f} is measurement noise")
     print(f"device {label}, {args.threads} thread(s), torch {rows[0]['torch'] if rows else '?'}, warm-up "
           f"{args.warmup}, up to {args.runs} runs or {args.seconds_per_model:g} s of runs per model")
     if args.json:

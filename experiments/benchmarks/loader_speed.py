@@ -133,12 +133,13 @@ def main() -> None:
         one = loader_rate(ds, 1, args.clips)
         two = loader_rate(ds, 2, args.clips)
         label = f"{name} {f.frames}x{f.stride}@{f.crop}"
-        print(f"{label:<16} {baseline:>17.1f} {one:>15.1f} {two:>16.1f} {f'{one / baseline:.1f}x/{two / baseline:.1f}x':>15} "
+        ratios = f"{one / baseline:.1f}x/{two / baseline:.1f}x"
+        print(f"{label:<16} {baseline:>17.1f} {one:>15.1f} {two:>16.1f} {ratios:>15} "
               f"{f'{two / train_rate:.1f}x':>14}")
     design = large_video_design(root)
     full, resized = decode_resize_ratio(design)
-    print(f"decord, 4 frames of 480x640 ({design.name}): full size {full:.1f} ms, resized to 128 px while decoding {resized:.1f} ms "
-          f"(ratio {full / resized:.2f})")
+    print(f"decord, 4 frames of 480x640 ({design.name}): full size {full:.1f} ms, "
+          f"resized to 128 px while decoding {resized:.1f} ms (ratio {full / resized:.2f})")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ def reference_model(name: str) -> nn.Module | None:
         sys.modules.update({"torchvision": tv, "torchvision.ops": ops, "torchvision.transforms": tv.transforms})
     try:
         from pytorchvideo.models.x3d import create_x3d
-    except Exception:  # not installed: compare with the documented numbers only
+    except Exception:  # noqa: BLE001 - not installed: compare with the documented numbers only
         return None
     f = preset(name)
     return create_x3d(input_clip_length=f.frames, input_crop_size=f.crop, model_num_class=400,

@@ -54,11 +54,11 @@ def plan_lines(plan: Plan, space: SearchSpace) -> list[str]:
                   _row("0", "seed", plan.seed.factors, plan.seed.value, "", _published(plan.seed.factors))]
         previous = plan.seed.value
         for step in plan.steps:
-            p = step.chosen_proposal()
-            assert p is not None
-            lines.append(_row(str(step.step), p.axis, p.factors, p.value, f"x{p.value / previous:.2f}",
-                              _published(p.factors)))
-            previous = p.value
+            chosen = step.chosen_proposal()
+            assert chosen is not None
+            lines.append(_row(str(step.step), chosen.axis, chosen.factors, chosen.value,
+                              f"x{chosen.value / previous:.2f}", _published(chosen.factors)))
+            previous = chosen.value
         if plan.contraction is not None:
             c = plan.contraction
             lines += ["", f"{c.overshoot.short()} overshoots the target; contraction of step {len(plan.steps)} "

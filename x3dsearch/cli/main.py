@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import NoReturn
 
 import click
 
@@ -22,7 +23,7 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from . import (calibrate_cmd, convert_cmd, data_cmd, distill_cmd, flops_cmd, report_cmd,  # noqa: I001
+    from . import (calibrate_cmd, convert_cmd, data_cmd, distill_cmd, flops_cmd, report_cmd,
                    search_cmd, train_cmd)
 
     for command in (flops_cmd.flops, data_cmd.data, train_cmd.train, search_cmd.expand, search_cmd.resume,
@@ -34,7 +35,7 @@ def _register() -> None:
 _register()
 
 
-def fail(message: str, code: int = 2) -> "NoReturn":  # noqa: F821
+def fail(message: str, code: int = 2) -> NoReturn:
     click.echo(f"x3dsearch: error: {message}", err=True)
     sys.exit(code)
 

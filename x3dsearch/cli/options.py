@@ -41,6 +41,8 @@ def resolve_factors(preset_name: str | None, factors_text: str | None, model_fil
     else:
         from ..model_file import load_model_file
 
+        assert model_file is not None  # exactly one of the three was given
+
         factors = load_model_file(Path(model_file)).factors
     if crop is not None:
         factors = factors.replace(crop=crop)

@@ -48,7 +48,7 @@ def _load(path: Path) -> Any:
         raise ConversionError(f"checkpoint not found: {path}")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises several types for "not a checkpoint"
+    except Exception as exc:  # noqa: BLE001 - torch raises several types for "not a checkpoint"
         raise ConversionError(f"{path}: not a PyTorch checkpoint ({_first_line(exc)})") from None
 
 

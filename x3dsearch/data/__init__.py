@@ -17,7 +17,7 @@ _WHERE = {
     "ensure_synthetic": "synthetic", "synthesize": "synthetic",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = sorted(_WHERE)  # noqa: PLE0605 - the lazy map names each export once
 
 
 def __getattr__(name: str) -> Any:

@@ -46,7 +46,7 @@ def open_video(path: str | Path):
         raise VideoReadError("empty file (0 bytes)")
     try:
         reader = decord.VideoReader(str(path), ctx=decord.cpu(0), num_threads=1)
-    except Exception as exc:  # decord raises RuntimeError or DECORDError for anything FFmpeg rejects
+    except Exception as exc:  # noqa: BLE001 - decord raises RuntimeError or DECORDError for anything FFmpeg rejects
         raise VideoReadError(f"cannot open: {_reason(exc)}") from None
     if len(reader) < 1:
         raise VideoReadError("no video frames")
@@ -73,7 +73,7 @@ def read_frames(reader, indices: list[int]) -> np.ndarray:
     unique = sorted(set(indices))
     try:
         batch = reader.get_batch(unique).asnumpy()
-    except Exception as exc:  # truncated data surfaces here, at the first missing frame
+    except Exception as exc:  # noqa: BLE001 - truncated data surfaces here, at the first missing frame
         raise VideoReadError(f"cannot decode frames {unique[0]}-{unique[-1]}: {_reason(exc)}") from None
     if batch.shape[0] != len(unique) or batch.ndim != 4 or batch.shape[-1] != 3:
         raise VideoReadError(f"decoder returned shape {tuple(batch.shape)} for {len(unique)} frames")

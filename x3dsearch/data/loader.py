@@ -74,7 +74,7 @@ class ClipLoader(DataLoader):
     them again.
     """
 
-    def __iter__(self) -> Iterator[Any]:
+    def __iter__(self) -> Iterator[Any]:  # type: ignore[override]  # a generator over the base's iterator
         logged = getattr(self.dataset, "_logged", None)
         for batch in super().__iter__():
             if logged is not None and isinstance(batch, dict):

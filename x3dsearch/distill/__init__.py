@@ -14,7 +14,7 @@ _WHERE = {
     "load_teacher": "objective",
 }
 
-__all__ = sorted(_WHERE)
+__all__ = sorted(_WHERE)  # noqa: PLE0605 - the lazy map names each export once
 
 
 def __getattr__(name: str) -> Any:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 
-def resize_frames(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def resize_frames(x: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     """Bilinear per-frame resize of ``(N, C, T, H, W)`` to ``(N, C, T, *size)``."""
     n, c, t, h, w = x.shape
     if (h, w) == tuple(size):

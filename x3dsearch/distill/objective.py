@@ -16,14 +16,14 @@ from torch.nn import functional as F
 
 from ..errors import ConfigError
 from ..factors import Factors
-from ..models import build_model
+from ..models import X3D, build_model
 from .config import DEFAULT_WEIGHTS, DistillConfig
 from .losses import dense_logits, feature_mse, kl_to_teacher, resize_frames
 
 
 @dataclass(frozen=True)
 class Teacher:
-    model: nn.Module
+    model: X3D
     factors: Factors
     num_classes: int
     path: Path
@@ -41,7 +41,7 @@ def load_teacher(path: str | Path, device: torch.device | str = "cpu", expected:
         raise ConfigError(f"teacher checkpoint not found: {path}")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for foreign or corrupt files
         raise ConfigError(f"teacher {path}: not a readable checkpoint ({type(exc).__name__})") from None
     if not isinstance(data, dict) or "model_state" not in data or "factors" not in data:
         raise ConfigError(f"teacher {path}: not a model.pt written by `x3dsearch train` "
@@ -77,7 +77,7 @@ class ResKDObjective(nn.Module):
         self.config = config
         self.teacher = teacher.model
         self.teacher_crop = config.teacher_crop or teacher.factors.crop
-        self.extra_crop = self.teacher_crop  # the loader delivers every clip at this crop too
+        self.extra_crop: int | None = self.teacher_crop  # the loader delivers every clip at this crop too
         self.student_crop = student_factors.crop
         if self.student_crop >= self.teacher_crop:
             raise ConfigError(f"distill: the student's crop ({self.student_crop}) must be below the teacher's "
@@ -101,7 +101,7 @@ class ResKDObjective(nn.Module):
         with torch.no_grad():
             return self.teacher.forward_features(clips)
 
-    def forward(self, model: nn.Module, clips: torch.Tensor, labels: torch.Tensor,
+    def forward(self, model: X3D, clips: torch.Tensor, labels: torch.Tensor,
                 teacher_clips: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, dict[str, float]]:
         if teacher_clips is None:
             raise ValueError("ResKD needs the clips at the teacher's crop too (the loader's extra_clip)")
@@ -129,7 +129,7 @@ class ResKDObjective(nn.Module):
         return ce + weighted, logits, {"ce": ce.item(), "kd": weighted.item()}
 
 
-def build_objective(config: DistillConfig, *, model: nn.Module, factors: Factors, num_classes: int,
+def build_objective(config: DistillConfig, *, model: X3D, factors: Factors, num_classes: int,
                     device: torch.device | str, label_smoothing: float = 0.0) -> ResKDObjective:
     """The objective ``config`` asks for (called by the trainer)."""
     teacher = load_teacher(config.teacher, device)

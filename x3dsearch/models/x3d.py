@@ -61,7 +61,7 @@ def stage_plan(factors: Factors) -> tuple[int, list[StagePlan], int]:
 
 def _conv_bn(in_ch: int, out_ch: int, kernel: tuple[int, int, int], stride: tuple[int, int, int] = (1, 1, 1),
              groups: int = 1) -> tuple[nn.Conv3d, nn.BatchNorm3d]:
-    padding = tuple(k // 2 for k in kernel)
+    padding = (kernel[0] // 2, kernel[1] // 2, kernel[2] // 2)
     return (nn.Conv3d(in_ch, out_ch, kernel, stride=stride, padding=padding, groups=groups, bias=False),
             nn.BatchNorm3d(out_ch))
 
@@ -113,7 +113,10 @@ class XBlock(nn.Module):
         self.se = SqueezeExcite(inner) if use_se else nn.Identity()
         self.act_b = nn.SiLU()
         self.conv_c, self.bn_c = _conv_bn(inner, out_ch, (1, 1, 1))
-        self.bn_c.is_block_last = True  # zero-initialised so every block starts as identity
+        # A marker attribute, not a tensor (hence the ignore): zero-initialised so every block starts as identity.
+        self.bn_c.is_block_last = True  # type: ignore[assignment]
+        self.shortcut: nn.Conv3d | None
+        self.shortcut_bn: nn.Module | None
         if in_ch != out_ch or spatial_stride != 1:
             self.shortcut = nn.Conv3d(in_ch, out_ch, 1, stride=(1, spatial_stride, spatial_stride), bias=False)
             self.shortcut_bn = nn.BatchNorm3d(out_ch) if shortcut_bn or in_ch != out_ch else nn.Identity()
@@ -126,7 +129,7 @@ class XBlock(nn.Module):
         y = self.act_a(self.bn_a(self.conv_a(x)))
         y = self.act_b(self.se(self.bn_b(self.conv_b(y))))
         y = self.bn_c(self.conv_c(y))
-        identity = x if self.shortcut is None else self.shortcut_bn(self.shortcut(x))
+        identity = x if self.shortcut is None or self.shortcut_bn is None else self.shortcut_bn(self.shortcut(x))
         return self.act(y + identity)
 
 
@@ -237,6 +240,7 @@ def fuse_bn(model: nn.Module) -> nn.Module:
                           conv.dilation, conv.groups, bias=True).to(conv.weight.device, conv.weight.dtype)
         fused.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1, 1))
         bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+        assert fused.bias is not None  # built with bias=True
         fused.bias.copy_((bias - bn.running_mean) * scale + bn.bias)
         setattr(module, conv_name, fused)
         setattr(module, bn_name, nn.Identity())

@@ -10,11 +10,14 @@ from __future__ import annotations
 import io
 import textwrap
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from ..errors import X3DSearchError
 from ..utils.io import atomic_write_bytes
 from ..runlog import AXES, ModelRecord, Run, load_run
+
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
 
 #: Published X3D family (paper convention, K400 head), in GFLOPs, for --reference x3d.
 #: These equal ``x3dsearch.complexity.gflops(PRESETS[name])``; kept as numbers so plotting needs no torch.
@@ -32,8 +35,9 @@ FINAL_MARKER = "*"
 HELDOUT_MARKER = "o"
 BASELINE_MARKER = "X"
 #: Sizes chosen to stay legible when the figure is shrunk to one column of a paper.
-STYLE = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 12, "xtick.labelsize": 10,
-         "ytick.labelsize": 10, "legend.fontsize": 9, "lines.linewidth": 1.8, "savefig.dpi": 200}
+STYLE: dict[RcKeyType, Any] = {"font.size": 11, "axes.titlesize": 12, "axes.labelsize": 12, "xtick.labelsize": 10,
+                                "ytick.labelsize": 10, "legend.fontsize": 9, "lines.linewidth": 1.8,
+                                "savefig.dpi": 200}
 FIGSIZE = (7.5, 5.0)
 
 
@@ -41,11 +45,12 @@ def pareto_frontier(models: Sequence[ModelRecord], x: str = "gflops") -> list[Mo
     """Models that no cheaper-or-equal model beats or ties on top-1, in increasing GFLOPs (or ms)."""
     best: float | None = None
     frontier: list[ModelRecord] = []
-    ranked = sorted((m for m in models if m.evaluated), key=lambda m: (getattr(m, X_ATTRS[x]), -m.top1))
-    for model in ranked:
-        if best is None or model.top1 > best:
+    ranked = sorted(((getattr(m, X_ATTRS[x]), m.top1, m) for m in models if m.top1 is not None),
+                    key=lambda t: (t[0], -t[1]))
+    for _, top1, model in ranked:
+        if best is None or top1 > best:
             frontier.append(model)
-            best = model.top1
+            best = top1
     return frontier
 
 
@@ -68,10 +73,11 @@ def run_labels(runs: Sequence[Run]) -> list[str]:
     names = [r.name for r in runs]
     labels = []
     for run, name in zip(runs, names):
-        if names.count(name) > 1:
+        label = name
+        if names.count(name) > 1 and run.run_dir is not None:
             resolved = run.run_dir.resolve()
-            name = f"{resolved.parent.name}/{resolved.name}"
-        labels.append(name)
+            label = f"{resolved.parent.name}/{resolved.name}"
+        labels.append(label)
     return labels
 
 
@@ -99,11 +105,17 @@ def _draw_run(ax, run: Run, index: int, color, spare: dict[str, str], runs: int 
     def at(obj) -> float | None:  # the x of a model, candidate or path point: GFLOPs or measured ms
         return getattr(obj, X_ATTRS[x])
 
+    def x_of(obj) -> float:  # the x of one that ``at`` has already found
+        value = at(obj)
+        if value is None:
+            raise ValueError(f"no {x} to plot")
+        return value
+
     tag = f"run{index}"
     by_axis: dict[str, list[tuple[float, float]]] = {}
     for cand in run.evaluated_candidates():
         if at(cand) is not None:
-            by_axis.setdefault(cand.axis, []).append((at(cand), cand.top1))
+            by_axis.setdefault(str(cand.axis), []).append((x_of(cand), _top1(cand.model)))
     order = [a for a in AXES if a in by_axis] + sorted(a for a in by_axis if a not in AXES)
     for axis in order:
         xs, ys = zip(*by_axis[axis])
@@ -131,25 +143,26 @@ def _draw_run(ax, run: Run, index: int, color, spare: dict[str, str], runs: int 
             # runs whose paths cross do not print over one another
             ax.annotate(text, (at(p.model), p.model.top1), xytext=(5, 5 + 10 * index), textcoords="offset points",
                         fontsize=8 if runs == 1 else 7, color=color, zorder=6, gid=f"{tag}:path-label:{p.label}")
-    whiskers = [p for p in points if p.score is not None and p.score.top1_ci is not None]
+    whiskers = [(p, p.score.top1_ci) for p in points if p.score is not None and p.score.top1_ci is not None]
     if whiskers:  # the 90% interval of each kept model's top-1 over the step's videos (and seeds)
-        ys = [p.model.top1 for p in whiskers]
-        ax.errorbar([at(p.model) for p in whiskers], ys,
-                    yerr=[[max(0.0, y - p.score.top1_ci[0]) for p, y in zip(whiskers, ys)],
-                          [max(0.0, p.score.top1_ci[1] - y) for p, y in zip(whiskers, ys)]],
+        tops = [_top1(p.model) for p, _ in whiskers]
+        ax.errorbar([at(p.model) for p, _ in whiskers], tops,
+                    yerr=[[max(0.0, y - ci[0]) for (_, ci), y in zip(whiskers, tops)],
+                          [max(0.0, ci[1] - y) for (_, ci), y in zip(whiskers, tops)]],
                     fmt="none", ecolor=color, elinewidth=1.0, capsize=3, alpha=0.8, zorder=4, gid=f"{tag}:path-ci")
     heldout = [p for p in points if p.heldout_top1 is not None]
     if heldout:
         ax.scatter([at(p.model) for p in heldout], [p.heldout_top1 for p in heldout], marker=HELDOUT_MARKER, s=46,
                    facecolors="none", edgecolors=[color], linewidths=1.2, zorder=6, gid=f"{tag}:path-heldout")
 
-    kept = run.contraction.kept if run.contraction is not None else None
-    if kept is not None and kept.evaluated and at(kept.model) is not None:
-        start, end = run.contraction.overshoot.model, kept.model
+    contraction = run.contraction
+    kept = contraction.kept if contraction is not None else None
+    if contraction is not None and kept is not None and kept.evaluated and at(kept.model) is not None:
+        start, end = contraction.overshoot.model, kept.model
         if start.evaluated and at(start) is not None:
             ax.plot([at(start), at(end)], [start.top1, end.top1], "--", color=color, linewidth=1.2,
                     zorder=5, gid=f"{tag}:contraction")
-        ax.annotate(f"contract {run.contraction.axis}", (at(end), end.top1), xytext=(6, -12),
+        ax.annotate(f"contract {contraction.axis}", (at(end), end.top1), xytext=(6, -12),
                     textcoords="offset points", fontsize=8, color=color, zorder=6,
                     gid=f"{tag}:path-label:contracted")
 
@@ -158,7 +171,8 @@ def _draw_run(ax, run: Run, index: int, color, spare: dict[str, str], runs: int 
         if not model.evaluated or at(model) is None:
             continue
         ci = baseline.score.top1_ci if baseline.score is not None else None
-        ax.errorbar([at(model)], [model.top1], yerr=[[model.top1 - ci[0]], [ci[1] - model.top1]] if ci else None,
+        top1 = _top1(model)
+        ax.errorbar([at(model)], [top1], yerr=[[top1 - ci[0]], [ci[1] - top1]] if ci else None,
                     fmt=BASELINE_MARKER, markersize=9, color=color, markeredgecolor="black", capsize=3, zorder=6,
                     gid=f"{tag}:baseline:{baseline.name}")
         ax.annotate(baseline.name, (at(model), model.top1), xytext=(6, -12), textcoords="offset points",
@@ -178,6 +192,13 @@ def _draw_run(ax, run: Run, index: int, color, spare: dict[str, str], runs: int 
     if target is not None:
         ax.axvline(target, color=color, linestyle=(0, (1, 3)), linewidth=1.0, alpha=0.8, zorder=1,
                    gid=f"{tag}:target")
+
+
+def _top1(model: ModelRecord) -> float:
+    """The top-1 of a model the caller kept for being evaluated."""
+    if model.top1 is None:
+        raise ValueError(f"{model.factors.short()} has no top-1 to plot")
+    return model.top1
 
 
 def _draw_reference(ax, family: str) -> None:
@@ -200,7 +221,7 @@ def _legend(ax, runs: Sequence[Run], labels: Sequence[str], colors, spare: dict[
         if run.final is not None and run.final.evaluated:
             text += f": {run.final.gflops:.3g} G, {run.final.top1:.1f}"
         handles.append(Line2D([], [], color=color, linewidth=2.5, label=text))
-    used = {c.axis for r in runs for c in r.evaluated_candidates()}
+    used = {str(c.axis) for r in runs for c in r.evaluated_candidates()}
     for axis in [a for a in AXES if a in used] + sorted(a for a in used if a not in AXES):
         handles.append(Line2D([], [], color="0.3", marker=_marker(axis, spare), linestyle="none", label=axis))
     grey = "0.3"

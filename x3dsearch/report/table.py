@@ -74,10 +74,11 @@ def full_training_comparison(run: Run, search_macs: float | None) -> dict[str, A
         out["reason"] = "the run log has no data.train_videos"
     elif not search_macs:
         out["reason"] = "the run log records no training multiply-adds"
-    if out["reason"]:
+    if out["reason"] or run.final is None or not train_videos or not search_macs:
         return out
-    full = training_macs(run.final.gflops, budget.full_epochs * train_videos)
-    out.update(available=True, train_videos=train_videos, final_gflops=run.final.gflops,
+    final_gflops = run.final.model.gflops
+    full = training_macs(final_gflops, budget.full_epochs * train_videos)
+    out.update(available=True, train_videos=train_videos, final_gflops=final_gflops,
                full_training_macs=full, ratio=search_macs / full, one_in=full / search_macs)
     return out
 

@@ -9,7 +9,7 @@ that names the file and the key.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping, overload
 
 import yaml
 
@@ -56,7 +56,7 @@ def _judged(trial: Trial, scores: Mapping[str, Score], chosen: bool) -> dict[str
 
 def _baseline(baseline: Baseline) -> dict[str, Any]:
     trial = baseline.trial
-    return {"name": baseline.name, "factors": _Flow(trial.factors.to_dict()), "gflops": trial.gflops,
+    return {"name": baseline.name, "factors": _Flow(trial.model.factors.to_dict()), "gflops": trial.gflops,
             "params_m": trial.params_m, "top1": trial.top1, "status": str(trial.status),
             **(baseline.score.to_log() if baseline.score else {}), "heldout_top1": trial.heldout,
             "vs_final": baseline.vs_final.to_dict() if baseline.vs_final else None}
@@ -69,8 +69,8 @@ def to_log(run: Run, interrupted: bool = False) -> dict[str, Any]:
               "decision": s.decision.to_dict() if s.decision else None, "time_s": s.time_s} for s in run.steps]
     contraction = None
     c = run.contraction
-    kept = c.kept if c is not None and c.done else None
-    if kept is not None:
+    if c is not None and c.done and c.kept is not None:
+        kept = c.kept
         contraction = {"from": _flow_factors(c.overshoot.model_log()), "axis": kept.axis,
                        **_flow_factors(kept.model_log()), "params_m": kept.params_m,
                        **(c.scores[kept.name].to_log() if kept.name in c.scores else {}),
@@ -79,8 +79,9 @@ def to_log(run: Run, interrupted: bool = False) -> dict[str, Any]:
     final = None
     if run.final is not None:
         f = run.final
-        final = {"factors": _Flow(f.factors.to_dict()), "gflops": f.gflops, "params_m": f.params_m, "top1": f.top1,
-                 "heldout_top1": f.heldout, **({"ms": f.latency_ms} if f.latency_ms is not None else {})}
+        final = {"factors": _Flow(f.model.factors.to_dict()), "gflops": f.gflops, "params_m": f.params_m,
+                 "top1": f.top1, "heldout_top1": f.heldout,
+                 **({"ms": f.latency_ms} if f.latency_ms is not None else {})}
     status = run.status if run.status == RunStatus.FINISHED else (
         RunStatus.INTERRUPTED if interrupted else RunStatus.RUNNING)
     info = run.info
@@ -111,12 +112,22 @@ class _Reader:
             raise self.fail(where, f"expected a mapping, got {type(value).__name__}")
         return value
 
+    @overload
+    def number(self, value: Any, where: str, optional: Literal[False]) -> float: ...
+    @overload
+    def number(self, value: Any, where: str, optional: bool = True) -> float | None: ...
+
     def number(self, value: Any, where: str, optional: bool = True) -> float | None:
         if value is None and optional:
             return None
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise self.fail(where, f"expected a number, got {value!r}")
         return float(value)
+
+    @overload
+    def text(self, value: Any, where: str, optional: Literal[False]) -> str: ...
+    @overload
+    def text(self, value: Any, where: str, optional: bool = True) -> str | None: ...
 
     def text(self, value: Any, where: str, optional: bool = True) -> str | None:
         if value is None and optional:
@@ -222,9 +233,9 @@ class _Reader:
         if not isinstance(raw, list):
             raise self.fail("baselines", f"expected a list, got {type(raw).__name__}")
         out = []
-        for index, entry in enumerate(raw):
+        for index, item in enumerate(raw):
             where = f"baselines[{index}]"
-            entry = self.mapping(entry, where)
+            entry = self.mapping(item, where)
             name = self.text(entry.get("name"), f"{where}.name", optional=False)
             trial = trial_from_log(f"baseline-{name}", name, self.factors(entry.get("factors"), f"{where}.factors"),
                                    self.number(entry.get("gflops"), f"{where}.gflops", optional=False),
@@ -270,13 +281,13 @@ def from_log(raw: Any, path: Path, run_dir: Path | None = None) -> Run:
     steps: list[Step] = []
     for index, entry in enumerate(steps_raw):
         steps.append(reader.step(entry, index, steps[-1] if steps else None))
-    path = raw.get("path")
-    if path is not None and (not isinstance(path, list) or not all(isinstance(a, str) for a in path)):
-        raise reader.fail("path", f"expected a list of axes, got {path!r}")
+    axes = raw.get("path")
+    if axes is not None and (not isinstance(axes, list) or not all(isinstance(a, str) for a in axes)):
+        raise reader.fail("path", f"expected a list of axes, got {axes!r}")
     info = RunInfo(target_gflops=reader.number(raw.get("target_gflops"), "target_gflops"), seed=seed,
                    space=reader.text(raw.get("space"), "space"), budget=reader.text(raw.get("budget"), "budget"),
                    data=data, complexity=reader.text(raw.get("complexity"), "complexity") or "gflops",
-                   target_ms=reader.number(raw.get("target_ms"), "target_ms"), path=tuple(path) if path else None)
+                   target_ms=reader.number(raw.get("target_ms"), "target_ms"), path=tuple(axes) if axes else None)
     seed_trial = steps[0].start if steps else Trial(SEED_TRIAL, None, None, None)
     reason = reader.text(raw.get("stop_reason"), "stop_reason")
     decided = next((s.decision for s in steps if s.decision is not None), None)

@@ -233,8 +233,8 @@ class Run:
                 points.append(PathPoint(str(step.step), step.step, step.chosen, chosen.model, step.time_s,
                                         step.scores.get(chosen.name), step.decision, chosen.heldout))
         c = self.contraction
-        kept = c.kept if c is not None and c.done else None
-        if kept is not None:
+        if c is not None and c.done and c.kept is not None:
+            kept = c.kept
             points.append(PathPoint("contracted", None, kept.axis, kept.model, None, c.scores.get(kept.name),
                                     c.decision, kept.heldout))
         return points

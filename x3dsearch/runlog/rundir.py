@@ -144,9 +144,9 @@ class RunDir:
     def write_final_model(self, trial: Trial, num_classes: int, target: float, unit: str = "GFLOPs") -> None:
         target_key = "target_ms" if unit == "ms" else "target_gflops"
         extra = {"latency_ms": trial.latency_ms} if trial.latency_ms is not None else {}
-        save_model_file(self.final_model, trial.factors, num_classes, gflops=trial.gflops, params_m=trial.params_m,
-                        top1=trial.top1, heldout_top1=trial.heldout, **extra, **{target_key: target},
-                        source="x3dsearch expand")
+        save_model_file(self.final_model, trial.model.factors, num_classes, gflops=trial.gflops,
+                        params_m=trial.params_m, top1=trial.top1, heldout_top1=trial.heldout, **extra,
+                        **{target_key: target}, source="x3dsearch expand")
 
     def lock(self) -> RunLock:
         return RunLock(self.path)

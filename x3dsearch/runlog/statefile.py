@@ -47,7 +47,7 @@ def to_state(run: Run, live_wall_s: float = 0.0) -> dict[str, Any]:
                        **_judged(c), "vs_overshoot": c.vs_overshoot.to_dict() if c.vs_overshoot else None}
     status = run.status if run.status == RunStatus.FINISHED else RunStatus.RUNNING
     return {"version": STATE_VERSION, "status": str(status),
-            "stop_reason": run.stop_reason.name.lower() if run.stop_reason else None,
+            "stop_reason": run.stop_reason.name.lower() if isinstance(run.stop_reason, StopReason) else run.stop_reason,
             "stop_detail": run.stop_detail, "sessions": run.sessions, "seed": run.seed_trial.to_state(),
             "steps": [{"step": s.step, "start": s.start.name, "candidates": [t.to_state() for t in s.candidates],
                        "chosen": s.chosen, "done": s.done, **_judged(s)} for s in run.steps],

@@ -125,7 +125,7 @@ class Trial:
         status = TrialStatus.read(data.get("status", TrialStatus.PENDING))
         result = None
         if isinstance(status, TrialStatus) and status.finished:
-            result = TrainResult(status=str(status), error=data.get("error"), top1=data.get("top1"),
+            result = TrainResult(status=status, error=data.get("error"), top1=data.get("top1"),
                                  top5=data.get("top5"), wall_time_s=data.get("train_time_s"),
                                  train_clips_per_s=data.get("clips_per_s"), clips_seen=data.get("clips_seen", 0),
                                  train_macs=data.get("train_macs"), gflops=data.get("gflops"),
@@ -152,7 +152,7 @@ class Trial:
 
     def model_log(self) -> dict[str, Any]:
         """The trial as a step's ``from`` (a model, not a candidate)."""
-        entry = {"factors": self.factors.to_dict(), "gflops": self.gflops, "top1": self.top1}
+        entry = {"factors": self.model.factors.to_dict(), "gflops": self.gflops, "top1": self.top1}
         if self.latency_ms is not None:
             entry["ms"] = self.latency_ms
         return entry
@@ -167,7 +167,8 @@ def trial_from_log(name: str, axis: str | None, factors: Factors | None, gflops:
     finished = isinstance(state, TrialStatus) and state.finished
     result = None
     if finished or top1 is not None:
-        result = TrainResult(status=state if finished else TrialStatus.OK, error=error,
+        result = TrainResult(status=state if isinstance(state, TrialStatus) and finished else TrialStatus.OK,
+                             error=error,
                              top1=top1, top5=top5, wall_time_s=train_time_s, train_macs=train_macs, gflops=gflops,
                              params_m=params_m)
     return Trial(name=name, axis=axis, factors=factors, gflops=gflops, params_m=params_m, status=state, error=error,

@@ -89,15 +89,18 @@ def _judge(run: Run, folder: RunDir, criterion: str, seed: int, noise: NoiseMode
     trainings widened by the search's own seed-noise model)."""
     if Criterion(criterion) is Criterion.GAIN_PER_GFLOP:
         criterion, noise = str(Criterion.TOP1), None  # a baseline has no start model to gain over
+    final = run.final
+    if final is None:
+        raise ValueError("baselines are judged against the final model, and the run has none")
     judge = Judge(criterion, "best", seed, lambda t: TrainingFolder(folder.trial_dir(t.name)).read_outcomes("val"),
                   noise=noise)
     for index, baseline in enumerate(run.baselines):
         if not runs(baseline.trial):
             log.warning("baseline %s did not train: %s", baseline.name, baseline.trial.error)
             continue
-        _, scores = judge.decide(1000 + index, [baseline.trial], run.final)
+        _, scores = judge.decide(1000 + index, [baseline.trial], final)
         baseline.score = scores.get(baseline.trial.name)
-        baseline.vs_final = judge.compare(1000 + index, run.final, baseline.trial)
+        baseline.vs_final = judge.compare(1000 + index, final, baseline.trial)
         spec = score_spec(baseline.score.criterion if baseline.score else None)
         verdict = ("no interval" if baseline.vs_final is None else
                    f"final minus baseline {baseline.vs_final.margin:+{spec}} (one-sided 90% bounds "

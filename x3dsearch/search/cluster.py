@@ -81,7 +81,7 @@ def check_reachable(address: str) -> None:
 def _local_gpus() -> int:
     try:
         return torch.cuda.device_count() if torch.cuda.is_available() else 0
-    except Exception:  # noqa: BLE001
+    except Exception:  # noqa: BLE001 - a broken CUDA install counts as no GPU
         return 0
 
 
@@ -103,8 +103,8 @@ def start_ray(address: str | None) -> Cluster:
     started = time.monotonic()
     import ray  # here, after prepare_ray: Ray reads its environment once, at import
 
-    kwargs = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-                  configure_logging=True)
+    kwargs: dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
+                                  configure_logging=True)
     # Trials share cores; OpenMP threads that spin while they wait make a multi-threaded trial
     # several times slower than a single-threaded one once cores are oversubscribed.
     env_vars = {"OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}

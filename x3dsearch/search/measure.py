@@ -8,7 +8,7 @@ with the full protocol before choosing (see :mod:`.proposals`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
 from ..errors import ConfigError
@@ -23,9 +23,15 @@ MEASURES = ("gflops", "latency")
 class Measure(Protocol):
     """What the solver needs from a complexity criterion."""
 
-    name: str    # "gflops" | "latency"
-    unit: str    # "GFLOPs" | "ms"
-    noise: float  # relative band within which two values cannot be told apart; 0: exact and repeatable
+    # Read-only (properties), so the frozen dataclasses below satisfy the protocol.
+    @property
+    def name(self) -> str: ...    # "gflops" | "latency"
+
+    @property
+    def unit(self) -> str: ...    # "GFLOPs" | "ms"
+
+    @property
+    def noise(self) -> float: ...  # relative band within which two values cannot be told apart; 0: exact and repeatable
 
     def value(self, factors: Factors, num_classes: int) -> float:
         """The number of record (full protocol, cached where it is measured)."""
@@ -61,7 +67,7 @@ class LatencyMeasure:
     goal inside which quick values are measured again in full before a choice is made.
     """
 
-    config: LatencyConfig = LatencyConfig()
+    config: LatencyConfig = field(default_factory=LatencyConfig)
     noise: float = DEFAULT_NOISE
     name: str = "latency"
     unit: str = "ms"

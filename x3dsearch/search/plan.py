@@ -104,7 +104,7 @@ class Plan:
             return out
 
         if self.path:
-            steps = [model(s.chosen_proposal(), s.step) for s in self.steps if s.chosen_proposal() is not None]
+            steps = [model(p, s.step) for s in self.steps if (p := s.chosen_proposal()) is not None]
         else:
             steps = [model(p, s.step) for s in self.steps for p in s.candidates]
         out: dict[str, Any] = {

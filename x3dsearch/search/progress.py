@@ -23,7 +23,7 @@ FINISHED = tuple(s for s in TrialStatus if s.finished)
 def file_log(text: str, level: int = logging.INFO) -> None:
     """Log to search.log only (the terminal shows the same thing in the live table)."""
     logger = logging.getLogger(LOGGER_NAME)
-    record = logger.makeRecord(logger.name, level, __file__, 0, text, None, None)
+    record = logger.makeRecord(logger.name, level, __file__, 0, text, (), None)
     for handler in logger.handlers:
         if isinstance(handler, logging.FileHandler):
             handler.handle(record)

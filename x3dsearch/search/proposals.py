@@ -77,7 +77,7 @@ def _frames_ladder(axis: Axis, current: Factors, space: SearchSpace, upto: Facto
     every rung spread over its span."""
     frames = current.frames
     while True:
-        frames += axis.step
+        frames += int(axis.step)
         if upto is not None and frames > upto.frames:
             yield f"frames would exceed the expanded {upto.frames}"
             return
@@ -162,8 +162,8 @@ class _Crossing:
         """The rungs the choice rests on: the last one at most the goal and the first one above it
         (or the last one and the bound); the exact rule applied to these decides as on the whole ladder."""
         if self.first_above is None:
-            return self.settings[-1:] + ([self.end] if self.end else [])
-        return self.settings[max(0, self.first_above - 1):self.first_above + 1]
+            return [*self.settings[-1:], *([self.end] if self.end else [])]
+        return [*self.settings[max(0, self.first_above - 1):self.first_above + 1]]
 
 
 def _noisy_crossing(rungs: Iterable[Factors | str], goal: float, measure: Measure, num_classes: int) -> _Crossing:
@@ -300,7 +300,10 @@ def propose_step(current: Factors, space: SearchSpace, num_classes: int, measure
     skips: list[Skip] = []
     for axis in space.axes:
         result = propose(axis, current, space, num_classes, measure)
-        (proposals if isinstance(result, Proposal) else skips).append(result)
+        if isinstance(result, Proposal):
+            proposals.append(result)
+        else:
+            skips.append(result)
     return proposals, skips
 
 

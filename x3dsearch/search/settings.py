@@ -52,7 +52,10 @@ class SearchSettings:
     @property
     def target(self) -> float:
         """The target in the complexity's unit (GFLOPs or ms)."""
-        return float(self.target_ms if self.complexity == "latency" else self.target_gflops)
+        value = self.target_ms if self.complexity == "latency" else self.target_gflops
+        if value is None:
+            raise ValueError(f"the settings give no target for --complexity {self.complexity}")
+        return float(value)
 
     @property
     def unit(self) -> str:
@@ -209,10 +212,11 @@ def check_same(run_dir: Path, stored: SearchSettings, given_settings: SearchSett
         return X3DSearchError(f"refusing to resume {run_dir}: it searches with {what} {old}, not {new} "
                               f"(start a new --run-dir for another search)")
 
-    if "target_gflops" in given and not math.isclose(given_settings.target_gflops, stored.target):
-        raise refuse("target", f"{stored.target:g} {stored.unit}", f"{given_settings.target_gflops:g}")
-    if "target_ms" in given and not math.isclose(given_settings.target_ms, stored.target):
-        raise refuse("target", f"{stored.target:g} {stored.unit}", f"{given_settings.target_ms:g} ms")
+    new_gflops, new_ms = given_settings.target_gflops, given_settings.target_ms
+    if "target_gflops" in given and new_gflops is not None and not math.isclose(new_gflops, stored.target):
+        raise refuse("target", f"{stored.target:g} {stored.unit}", f"{new_gflops:g}")
+    if "target_ms" in given and new_ms is not None and not math.isclose(new_ms, stored.target):
+        raise refuse("target", f"{stored.target:g} {stored.unit}", f"{new_ms:g} ms")
     if "path" in given and given_settings.path != stored.path:
         raise refuse("path", ",".join(stored.path or ()) or "none", ",".join(given_settings.path or ()))
     if "space" in given and given_settings.space.to_dict() != stored.space.to_dict():

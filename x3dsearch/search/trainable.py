@@ -198,7 +198,8 @@ def _events_callback(base: type) -> type:
             return {"finished": set(self.finished)}
 
         def __setstate__(self, state: dict[str, Any]) -> None:
-            self.listener, self.finished = None, state["finished"]
+            # A copy restored from Tune's experiment state is never called back: only the driver's is.
+            self.listener, self.finished = None, state["finished"]  # type: ignore[assignment]
 
         def finish(self, job_name: str, metrics: dict[str, Any] | None, error: str | None) -> None:
             self.finished.add(job_name)

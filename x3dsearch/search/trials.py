@@ -60,7 +60,7 @@ class TrialRunner:
         self.keep = keep
         self.eta = EtaModel(cluster.slots(*placement))
         for trial in history:
-            if trial.finished and trial.wall_time_s:
+            if trial.finished and trial.wall_time_s and trial.gflops is not None:
                 self.eta.add(trial.gflops, trial.wall_time_s)
         self.future: Callable[[], list[float]] = lambda: []
         self._batch: dict[str, Trial] = {}
@@ -78,8 +78,9 @@ class TrialRunner:
         for t in todo:
             t.status = TrialStatus.PENDING
         self._batch = {t.name: t for t in trials}
-        rows = [Row(t.name, (t.axis or t.name) + (f" #{t.repeat + 1}" if t.repeat else ""), t.factors.short(), t.gflops,
-                    t.gflops / start.gflops if t.axis and start is not None else None, str(t.status), t.top1)
+        rows = [Row(t.name, (t.axis or t.name) + (f" #{t.repeat + 1}" if t.repeat else ""), t.model.factors.short(),
+                    t.model.gflops, t.model.gflops / start.model.gflops if t.axis and start is not None else None,
+                    str(t.status), t.top1)
                 for t in trials]
         self._table = LiveTable(title, rows, self._eta, score_title=self.score_title)
         for t in todo:  # a damaged record stops the search here, naming the file; no trial trains on it
@@ -88,8 +89,8 @@ class TrialRunner:
             folder.check_checkpoint()
         if todo:
             home = str(self.run_dir.path.resolve())
-            jobs = [Job(t.name, t.factors.to_dict(), str(self.run_dir.trial_dir(t.name).resolve()), t.seed, home)
-                    for t in todo]
+            jobs = [Job(t.name, t.model.factors.to_dict(), str(self.run_dir.trial_dir(t.name).resolve()),
+                        _seed(t), home) for t in todo]
             cpus = self._trial_cpus(len(trials))
             ctx = dataclasses.replace(ctx or self.ctx, threads=max(1, int(cpus)))
             started = time.monotonic()
@@ -119,6 +120,13 @@ class TrialRunner:
                        f"{full[0].name}): free some space, then run the command again (`x3dsearch resume "
                        f"{self.run_dir.path}` for a search); they train again")
 
+    @property
+    def table(self) -> LiveTable:
+        """The live table of the batch ``run`` is training (Tune's callbacks come only then)."""
+        if self._table is None:
+            raise RuntimeError("no batch of trials is running")
+        return self._table
+
     def _trial_cpus(self, trials: int) -> float:
         """CPUs per trial for an experiment of ``trials`` trials: on CPU-only runs without an
         explicit --cpus-per-trial, an experiment too small to fill the cluster (a contraction)
@@ -146,11 +154,11 @@ class TrialRunner:
         trial.status = TrialStatus.RUNNING
         self._running_since[name] = time.monotonic()
         self.save()
-        self._table.update(name, str(TrialStatus.RUNNING))
+        self.table.update(name, str(TrialStatus.RUNNING))
 
     def progressed(self, name: str, fraction: float | None) -> None:
         if name in self._batch:
-            self._table.update(name, str(TrialStatus.RUNNING),
+            self.table.update(name, str(TrialStatus.RUNNING),
                                detail=f"{100 * fraction:.0f}%" if fraction is not None else "")
 
     def finished(self, name: str, result: TrainResult | None, error: str | None,
@@ -161,25 +169,33 @@ class TrialRunner:
         trial.result = result
         trial.status = TrialStatus(result.status) if result is not None else TrialStatus.FAILED
         trial.error = error if trial.status != TrialStatus.OK else None
-        if result is not None and result.gflops and abs(result.gflops - trial.gflops) > 1e-6 * trial.gflops:
+        closed_form = trial.model.gflops
+        if result is not None and result.gflops and abs(result.gflops - closed_form) > 1e-6 * closed_form:
             log.warning("%s: fvcore counts %.6f GFLOPs, the closed-form count %.6f; recording fvcore's",
-                        name, result.gflops, trial.gflops)
+                        name, result.gflops, closed_form)
             trial.gflops = float(result.gflops)
         if result is not None and result.params_m:
             trial.params_m = float(result.params_m)
         if session:
             trial.sessions.append(session)
         if trial.evaluated:
-            self.eta.add(trial.gflops, trial.wall_time_s)
+            self.eta.add(trial.model.gflops, trial.wall_time_s)
         self._running_since.pop(name, None)
         self.save()
         if self.keep != "all":  # the result is recorded: resume needs the checkpoint no more
             TrainingFolder(self.run_dir.trial_dir(name)).drop_checkpoint()
-        self._table.update(name, str(trial.status), trial.top1, error=trial.error, score=self.scorer(trial))
+        self.table.update(name, str(trial.status), trial.top1, error=trial.error, score=self.scorer(trial))
 
     def _eta(self) -> float | None:
         now = time.monotonic()
-        pending = [t.gflops for t in self._batch.values() if t.status == TrialStatus.PENDING]
-        running = [(t.gflops, now - self._running_since.get(t.name, now)) for t in self._batch.values()
+        pending = [t.model.gflops for t in self._batch.values() if t.status == TrialStatus.PENDING]
+        running = [(t.model.gflops, now - self._running_since.get(t.name, now)) for t in self._batch.values()
                    if t.status == TrialStatus.RUNNING]
         return self.eta.eta(pending + self.future(), running)
+
+
+def _seed(trial: Trial) -> int:
+    """The trial's training seed (the search gives every trial one before it trains: ``Search._seeded``)."""
+    if trial.seed is None:
+        raise ValueError(f"trial '{trial.name}' has no training seed")
+    return trial.seed

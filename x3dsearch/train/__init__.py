@@ -17,7 +17,7 @@ from typing import Any
 _WHERE = {"CrossEntropy": "objective", "Objective": "objective", "TrainResult": "result",
           "TrainingFolder": "folder", "evaluate_split": "heldout", "train_and_evaluate": "trainer"}
 
-__all__ = sorted(_WHERE)
+__all__ = sorted(_WHERE)  # noqa: PLE0605 - the lazy map names each export once
 
 
 def __getattr__(name: str) -> Any:

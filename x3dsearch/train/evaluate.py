@@ -25,12 +25,12 @@ class Evaluation:
     top5: float          # percent (top-k with k = min(5, classes))
     videos: int          # scored
     views: int           # clips scored
+    outcomes: SplitOutcomes
     bad: list[str] = field(default_factory=list)
-    outcomes: SplitOutcomes | None = None
 
     @property
     def excluded(self) -> int:
-        return len(self.outcomes.excluded) if self.outcomes is not None else 0
+        return len(self.outcomes.excluded)
 
 
 def autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
@@ -95,7 +95,9 @@ def evaluate(model: nn.Module, batches: Iterable[dict], num_classes: int, device
     for v, p, right in zip(order, p_true, (topk[:, 0] == target).tolist()):
         outcomes.videos[name(v)] = VideoOutcome(labels[v], float(p), bool(right))
     top5 = (topk == target[:, None]).any(dim=1).float().mean().item() * 100.0
-    return Evaluation(top1=outcomes.top1, top5=top5, videos=len(order), views=sum(counts[v] for v in order),
+    top1 = outcomes.top1
+    assert top1 is not None  # at least one video was scored (checked above)
+    return Evaluation(top1=top1, top5=top5, videos=len(order), views=sum(counts[v] for v in order),
                       bad=bad, outcomes=outcomes)
 
 

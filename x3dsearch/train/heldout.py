@@ -24,7 +24,7 @@ from ..outcomes import SplitOutcomes
 from ..utils.logging import get_logger
 from .evaluate import evaluate
 from .folder import TrainingFolder
-from .runtime import cpu_threads, resolve_device
+from .runtime import cpu_threads, resolve_device, to_channels_last
 
 log = get_logger("train")
 
@@ -78,7 +78,7 @@ def _run(folder: TrainingFolder, dataset: VideoClipDataset, budget: Budget, conf
     channels_last = dev.type == "cpu" and budget.channels_last
     model = model.to(dev)
     if channels_last:
-        model = model.to(memory_format=torch.channels_last_3d)
+        model = to_channels_last(model)
     health = DataHealth(max_bad_fraction=0.05, min_seen=20)
     loader = make_loader(dataset, budget.batch_size, seed=dataset.seed, shuffle=False, workers=budget.workers)
     started = time.monotonic()

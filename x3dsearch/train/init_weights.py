@@ -30,7 +30,7 @@ def read_init(path: str | Path) -> InitWeights:
         raise X3DSearchError(f"--init checkpoint not found: {path}")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for foreign or corrupt files
+    except Exception as exc:  # noqa: BLE001 - torch raises many types for foreign or corrupt files
         raise X3DSearchError(f"--init {path}: not a readable PyTorch state dict "
                              f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     shortcut_bn = True

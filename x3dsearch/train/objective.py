@@ -15,6 +15,7 @@ from torch.nn import functional as F
 from ..distill.config import DistillConfig
 from ..distill.objective import build_objective
 from ..factors import Factors
+from ..models import X3D
 
 StepLoss = tuple[torch.Tensor, torch.Tensor, dict[str, float]]
 
@@ -30,7 +31,7 @@ class Objective(Protocol):
 class CrossEntropy:
     """Plain supervised objective, with optional label smoothing."""
 
-    extra_crop = None
+    extra_crop: int | None = None
 
     def __init__(self, label_smoothing: float = 0.0):
         self.label_smoothing = label_smoothing
@@ -42,7 +43,7 @@ class CrossEntropy:
         return loss, logits, {"ce": loss.item()}
 
 
-def build_training_objective(distill: DistillConfig | None, *, label_smoothing: float, model: nn.Module,
+def build_training_objective(distill: DistillConfig | None, *, label_smoothing: float, model: X3D,
                              factors: Factors, num_classes: int, device: torch.device) -> Objective:
     """Cross-entropy, or the ResKD objective that ``distill`` describes."""
     if distill is None:

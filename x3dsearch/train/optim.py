@@ -12,7 +12,8 @@ from ..budget import Budget
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     """Weight decay on conv and linear weights only; none on BN parameters or biases (all 1-D tensors)."""
-    decay, no_decay = [], []
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
     for param in model.parameters():
         if not param.requires_grad:
             continue

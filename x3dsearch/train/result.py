@@ -82,9 +82,10 @@ class TrainResult:
                 head += f" (validation, {self.val_videos} videos{left_out})"
         else:
             head = f"{self.status.upper()}: {self.error}"
+        tera_macs = None if self.train_macs is None else self.train_macs / 1e12
         return (f"{head}  |  {self.epochs_done} epochs, {self.clips_seen} clips, "
                 f"{self.train_clips_per_s:.1f} clips/s, {self.wall_time_s:.1f} s, "
-                f"{self.gflops:.3f} GFLOPs, {self.train_macs / 1e12:.2f} T MACs, "
+                f"{self.gflops:.3f} GFLOPs, {_fmt(tera_macs, '.2f')} T MACs, "
                 f"peak {self.peak_memory_mb:.0f} MB, {self.bad_videos} bad videos{_reads(self.bad_reads)}")
 
 
@@ -93,5 +94,5 @@ def _reads(bad_reads: dict[str, int]) -> str:
     return f" ({', '.join(f'{p} {n}' for p, n in failed.items())} failed reads)" if failed else ""
 
 
-def _fmt(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
+def _fmt(value: float | None, spec: str = ".4f") -> str:
+    return "n/a" if value is None else f"{value:{spec}}"

@@ -29,7 +29,7 @@ from .objective import build_training_objective
 from .optim import WarmupCosine, build_optimizer
 from .progress import ProgressBar
 from .result import TrainResult
-from .runtime import channels_last_is_faster, peak_memory_mb
+from .runtime import peak_memory_mb, to_channels_last, use_channels_last
 from .trainlog import file_only
 
 log = get_logger("train")
@@ -107,18 +107,12 @@ class TrainingSession:
         if self.cuda:
             torch.backends.cudnn.benchmark = True
             torch.cuda.reset_peak_memory_stats(self.device)
+        shape = (self.budget.batch_size, 3, self.factors.frames, self.factors.crop, self.factors.crop)
+        self.channels_last = use_channels_last(self.budget.channels_last, self.model, shape, self.device)
         if self.budget.channels_last:
-            # On CUDA the faster format depends on the GPU and the shapes, so it is timed. On CPU a fixed
-            # rule keeps runs reproducible (a timing under load could flip it); oneDNN's 3D convs train
-            # X3D 1.2x (X2D) to 1.8x (XS) faster in channels_last_3d on 2 threads.
-            if self.cuda:
-                shape = (self.budget.batch_size, 3, self.factors.frames, self.factors.crop, self.factors.crop)
-                self.channels_last = channels_last_is_faster(self.model, shape, self.device)
-            else:
-                self.channels_last = True
             log.info("memory format: %s", "channels_last_3d" if self.channels_last else "contiguous")
         if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last_3d)
+            self.model = to_channels_last(self.model)
         self.optimizer = build_optimizer(self.model, self.budget)
         self.schedule = WarmupCosine(self.optimizer, self.budget.scaled_lr, self.plan.total_steps,
                                      self.plan.warmup_steps, self.budget.warmup_start_factor)
@@ -360,7 +354,7 @@ class TrainingSession:
         else:
             file_only(text)
 
-    def _result(self, status: str, error: str | None, top1: float | None = None, top5: float | None = None,
+    def _result(self, status: TrialStatus, error: str | None, top1: float | None = None, top5: float | None = None,
                 train_loss: float | None = None) -> TrainResult:
         s = self.state
         val_videos, val_excluded = self.val_scored

@@ -17,7 +17,7 @@ def encode_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
     """H.264 (yuv420p, CRF 20, GOP 8, no B-frames), single-threaded and bit-exact for reproducible bytes."""
     import av  # here, not at the top: 0.1-0.2 s to import (measured), and only writing a dataset needs it
 
-    n, height, width = frames.shape[:3]
+    height, width = frames.shape[1:3]
     if height % 2 or width % 2:
         raise ConfigError(f"frame size must be even for H.264 4:2:0, got {height}x{width}")
     rate = Fraction(fps).limit_denominator(1001)

@@ -101,7 +101,9 @@ def _generate(root: Path, v: Variant, classes: int, per_class: int, seed: int, s
               progress: bool) -> None:
     n_train, n_val, n_test = split_sizes(per_class, val_fraction, test_fraction)
     designs = v.designs[:classes]
-    splits: dict[str, list[str]] = {"train": [], "val": []} | ({"test": []} if n_test else {})
+    splits: dict[str, list[str]] = {"train": [], "val": []}
+    if n_test:
+        splits["test"] = []
     jobs = []
     for label, design in enumerate(designs):
         for index in range(per_class):
