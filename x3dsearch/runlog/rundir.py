@@ -7,6 +7,7 @@
 | ``expansion_path.yaml`` | the run log read by ``show`` and ``plot``                  |
 | ``final_model.yaml``  | the final model, for ``x3dsearch train --model``             |
 | ``frontier.png``      | ``x3dsearch plot`` of the run (drawn by the command layer)   |
+| ``report.html``       | one page for a browser, after every training and step        |
 | ``search.log``        | everything shown, plus Ray's warnings                        |
 | ``candidates/<name>/``| one training folder per trial                                |
 | ``trials/``           | Ray Tune's storage, one experiment per step                  |
@@ -32,6 +33,7 @@ STATE_NAME = "state.json"
 RUN_LOG_NAME = "expansion_path.yaml"
 FINAL_MODEL_NAME = "final_model.yaml"
 FRONTIER_NAME = "frontier.png"
+REPORT_NAME = "report.html"
 SEARCH_LOG_NAME = "search.log"
 CANDIDATES_DIR = "candidates"
 TRIALS_DIR = "trials"
@@ -72,6 +74,10 @@ class RunDir:
         return self.path / FRONTIER_NAME
 
     @property
+    def report(self) -> Path:
+        return self.path / REPORT_NAME
+
+    @property
     def search_log(self) -> Path:
         return self.path / SEARCH_LOG_NAME
 
@@ -85,7 +91,8 @@ class RunDir:
 
     def files(self) -> list[Path]:
         """What a search leaves, for its closing message."""
-        names = (self.config, self.state, self.log, self.final_model, self.frontier, self.search_log, self.trials)
+        names = (self.config, self.state, self.log, self.final_model, self.frontier, self.report, self.search_log,
+                 self.trials)
         return [p for p in names if p.exists()]
 
     # --- checks ---------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from ..runlog import SEED_TRIAL, Run, RunDir, RunInfo, RunStatus, Trial
 from ..utils.logging import get_logger
 from .cluster import Cluster, Resources, prepare_ray, ray_session, send_logs_to
 from .controller import Search
+from .live_report import LiveReport
 from .estimate import count_params_m, estimate_gflops
 from .plan import replay
 from .settings import (DataInfo, SearchSettings, check_choices, check_same, check_target, environment_changes,
@@ -158,4 +159,7 @@ def _search(run: Run, folder: RunDir, settings: SearchSettings, resources: Resou
     log.info("trials: %g CPU, %g GPU each, up to %d at once; budget %s; data %s (%d classes, %d train / %d val)",
              cpus_per_trial, gpus_per_trial, trials.eta.slots, budget.name, data.root, data.num_classes,
              data.train_videos, data.val_videos)
-    Search(run, folder, settings, data, trials, session_start, heldout=heldout, keep=resources.keep).run()
+    report = LiveReport(folder.path, trials)
+    trials.trial_saved = report.write
+    Search(run, folder, settings, data, trials, session_start, heldout=heldout, keep=resources.keep,
+           saved=report.write).run()
