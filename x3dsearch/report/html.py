@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..errors import X3DSearchError
-from ..runlog import RUN_LOG_NAME, Run, RunStatus, load_run
+from ..runlog import RUN_LOG_NAME, Run, RunDir, RunStatus, load_run
 from ..runlog.rundir import REPORT_NAME
 from ..utils.fmt import format_duration
 from ..utils.io import atomic_write_text
@@ -31,11 +31,11 @@ REFRESH_S = 15
 FIGURE_DPI = 120
 
 _STYLE = """
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.5em auto;max-width:1240px;
+body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:1.5em auto;max-width:1240px;
 padding:0 1em;color:#1d232a;background:#fff}
 h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.15em;margin:1.6em 0 .5em;border-bottom:1px solid #d6dbe0}
 .meta{color:#56616c}.note{color:#56616c;font-size:.92em;margin:.4em 0}
-table{border-collapse:collapse;margin:.3em 0;font-variant-numeric:tabular-nums}
+table{border-collapse:collapse;margin:.3em 0;font-size:13px;font-variant-numeric:tabular-nums}
 th,td{padding:.25em .6em;border-bottom:1px solid #e4e8ec;text-align:left;white-space:nowrap}
 th{background:#f3f5f7;font-weight:600}td.n{text-align:right}.wrap{white-space:normal;display:inline-block;max-width:20em}
 .scroll{overflow-x:auto}
@@ -134,14 +134,15 @@ def _interval(decision: dict[str, Any] | None, criterion: str | None) -> str:
     """The winner's margin over the runner-up with its interval, as the Decision recorded them."""
     if not decision or decision.get("margin") is None or decision.get("ci") is None:
         return "-"
-    return format_margin(decision, criterion)
+    rival = decision.get("runner_up")
+    return format_margin(decision, criterion) + (f" ({rival})" if rival else "")
 
 
 def _path_section(summary: dict[str, Any]) -> list[str]:
     latency, heldout = summary["unit"] == "ms", summary["heldout"]
     header = ["step", "axis", "factors", "GFLOPs", *(["ms"] if latency else []), "params", "val top-1",
-              "score [90% CI]", *(["held-out top-1"] if heldout else []), "time", "runner-up",
-              "margin [90% CI]", "noise", "decision"]
+              "score [90% CI]", *(["held-out"] if heldout else []), "time", "vs runner-up [90% CI]",
+              "noise", "decision"]
     rows = []
     for p in summary["path"]:
         decision = p.get("decision") or {}
@@ -149,10 +150,10 @@ def _path_section(summary: dict[str, Any]) -> list[str]:
                      *([_num(p["ms"], ".1f")] if latency else []),
                      "-" if p["params_m"] is None else f"{p['params_m']:.2f}M", _num(p["top1"], ".1f"),
                      format_score(p), *([_num(p["heldout_top1"], ".1f")] if heldout else []),
-                     format_duration(p["time_s"]), decision.get("runner_up") or "-",
-                     _interval(decision, p.get("criterion")), _verdict(p.get("significant")),
+                     format_duration(p["time_s"]), _interval(decision, p.get("criterion")),
+                     _verdict(p.get("significant")),
                      _Html(f'<span class="wrap">{_e(p.get("decision_text") or "-")}</span>')])
-    out = ["<h2>Path</h2>", _scroll(_table(header, rows, numeric=range(3, len(header) - 4))),
+    out = ["<h2>Path</h2>", _scroll(_table(header, rows, numeric=range(3, len(header) - 3))),
            f'<p class="note">{_e(accuracy_note(summary))}</p>']
     note = decisions_note(summary["decisions"])
     if note:
@@ -160,22 +161,24 @@ def _path_section(summary: dict[str, Any]) -> list[str]:
     return out
 
 
-def _running_section(summary: dict[str, Any], live: LiveTable | None) -> list[str]:
+def _running_section(summary: dict[str, Any], live: LiveTable | None, running: bool) -> list[str]:
     """The trials training now: the search's own live table with its ETA, else the log's unfinished step."""
     if live is not None:
         return [f"<h2>Running: {_e(live.title)}</h2>", _table(live.header, live.rows, numeric=(2, 3, 5)),
                 f'<p class="note">{_e(live.footer)}</p>']
     steps = summary.get("steps") or []
-    if not steps or steps[-1]["chosen"] is not None or str(summary["status"]) != RunStatus.RUNNING:
+    if not steps or steps[-1]["chosen"] is not None:
         return []
     step = steps[-1]
     rows = [[c["axis"], c["factors_short"], _num(c["gflops"], ".4f"), _num(c["top1"], ".1f"), format_score(c),
              format_duration(c["train_time_s"]), c["status"] + (f": {c['error']}" if c["error"] else "")]
             for c in step["candidates"]]
-    return [f"<h2>Running: step {_e(step['step'])} from {_e(step['from']['factors_short'])}</h2>",
-            _table(["axis", "factors", "GFLOPs", "top-1", "score (90% CI)", "train", "status"], rows,
-                   numeric=(2, 3, 5)),
-            '<p class="note">ETA: only the running search knows it; its next write of this page shows it.</p>']
+    note = ("the search shows its ETA here once this step's trials start" if running
+            else "the search stopped in this step; `x3dsearch resume` continues it")
+    return [f"<h2>{'Running' if running else 'Unfinished'}: step {_e(step['step'])} from "
+            f"{_e(step['from']['factors_short'])}</h2>",
+            _table(["axis", "factors", "GFLOPs", "top-1", "score [90% CI]", "train", "status"], rows,
+                   numeric=(2, 3, 5)), f'<p class="note">{_e(note)}</p>']
 
 
 def _heldout_section(summary: dict[str, Any]) -> list[str]:
@@ -240,6 +243,7 @@ def _cost_section(summary: dict[str, Any]) -> list[str]:
 
 
 def _head(summary: dict[str, Any], name: str, refresh: bool) -> list[str]:
+    """Title, state, settings, the final model and why the search stopped."""
     status = str(summary["status"] or "partial")
     data = summary["data"] or {}
     facts = [f"target {_num(summary['target'], 'g')} {summary['unit']}", f"seed {_num(summary['seed'], 'd')}",
@@ -248,8 +252,13 @@ def _head(summary: dict[str, Any], name: str, refresh: bool) -> list[str]:
         facts.append(f"data {data.get('root', '?')} ({data.get('num_classes', '?')} classes, "
                      f"{data.get('train_videos', '?')} train / {data.get('val_videos', '?')} val / "
                      f"{data.get('test_videos') or 'no'} test videos)")
-    reload = (f"reloads every {REFRESH_S} s while the search runs" if refresh
-              else "the search is not running: this page does not reload")
+    if refresh:
+        reload = f"reloads every {REFRESH_S} s while the search runs"
+    elif status == RunStatus.RUNNING:
+        reload = ("the log says running, but no process is working on the run (killed?): this page does not "
+                  f"reload; `x3dsearch resume {summary['run_dir']}` continues the search")
+    else:
+        reload = "the search is not running: this page does not reload"
     out = [f"<h1>x3dsearch run {_e(name)}</h1>",
            f'<p><span class="badge {_e(status)}">{_e(status)}</span>'
            + (f" {_e(summary['progress'])}" if summary["partial"] else "") + "</p>",
@@ -269,11 +278,12 @@ def _head(summary: dict[str, Any], name: str, refresh: bool) -> list[str]:
     return out
 
 
-def run_page(run: Run, live: LiveTable | None = None) -> str:
-    """The whole page of a run, as it stands in ``run`` (read from its log)."""
+def run_page(run: Run, live: LiveTable | None = None, in_use: bool = False) -> str:
+    """The whole page of a run, as it stands in ``run`` (read from its log); ``in_use``: a process holds
+    the run now, so a log that says ``running`` is true and the page reloads itself."""
     summary = summarize(run, all_candidates=True)
-    refresh = str(summary["status"]) == RunStatus.RUNNING
-    body = _head(summary, run.name, refresh) + _running_section(summary, live)
+    refresh = in_use and str(summary["status"]) == RunStatus.RUNNING
+    body = _head(summary, run.name, refresh) + _running_section(summary, live, refresh)
     png = frontier_png(run)
     body += ["<h2>Frontier</h2>", _image(png, f"accuracy vs. complexity of {run.name}") if png is not None
              else '<p class="note">no model has been evaluated yet</p>']
@@ -311,10 +321,12 @@ def calibration_page(folder: Path) -> str:
 def write_report(folder: str | Path, live: LiveTable | None = None) -> Path:
     """(Re)write ``report.html`` of a run or calibration folder, atomically; returns its path."""
     folder = Path(folder)
-    if not folder.is_dir():
+    if not folder.exists():
         raise X3DSearchError(f"{folder}: no such directory")
+    if not folder.is_dir():
+        raise X3DSearchError(f"{folder} is not a directory (give a run's or a calibration's folder)")
     if (folder / RUN_LOG_NAME).is_file():
-        text = run_page(load_run(folder, require_evaluated=False), live)
+        text = run_page(load_run(folder, require_evaluated=False), live, RunDir(folder).in_use())
     elif (folder / CALIBRATION_NAME).is_file():
         text = calibration_page(folder)
     else:

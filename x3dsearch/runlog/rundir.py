@@ -144,6 +144,22 @@ class RunDir:
     def lock(self) -> "RunLock":
         return RunLock(self.path)
 
+    def in_use(self) -> bool:
+        """Whether a process holds the run's lock now (a search working on it), without taking it: a
+        shared probe that a holder's exclusive lock refuses, dropped at once. A run whose log says
+        ``running`` while no one holds it was killed (``kill -9``, a reboot)."""
+        try:
+            fd = os.open(self.path / LOCK_NAME, os.O_RDONLY)
+        except OSError:  # no lock file: no search ever ran here, or one from before the lock existed
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # and with it the probe's shared lock
+        return False
+
     @classmethod
     def find(cls, path: str | Path) -> "RunDir":
         """A run directory, or its ``expansion_path.yaml`` given directly, for readers."""
