@@ -32,7 +32,7 @@ REFRESH = re.compile(r'<meta http-equiv="refresh" content="(\d+)">')
 class _Links(HTMLParser):
     """Every tag and every attribute that can load something."""
 
-    LOADING = {"src", "href", "srcset", "action", "data", "poster", "background", "formaction"}
+    LOADING = frozenset({"src", "href", "srcset", "action", "data", "poster", "background", "formaction"})
 
     def __init__(self) -> None:
         super().__init__()
@@ -156,7 +156,7 @@ def test_a_calibration_folder_gets_its_table_and_figure(tmp_path, capsys):
     folder = _calibration(tmp_path / "cal")
     code, out, _ = cli(capsys, "report", folder)
     page = (folder / "report.html").read_text()
-    assert code == 0 and REFRESH.search(page) is None
+    assert code == 0 and out == f"wrote {folder / 'report.html'}\n" and REFRESH.search(page) is None
     assert "x3d-xs" in page and "Spearman" in page and "reference seed vs seed" in page
     figure = re.search(r'src="data:image/png;base64,([^"]+)"', page).group(1)
     assert base64.b64decode(figure) == (folder / "calibration.png").read_bytes()

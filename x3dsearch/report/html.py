@@ -11,10 +11,11 @@ from __future__ import annotations
 import base64
 import io
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from ..errors import X3DSearchError
 from ..runlog import RUN_LOG_NAME, Run, RunDir, RunStatus, load_run
@@ -37,9 +38,9 @@ h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.15em;margin:1.6em 0 .5em;border-
 .meta{color:#56616c}.note{color:#56616c;font-size:.92em;margin:.4em 0}
 table{border-collapse:collapse;margin:.3em 0;font-size:13px;font-variant-numeric:tabular-nums}
 th,td{padding:.25em .6em;border-bottom:1px solid #e4e8ec;text-align:left;white-space:nowrap}
-th{background:#f3f5f7;font-weight:600}td.n{text-align:right}.wrap{white-space:normal;display:inline-block;max-width:20em}
+th{background:#f3f5f7;font-weight:600}td.n{text-align:right}
+.wrap{white-space:normal;display:inline-block;max-width:20em}
 .scroll{overflow-x:auto}
-tr.chosen td{background:#fff8e1}
 .badge{display:inline-block;padding:.05em .55em;border-radius:1em;font-size:.85em;font-weight:600}
 .running{background:#e3f0ff;color:#0b4f9c}.finished{background:#e6f5e9;color:#1d6b2f}
 .interrupted{background:#fdecea;color:#9b2318}.beat{background:#e6f5e9;color:#1d6b2f}
@@ -69,22 +70,18 @@ def _num(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
-def _table(header: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Iterable[int] = (),
-           row_class: Sequence[str] | None = None) -> str:
-    """A table; cells are escaped unless they are :class:`_Html` (a badge)."""
-    numeric = set(numeric)
-    head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = []
-    for i, row in enumerate(rows):
-        cls = f' class="{row_class[i]}"' if row_class and row_class[i] else ""
-        cells = "".join(f'<td{" class=n" if j in numeric else ""}>{c if isinstance(c, _Html) else _e(c)}</td>'
-                        for j, c in enumerate(row))
-        body.append(f"<tr{cls}>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
-
-
 class _Html(str):
     """Markup built here, put into a table cell as it is."""
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[Any]], numeric: Iterable[int] = ()) -> str:
+    """A table; cells are escaped unless they are :class:`_Html` (a badge); ``numeric`` columns align right."""
+    numeric = set(numeric)
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f'<td{" class=n" if j in numeric else ""}>'
+                                    f"{c if isinstance(c, _Html) else _e(c)}</td>" for j, c in enumerate(row))
+                   + "</tr>" for row in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
 def _scroll(table: str) -> str:
@@ -175,8 +172,8 @@ def _running_section(summary: dict[str, Any], live: LiveTable | None, running: b
             for c in step["candidates"]]
     note = ("the search shows its ETA here once this step's trials start" if running
             else "the search stopped in this step; `x3dsearch resume` continues it")
-    return [f"<h2>{'Running' if running else 'Unfinished'}: step {_e(step['step'])} from "
-            f"{_e(step['from']['factors_short'])}</h2>",
+    return [(f"<h2>{'Running' if running else 'Unfinished'}: step {_e(step['step'])} from "
+             f"{_e(step['from']['factors_short'])}</h2>"),
             _table(["axis", "factors", "GFLOPs", "top-1", "score [90% CI]", "train", "status"], rows,
                    numeric=(2, 3, 5)), f'<p class="note">{_e(note)}</p>']
 
@@ -212,9 +209,9 @@ def _baselines_section(summary: dict[str, Any]) -> list[str]:
     rows = [[b["name"], b["factors_short"], f"{b['gflops']:.4f}", _num(b["top1"], ".1f"), format_score(b),
              _num(b["heldout_top1"], ".1f"), _interval(b["vs_final"], b.get("criterion")), b["verdict"]]
             for b in summary["baselines"]]
-    return ["<h2>Baselines</h2>", '<p class="note">the run\'s data, budget and seeds; final minus baseline, '
-            "paired on the same videos</p>",
-            _table(["model", "factors", "GFLOPs", "val top-1", "score (90% CI)", "held-out", "final - baseline",
+    return ["<h2>Baselines</h2>", ('<p class="note">the run\'s data, budget and seeds; final minus baseline, '
+                                   "paired on the same videos</p>"),
+            _table(["model", "factors", "GFLOPs", "val top-1", "score [90% CI]", "held-out", "final - baseline",
                     "verdict"], rows, numeric=range(2, 7))]
 
 
@@ -224,19 +221,20 @@ def _cost_section(summary: dict[str, Any]) -> list[str]:
     items = [("training multiply-adds", _num(cost["train_macs"], ".3e")
               + ("" if cost["train_macs_source"] == "cost.train_macs" else f" ({cost['train_macs_source']})")),
              ("wall time", format_duration(wall) + (f" ({wall:.0f} s)" if wall is not None else "")),
-             ("training (some trial training)", format_duration(cost["train_s"]))]
+             ("time a trial was training", format_duration(cost["train_s"]))]
     if cost["outside_training_share"] is not None:
-        items.append(("outside training", f"{format_duration(cost['outside_training_s'])} = "
-                                          f"{cost['outside_training_share']:.1%} of wall time"))
+        items.append(("outside training", (f"{format_duration(cost['outside_training_s'])} = "
+                                           f"{cost['outside_training_share']:.1%} of wall time")))
         items += [(name, f"{format_duration(cost[key])} = {cost[key] / wall:.1%}")
                   for name, key in (("FLOP counting", "flop_count_s"), ("Ray", "ray_s")) if cost[key] is not None]
     else:
         items.append(("outside training", cost["outside_training_note"]))
     if full["available"]:
         ratio = (f"1/{full['one_in']:.1f}" if full["one_in"] >= 1 else f"{full['ratio']:.2f}x")
-        items.append(("against one full training", f"{ratio} of one full training of the final model "
-                      f"({full['budget']} budget: {full['full_epochs']} epochs x {full['train_videos']} videos x 3 x "
-                      f"{full['final_gflops']:.4f} GFLOPs = {full['full_training_macs']:.3e} multiply-adds)"))
+        items.append(("against one full training", (
+            f"{ratio} of one full training of the final model ({full['budget']} budget: {full['full_epochs']} "
+            f"epochs x {full['train_videos']} videos x 3 x {full['final_gflops']:.4f} GFLOPs = "
+            f"{full['full_training_macs']:.3e} multiply-adds)")))
     else:
         items.append(("against one full training", f"unavailable ({full['reason']})"))
     return ["<h2>Cost</h2>", "<dl>" + "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in items) + "</dl>"]
@@ -308,8 +306,8 @@ def calibration_page(folder: Path) -> str:
     figure = folder / CALIBRATION_FIGURE
     name = folder.resolve().name
     body = [f"<h1>x3dsearch calibration {_e(name)}</h1>",
-            f'<p class="meta">{_e(folder)}: written {_written()}; proxy {_e(summary.get("proxy_budget", "-"))}, '
-            f'reference {_e(summary.get("reference_budget", "-"))}</p>',
+            (f'<p class="meta">{_e(folder)}: written {_written()}; proxy {_e(summary.get("proxy_budget", "-"))}, '
+             f'reference {_e(summary.get("reference_budget", "-"))}</p>'),
             "<h2>Scores and rank correlations</h2>", f"<pre>{_e(chr(10).join(lines))}</pre>",
             "<h2>Proxy against reference</h2>",
             _image(figure.read_bytes(), f"calibration of {name}") if figure.is_file()
