@@ -209,3 +209,34 @@ def test_chromium_renders_a_recorded_runs_page_with_its_figure(tmp_path):
     assert pixels.shape[:2] == (2200, 1280)
     assert has_colour(pixels, PLOT_BLUE)  # the figure's path and markers: the inline PNG was decoded
     assert (pixels < 128).all(axis=-1).sum() > 2000  # and text was drawn
+
+
+# --- the search's writer -------------------------------------------------------------------------
+def test_the_searchs_writer_draws_in_the_background_and_its_last_request_wins(tmp_path, caplog):
+    """LiveReport with a stand-in for the trial runner (no live table: between steps); a real search
+    drives it in tests/test_search_run.py."""
+    from types import SimpleNamespace
+
+    from x3dsearch.search.live_report import LiveReport
+
+    run_dir = copy(RUNNING, tmp_path)
+    lock = RunDir(run_dir).lock()
+    report = LiveReport(run_dir, SimpleNamespace(live_table=None))
+    try:
+        for _ in range(5):  # requests faster than pages are drawn collapse into the latest
+            report.write()
+        report.close()
+        assert REFRESH.search((run_dir / "report.html").read_text())  # running, and the run is held
+        log = run_dir / RUN_LOG_NAME
+        log.write_text(log.read_text().replace("status: running", "status: interrupted"))
+        report = LiveReport(run_dir, SimpleNamespace(live_table=None))
+        report.write()
+        report.close()
+        page = (run_dir / "report.html").read_text()
+        assert REFRESH.search(page) is None and '<span class="badge interrupted">' in page
+    finally:
+        lock.release()
+    broken = LiveReport(tmp_path / "gone", SimpleNamespace(live_table=None))
+    broken.write()  # a page that cannot be written is a warning, never an error of the search
+    broken.close()
+    assert "report.html not written" in caplog.text

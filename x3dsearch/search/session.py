@@ -161,5 +161,8 @@ def _search(run: Run, folder: RunDir, settings: SearchSettings, resources: Resou
              data.train_videos, data.val_videos)
     report = LiveReport(folder.path, trials)
     trials.trial_saved = report.write
-    Search(run, folder, settings, data, trials, session_start, heldout=heldout, keep=resources.keep,
-           saved=report.write).run()
+    try:
+        Search(run, folder, settings, data, trials, session_start, heldout=heldout, keep=resources.keep,
+               saved=report.write).run()
+    finally:
+        report.close()  # the page of the run's last state, before the lock is let go
