@@ -20,6 +20,7 @@ from x3dsearch.complexity import complexity
 from x3dsearch.factors import Factors
 from x3dsearch.model_file import load_model_file
 
+from browser import PLOT_BLUE, has_colour, needs_chromium, screenshot
 from search_helpers import X3DSEARCH, cli_env, load_log, run_cli, space_file, trial_dirs
 
 TARGET = "0.06"  # 3 classes: X2D is 0.0198 GFLOPs, so two steps and a contraction
@@ -169,6 +170,37 @@ def test_resuming_a_finished_search_prints_it_and_refuses_changes(reference_run,
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1 and "refusing to resume" in proc.stderr
 
 
+# --- report.html -------------------------------------------------------------------------------
+def _report_page(run_dir: Path) -> str:
+    """The page the search wrote last, checked against the run's log."""
+    page = (run_dir / "report.html").read_text()
+    log = load_log(run_dir)
+    assert '<meta http-equiv="refresh"' not in page and '<span class="badge finished">' in page
+    decided = [s["decision"] for s in log["steps"]] + [log["contraction"]["decision"]]
+    verdicts = page.count('<span class="badge beat">') + page.count('<span class="badge noise">')
+    assert verdicts == sum(d["runner_up"] is not None for d in decided)
+    assert page.count('<span class="badge beat">') == sum(d["significant"] is True for d in decided)
+    for step in log["steps"]:
+        assert f"<tr><td>{step['step']}</td><td>{step['chosen']}</td>" in page
+    assert "<h2>Cost</h2>" in page and "the data has no test split" in page
+    return page
+
+
+def test_the_search_writes_report_html_that_stops_reloading_when_it_ends(reference_run):
+    run_dir, proc = reference_run
+    _report_page(run_dir)
+    assert str(run_dir / "report.html") in proc.stdout  # listed among the files
+
+
+@needs_chromium
+def test_chromium_renders_the_smoke_searchs_page(reference_run, tmp_path: Path):
+    run_dir, _ = reference_run
+    _report_page(run_dir)
+    pixels = screenshot(run_dir / "report.html", tmp_path / "report.png")
+    assert has_colour(pixels, PLOT_BLUE)  # the inline frontier figure was decoded and drawn
+    assert (pixels < 128).all(axis=-1).sum() > 2000  # and the tables' text
+
+
 # --- kill -9 in the middle of a step, then resume ---------------------------------------------
 def test_kill_9_mid_step_then_resume_lands_on_the_same_path(reference_run, tiny_dataset: Path, budget_file: Path,
                                                             tmp_path: Path):
@@ -200,6 +232,12 @@ def test_kill_9_mid_step_then_resume_lands_on_the_same_path(reference_run, tiny_
     time.sleep(1.0)
     state = json.loads((run_dir / "state.json").read_text())
     assert state["status"] == "running" and len(state["steps"]) == 2 and not state["steps"][1]["done"]
+    page = (run_dir / "report.html").read_text()  # the search's last page: it was running, so it reloads
+    assert '<meta http-equiv="refresh"' in page and "<h2>Running: step 2" in page
+    again = run_cli("report", str(run_dir))  # rewritten now that no process holds the run: it stops reloading
+    assert again.returncode == 0, again.stderr
+    page = (run_dir / "report.html").read_text()
+    assert '<meta http-equiv="refresh"' not in page and "(killed?)" in page and "<h2>Unfinished: step 2" in page
     done_before = {d.name: (d / "train.log").read_text() for d in trial_dirs(run_dir, "")
                    if (d / "result.json").is_file()}
     interrupted = [d.name for d in trial_dirs(run_dir, "s02-") if (d / "checkpoint.pt").is_file()
@@ -224,6 +262,8 @@ def test_kill_9_mid_step_then_resume_lands_on_the_same_path(reference_run, tiny_
     for name in interrupted:  # started trials continued from their checkpoint
         assert "resuming from step" in (moved / "candidates" / name / "train.log").read_text(), name
     assert json.loads((moved / "state.json").read_text())["sessions"] == 2
+    page = (moved / "report.html").read_text()
+    assert '<meta http-equiv="refresh"' not in page and '<span class="badge finished">' in page
 
 
 def test_repeats_and_ties_retrained_are_deterministic_and_a_repeat_killed_with_kill_9_resumes(

@@ -27,8 +27,8 @@ def _register() -> None:
                    search_cmd, train_cmd)
 
     for command in (flops_cmd.flops, data_cmd.data, train_cmd.train, search_cmd.expand, search_cmd.resume,
-                    search_cmd.baseline, calibrate_cmd.calibrate, report_cmd.plot, report_cmd.show, distill_cmd.distill,
-                    convert_cmd.convert):
+                    search_cmd.baseline, calibrate_cmd.calibrate, report_cmd.plot, report_cmd.show, report_cmd.report,
+                    distill_cmd.distill, convert_cmd.convert):
         cli.add_command(command)
 
 

@@ -1,4 +1,4 @@
-"""``x3dsearch plot`` and ``x3dsearch show``: read search run directories, never modify them."""
+"""``x3dsearch plot``, ``show`` and ``report``: read run directories (``report`` writes its own page only)."""
 from __future__ import annotations
 
 import json
@@ -39,3 +39,14 @@ def show(run_dir: str, all_candidates: bool, as_json: bool) -> None:
 
     summary = summarize(load_run(run_dir), all_candidates=all_candidates)
     click.echo(json.dumps(summary, indent=2) if as_json else format_summary(summary))
+
+
+@click.command(short_help="(Re)write report.html of a search run or a calibration folder.")
+@click.argument("folder", metavar="RUN_DIR|CALIBRATION_DIR")
+def report(folder: str) -> None:
+    """(Re)write report.html in a search run's folder (any run, old ones included) or a calibration's:
+    one self-contained page with the frontier, the path and its decisions, the held-out figures and
+    the cost. A running search rewrites it itself after every training and every step."""
+    from ..report.html import write_report
+
+    click.echo(f"wrote {write_report(folder)}")

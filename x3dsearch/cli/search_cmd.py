@@ -48,6 +48,7 @@ def _print(outcome: Any) -> None:
     the process died while drawing it).
     """
     from ..errors import X3DSearchError
+    from ..report.html import write_report
     from ..report.plot import plot_runs
     from ..report.table import format_summary, summarize
 
@@ -59,6 +60,11 @@ def _print(outcome: Any) -> None:
             plot_runs([run], folder.frontier)
         except X3DSearchError as exc:  # a figure is never worth failing a search for
             click.echo(f"{folder.frontier.name} not written: {exc}", err=True)
+    if outcome.already_finished and not folder.report.is_file():  # a run from before the search wrote one
+        try:
+            write_report(folder.path)
+        except X3DSearchError as exc:
+            click.echo(f"{folder.report.name} not written: {exc}", err=True)
     click.echo("")
     click.echo(format_summary(summarize(run)))
     click.echo("")
@@ -226,6 +232,7 @@ def baseline(ctx: click.Context, run_dir: Path, presets: str | None, model_files
     the search's final model on the same videos (show and plot put them beside the searched models)."""
     from ..factors import preset
     from ..model_file import load_model_file
+    from ..report.html import write_report
     from ..report.plot import plot_runs
     from ..report.table import format_summary, summarize
     from ..runlog import RunDir
@@ -242,4 +249,5 @@ def baseline(ctx: click.Context, run_dir: Path, presets: str | None, model_files
                                    max_failures=max_failures, keep=keep))
     folder = RunDir(user_path(run_dir))
     plot_runs([run], folder.frontier)
+    write_report(folder.path)
     click.echo(format_summary(summarize(run)))

@@ -174,12 +174,14 @@ def _table(header: list[str], rows: list[list[str]], right: set[int]) -> list[st
     return [line(header).rstrip(), "-" * len(line(header).rstrip()), *(line(r).rstrip() for r in rows)]
 
 
-def _margin(vs: dict[str, Any], criterion: str | None) -> str:
+def format_margin(vs: dict[str, Any], criterion: str | None) -> str:
+    """A paired difference with its interval, e.g. ``+4.2 [1.0,7.5]``."""
     spec = score_spec(criterion)
     return f"{vs['margin']:+{spec}} [{vs['ci'][0]:{spec}},{vs['ci'][1]:{spec}}]"
 
 
-def _score(row: dict[str, Any]) -> str:
+def format_score(row: dict[str, Any]) -> str:
+    """A score with its interval and its spread over seeds, e.g. ``33.3 [0.0,66.7]``."""
     if row.get("score") is None:
         return "-"
     spec = score_spec(row.get("criterion"))
@@ -188,7 +190,7 @@ def _score(row: dict[str, Any]) -> str:
     return f"{row['score']:{spec}}{ci}{sd}"
 
 
-def _accuracy_note(summary: dict[str, Any]) -> str:
+def accuracy_note(summary: dict[str, Any]) -> str:
     """Which accuracy is which: validation picked the models, so only a held-out split is unbiased."""
     data = summary["data"] or {}
     if summary["heldout"]:
@@ -199,6 +201,23 @@ def _accuracy_note(summary: dict[str, Any]) -> str:
 
 def _params(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}M"
+
+
+def decisions_note(counts: dict[str, Any] | None) -> str | None:
+    """How many steps' decisions beat the noise, and which noise their intervals held."""
+    if not counts:
+        return None
+    if counts.get("simultaneous"):
+        beat = ("chose a model that beats every other candidate at once (simultaneous one-sided 90% bounds; "
+                f"noise held: {'; '.join(counts['noise'])})")
+    elif counts["one_seed"]:  # the interval resampled videos only (about 1.4x too narrow for seeds)
+        beat = ("beat the noise of the validation videos (a run decided before simultaneous decisions: the "
+                "90% interval against the runner-up only, seed noise not in it)")
+    else:
+        beat = ("beat proxy noise (a run decided before simultaneous decisions: the 90% interval against the "
+                "runner-up only)")
+    return (f"decisions: {counts['significant']} of {counts['steps']} steps {beat}; "
+            f"{counts['within_noise']} within noise")
 
 
 def format_summary(summary: dict[str, Any]) -> str:
@@ -220,25 +239,15 @@ def format_summary(summary: dict[str, Any]) -> str:
     # a latency search shows each model's ms after its GFLOPs
     rows = [[str(p["step"]), p["axis"] or "-", p["factors_short"], f"{p['gflops']:.4f}",
              *([_num(p["ms"], ".1f")] if latency else []),
-             _params(p["params_m"]), _num(p["top1"], ".1f"), _score(p), _num(p["heldout_top1"], ".1f"),
+             _params(p["params_m"]), _num(p["top1"], ".1f"), format_score(p), _num(p["heldout_top1"], ".1f"),
              format_duration(p["time_s"]), p.get("decision_text", "")] for p in summary["path"]]
     header = ["step", "axis", "factors", "GFLOPs", *(["ms"] if latency else []), "params", "val top-1",
               "score (90% CI)", "held-out", "time", "decision"]
     out += _table(header, rows, {0, *range(3, len(header) - 1)})
-    out.append(_accuracy_note(summary))
-    counts = summary["decisions"]
-    if counts:
-        if counts.get("simultaneous"):
-            beat = ("chose a model that beats every other candidate at once (simultaneous one-sided 90% bounds; "
-                    f"noise held: {'; '.join(counts['noise'])})")
-        elif counts["one_seed"]:  # the interval resampled videos only (about 1.4x too narrow for seeds)
-            beat = ("beat the noise of the validation videos (a run decided before simultaneous decisions: the "
-                    "90% interval against the runner-up only, seed noise not in it)")
-        else:
-            beat = ("beat proxy noise (a run decided before simultaneous decisions: the 90% interval against the "
-                    "runner-up only)")
-        out.append(f"decisions: {counts['significant']} of {counts['steps']} steps {beat}; "
-                   f"{counts['within_noise']} within noise")
+    out.append(accuracy_note(summary))
+    note = decisions_note(summary["decisions"])
+    if note:
+        out.append(note)
     if summary["in_progress"]:
         ip = summary["in_progress"]
         states = ", ".join(f"{n} {s}" for s, n in ip["statuses"].items())
@@ -257,9 +266,9 @@ def format_summary(summary: dict[str, Any]) -> str:
     if summary["baselines"]:
         out.append("")
         out.append("baselines (the run's data, budget and seeds; final minus baseline, paired on the same videos)")
-        rows = [[b["name"], b["factors_short"], f"{b['gflops']:.4f}", _num(b["top1"], ".1f"), _score(b),
+        rows = [[b["name"], b["factors_short"], f"{b['gflops']:.4f}", _num(b["top1"], ".1f"), format_score(b),
                  _num(b["heldout_top1"], ".1f"),
-                 _margin(b["vs_final"], b.get("criterion")) if b["vs_final"] else "-", b["verdict"]]
+                 format_margin(b["vs_final"], b.get("criterion")) if b["vs_final"] else "-", b["verdict"]]
                 for b in summary["baselines"]]
         out += ["  " + line for line in _table(["model", "factors", "GFLOPs", "val top-1", "score (90% CI)",
                                                  "held-out", "final - baseline", "verdict"], rows, {2, 3, 4, 5, 6})]

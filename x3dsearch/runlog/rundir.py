@@ -7,6 +7,7 @@
 | ``expansion_path.yaml`` | the run log read by ``show`` and ``plot``                  |
 | ``final_model.yaml``  | the final model, for ``x3dsearch train --model``             |
 | ``frontier.png``      | ``x3dsearch plot`` of the run (drawn by the command layer)   |
+| ``report.html``       | one page for a browser, after every training and step        |
 | ``search.log``        | everything shown, plus Ray's warnings                        |
 | ``candidates/<name>/``| one training folder per trial                                |
 | ``trials/``           | Ray Tune's storage, one experiment per step                  |
@@ -32,6 +33,7 @@ STATE_NAME = "state.json"
 RUN_LOG_NAME = "expansion_path.yaml"
 FINAL_MODEL_NAME = "final_model.yaml"
 FRONTIER_NAME = "frontier.png"
+REPORT_NAME = "report.html"
 SEARCH_LOG_NAME = "search.log"
 CANDIDATES_DIR = "candidates"
 TRIALS_DIR = "trials"
@@ -72,6 +74,10 @@ class RunDir:
         return self.path / FRONTIER_NAME
 
     @property
+    def report(self) -> Path:
+        return self.path / REPORT_NAME
+
+    @property
     def search_log(self) -> Path:
         return self.path / SEARCH_LOG_NAME
 
@@ -85,7 +91,8 @@ class RunDir:
 
     def files(self) -> list[Path]:
         """What a search leaves, for its closing message."""
-        names = (self.config, self.state, self.log, self.final_model, self.frontier, self.search_log, self.trials)
+        names = (self.config, self.state, self.log, self.final_model, self.frontier, self.report, self.search_log,
+                 self.trials)
         return [p for p in names if p.exists()]
 
     # --- checks ---------------------------------------------------------------------------------
@@ -150,6 +157,22 @@ class RunDir:
 
     def lock(self) -> RunLock:
         return RunLock(self.path)
+
+    def in_use(self) -> bool:
+        """Whether a process holds the run's lock now (a search working on it), without taking it: a
+        shared probe that a holder's exclusive lock refuses, dropped at once. A run whose log says
+        ``running`` while no one holds it was killed (``kill -9``, a reboot)."""
+        try:
+            fd = os.open(self.path / LOCK_NAME, os.O_RDONLY)
+        except OSError:  # no lock file: no search ever ran here, or one from before the lock existed
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # and with it the probe's shared lock
+        return False
 
     @classmethod
     def find(cls, path: str | Path) -> "RunDir":

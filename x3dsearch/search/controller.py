@@ -50,7 +50,7 @@ class Search:
 
     def __init__(self, run: Run, run_dir: RunDir, settings: SearchSettings, data: DataInfo, trials: TrialRunner,
                  session_start: float, heldout: Heldout | None = None, keep: str = "models",
-                 noise: NoiseModel | None = None):
+                 noise: NoiseModel | None = None, saved: Callable[[], None] = lambda: None):
         self.run_record = run
         self.run_dir = run_dir
         self.settings = settings
@@ -63,6 +63,7 @@ class Search:
         self.session_start = session_start
         self.heldout = heldout
         self.keep = keep
+        self.saved = saved  # told after every save (the session rewrites report.html)
         self.judge = Judge(settings.selection, settings.tie_rule, settings.seed, self._outcomes, cost=self._value,
                            noise=noise)
         trials.scorer = self.judge.brief
@@ -74,6 +75,7 @@ class Search:
 
     def save(self, interrupted: bool = False) -> None:
         self.run_dir.save(self.run_record, self.live_wall_s, interrupted)
+        self.saved()
 
     def run(self) -> Run:
         """Expand, contract and finish; an interruption leaves the run saved as interrupted."""

@@ -22,6 +22,7 @@ from ..runlog import SEED_TRIAL, Run, RunDir, RunInfo, RunLock, RunStatus, Trial
 from ..utils.logging import get_logger
 from .cluster import Cluster, Resources, prepare_ray, ray_session, send_logs_to
 from .controller import Search
+from .live_report import LiveReport
 from .estimate import count_params_m, estimate_gflops
 from .plan import replay
 from .settings import (DataInfo, SearchSettings, check_choices, check_same, check_target, environment_changes,
@@ -178,5 +179,10 @@ def _search(run: Run, folder: RunDir, settings: SearchSettings, resources: Resou
         log.info("single-seed intervals hold the %s", noise.describe())
     elif settings.trainings == 1:
         log.warning("%s", videos_only_warning(settings.data, budget.name))
-    Search(run, folder, settings, data, trials, session_start, heldout=heldout, keep=resources.keep,
-           noise=noise).run()
+    report = LiveReport(folder.path, trials)
+    trials.trial_saved = report.write
+    try:
+        Search(run, folder, settings, data, trials, session_start, heldout=heldout, keep=resources.keep,
+               noise=noise, saved=report.write).run()
+    finally:
+        report.close()  # the page of the run's last state, before the lock is let go

@@ -69,6 +69,15 @@ class TrialRunner:
         #: A finished trial's score for the table (the search's judge sets it; None: no score column).
         self.scorer: Callable[[Trial], str | None] = lambda trial: None
         self.score_title = "score [90% CI]"
+        #: Told after each finished training is saved (the session rewrites report.html).
+        self.trial_saved: Callable[[], None] = lambda: None
+
+    @property
+    def live_table(self) -> LiveTable | None:
+        """The table of the batch in training, None once every trial of it has finished."""
+        if self._table is None or all(t.finished for t in self._batch.values()):
+            return None
+        return self._table
 
     def run(self, experiment: str, title: str, trials: list[Trial], start: Trial | None,
             ctx: TrialContext | None = None) -> None:
@@ -185,6 +194,7 @@ class TrialRunner:
         if self.keep != "all":  # the result is recorded: resume needs the checkpoint no more
             TrainingFolder(self.run_dir.trial_dir(name)).drop_checkpoint()
         self.table.update(name, str(trial.status), trial.top1, error=trial.error, score=self.scorer(trial))
+        self.trial_saved()
 
     def _eta(self) -> float | None:
         now = time.monotonic()
