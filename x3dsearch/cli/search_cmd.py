@@ -75,7 +75,8 @@ def _print(outcome: Any) -> None:
 
 
 @click.command(short_help="Search an X3D model for a GFLOPs (or latency) target by expansion from X2D.")
-@click.option("--target-gflops", type=float, metavar="G", help="GFLOPs the final model must not exceed (with --complexity latency, --target-ms replaces it).")
+@click.option("--target-gflops", type=float, metavar="G",
+              help="GFLOPs the final model must not exceed (with --complexity latency, --target-ms replaces it).")
 @click.option("--complexity", type=click.Choice(("gflops", "latency")), default="gflops", show_default=True,
               help="What the target bounds: the paper's GFLOPs, or the measured latency of one clip "
                    "(--target-ms).")
