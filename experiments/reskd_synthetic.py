@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 # Set before torch starts OpenMP: on shared cores, spinning OpenMP threads made a 2-thread training
-# several times slower (README, `expand`). The wait policy changes no number.
+# several times slower (docs/method/determinism.md). The wait policy changes no number.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch

@@ -156,7 +156,7 @@ def test_synthesis_is_byte_identical_for_a_seed(tmp_path: Path) -> None:
 
 def test_cli_synth_and_check(tmp_path: Path) -> None:
     out = tmp_path / "synth"
-    proc = _cli("data", "synth", str(out), "--classes", "2", "--videos-per-class", "2", "--size", "64x86")
+    proc = _cli("data", "synth", str(out), "--num-classes", "2", "--videos-per-class", "2", "--size", "64x86")
     assert proc.returncode == 0, proc.stderr
     assert {"train.csv", "val.csv", "classes.txt"} <= {p.name for p in out.iterdir()}
     ok = _cli("data", "check", str(out))

@@ -190,7 +190,7 @@ def test_dry_run_without_a_path_lists_the_first_step(capsys, tiny_dataset: Path)
 @pytest.mark.parametrize("args, message", [
     (["--path", "fast,slow"], "unknown axis 'slow'"),
     (["--path", ",".join(["temporal"] * 8)], "leaves the space"),
-    (["--path", "fast", "--classes", "0"], "--classes must be a positive integer"),
+    (["--path", "fast", "--classes", "0"], "--num-classes must be a positive integer"),
     (["--target-gflops", "0.001"], "below the seed's"),
 ])
 def test_bad_dry_run_input_is_one_line(capsys, args, message):

@@ -35,7 +35,7 @@ from .models import build_model
 from .utils.io import atomic_write_json, cache_dir
 
 #: Protocol, chosen by measurement on the 2-core CPU machine while other agents loaded it (load
-#: average 10-12; README, "Latency"): in 7 fresh processes (X2D, X3D-XS, 1 thread) the first
+#: average 10-12; docs/results.md, "Latency protocol"): in 7 fresh processes (X2D, X3D-XS, 1 thread) the first
 #: forward took 1.6-1.9x the steady median (oneDNN builds its kernels), the second was steady in
 #: 6 of 7, so two warm-ups; in the steadiest series the median of 15 runs stayed within 4.8% of the
 #: 50-run median (90th percentile; 10 runs: 6.4%, 5 runs: 12%), so 15 runs. Under that load the

@@ -8,7 +8,7 @@ import click
 from .search_cmd import resource_options
 
 
-@click.command()
+@click.command(short_help="How far the proxy's ranking can be trusted: seeds against a longer training.")
 @click.option("--data", default="synthetic", show_default=True, metavar="synthetic|ROOT", help="Dataset root.")
 @click.option("--budget", metavar="NAME|FILE", help="The proxy: the search's training budget [default: auto].")
 @click.option("--reference-budget", metavar="NAME|FILE",

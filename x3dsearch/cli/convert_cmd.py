@@ -6,12 +6,13 @@ from pathlib import Path
 import click
 
 from ..factors import PRESETS
+from .aliases import num_classes_option
 
 #: Kept here so ``--help`` needs no torch import; a test checks it equals x3dsearch.convert.SOURCES.
 SOURCE_CHOICES = ("slowfast", "pytorchvideo")
 
 
-@click.command()
+@click.command(short_help="Convert SlowFast or pytorchvideo X3D weights for train --init.")
 @click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--from", "source", type=click.Choice(SOURCE_CHOICES), required=True,
               help="Layout of CHECKPOINT: SlowFast (dict with 'model_state') or pytorchvideo (state dict, "
@@ -20,8 +21,8 @@ SOURCE_CHOICES = ("slowfast", "pytorchvideo")
 @click.option("--factors", "factors_text", metavar="K=V,...", help="Architecture as explicit factors.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Converted file [default: CHECKPOINT's name + .x3dsearch.pt].")
-@click.option("--num-classes", type=click.IntRange(min=1),
-              help="Classes of the converted model [default: the checkpoint's].")
+@num_classes_option(type=click.IntRange(min=1),
+                    help="Classes of the converted model [default: the checkpoint's].")
 @click.option("--reinit-head", is_flag=True,
               help="Start a fresh final classifier (needed when --num-classes differs), for fine-tuning.")
 def convert(checkpoint: Path, source: str, preset_name: str | None, factors_text: str | None,

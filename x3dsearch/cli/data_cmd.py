@@ -5,6 +5,8 @@ import sys
 
 import click
 
+from .aliases import num_classes_option
+
 
 def _parse_size(text: str) -> tuple[int, int]:
     height, sep, width = text.lower().partition("x")
@@ -13,22 +15,24 @@ def _parse_size(text: str) -> tuple[int, int]:
     return int(height), int(width)
 
 
-@click.group()
+@click.group(short_help="Generate the synthetic dataset, or check a dataset's videos.")
 def data() -> None:
     """Generate the synthetic dataset, or check a dataset's videos."""
 
 
-@data.command()
+@data.command(short_help="Write the synthetic dataset (mp4 files and list files) to OUT.")
 @click.argument("out", type=click.Path(file_okay=False, writable=True))
-@click.option("--classes", type=int, default=None, help="Number of classes (2-8; default 8).")
+@num_classes_option(dest="classes", type=int, default=None, help="Number of classes (2-8) [default: 8].")
 @click.option("--videos-per-class", type=int, default=None,
               help="Videos per class; a third go to val and, with --test, a third to test. [default: 38]")
 @click.option("--test/--no-test", default=True, show_default=True,
               help="Hold out a test split as large as val (as far as one training video per class remains).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True)
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of every video's draw; the same seed gives byte-identical files.")
 @click.option("--size", default="256x340", show_default=True,
               help="Frame size HEIGHTxWIDTH (even numbers); the class design assumes a 256 px short side.")
-@click.option("--fps", type=float, default=30.0, show_default=True)
+@click.option("--fps", type=float, default=30.0, show_default=True,
+              help="Frame rate of the encoded videos (clips are read on a 30 fps timeline whatever it is).")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True, help="Encoding processes.")
 def synth(out: str, classes: int | None, videos_per_class: int | None, test: bool, seed: int, size: str, fps: float,
           workers: int) -> None:
@@ -49,7 +53,7 @@ def synth(out: str, classes: int | None, videos_per_class: int | None, test: boo
     click.echo(f"wrote {root} ({lists}, classes.txt, dataset.yaml, videos/)")
 
 
-@data.command()
+@data.command(short_help="Decode every video of ROOT and list the unreadable ones.")
 @click.argument("root")
 @click.option("--split", type=click.Choice(["all", "train", "val", "test", "both"]), default="all", show_default=True,
               help="all: every split the dataset has (test too, when present); both: train and val.")

@@ -30,7 +30,7 @@ def _is_checkpoint(spec: str) -> bool:
     return spec.endswith(".pt") or (path.is_dir() and (path / "model.pt").is_file())
 
 
-@click.command()
+@click.command(short_help="Train a low-resolution student with a high-resolution teacher (ResKD).")
 @click.option("--teacher", required=True, metavar="CKPT|MODEL",
               help="model.pt (or its folder) written by `x3dsearch train`, or a preset / final_model.yaml / "
                    "factors trained here first into OUT/teacher.")
@@ -47,20 +47,24 @@ def _is_checkpoint(spec: str) -> bool:
               show_default=True, help="auto: feature MSE when final channels match, else dense KL; "
                                       "none trains the student alone (the baseline).")
 @click.option("--weight", type=click.FloatRange(min=0), help="KD weight [default: 100 MSE, 200 dense KL, 1 clip KL].")
-@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True)
+@click.option("--temperature", type=click.FloatRange(min=0, min_open=True), default=2.0, show_default=True,
+              help="Softmax temperature T of the KL losses (dense-kl, clip-kl), which are scaled by T^2.")
 @click.option("--teacher-bn", type=click.Choice(["train", "eval"]), default="train", show_default=True,
               help="train follows the official ResKD code.")
-@click.option("--data", default="synthetic", show_default=True, metavar="synthetic|synthetic-detail|ROOT")
-@click.option("--budget", "budget_name", default="auto", show_default=True, metavar="NAME|FILE")
+@click.option("--data", default="synthetic", show_default=True, metavar="synthetic|synthetic-detail|ROOT",
+              help="Dataset root, or a synthetic dataset (synthetic-detail is the fine-texture one made for ResKD).")
+@click.option("--budget", "budget_name", default="auto", show_default=True, metavar="NAME|FILE",
+              help="The student's budget: smoke, quick, standard, paper, auto or a YAML file.")
 @click.option("--epochs", type=click.IntRange(min=1), help="Override the budget's epochs.")
 @click.option("--out", type=click.Path(path_type=Path), metavar="DIR",
               help="[default: runs/distill/<student>_from_<teacher>_seed<seed>]")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random seed of the student (and of a teacher trained here).")
 @click.option("--resume", is_flag=True, help="Continue an interrupted distillation in --out.")
-@click.option("--threads", type=click.IntRange(min=1))
-@click.option("--device", metavar="cpu|cuda[:N]")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads [default: the CPUs granted].")
+@click.option("--device", metavar="cpu|cuda[:N]", help="Where to train [default: cuda when available].")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-@click.option("--quiet", is_flag=True)
+@click.option("--quiet", is_flag=True, help="No progress bar or log lines on the terminal.")
 @click.pass_context
 def distill(ctx: click.Context, teacher: str, teacher_checkpoint: Path | None, teacher_budget: str | None,
             teacher_epochs: int | None, student: str, student_crop: int | None, teacher_crop: int | None,

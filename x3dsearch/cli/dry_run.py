@@ -83,7 +83,7 @@ def dry_run(space: SearchSpace, target: float | None, path_text: str | None, dat
     if target is None:
         raise ConfigError("--dry-run needs --target-gflops")
     if classes is not None and classes < 1:
-        raise ConfigError(f"--classes must be a positive integer, got {classes}")
+        raise ConfigError(f"--num-classes must be a positive integer, got {classes}")
     num_classes = classes if classes is not None else dataset_classes(data)
     if path_text is not None:
         plan = replay(space, parse_path(path_text, space), target, num_classes, contract_axes=contract_axes)

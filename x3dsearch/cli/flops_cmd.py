@@ -6,6 +6,7 @@ import json
 import click
 
 from ..factors import PRESETS, Factors
+from .aliases import num_classes_option
 
 
 def _row(name: str, factors: Factors, num_classes: int) -> dict:
@@ -15,12 +16,13 @@ def _row(name: str, factors: Factors, num_classes: int) -> dict:
     return {"name": name, **factors.to_dict(), "gflops": round(c.gflops, 6), "params_m": round(c.params_m, 6)}
 
 
-@click.command()
+@click.command(short_help="GFLOPs (paper convention) and parameters of a preset or of factors.")
 @click.option("--preset", "preset_name", metavar="NAME", help=f"One of {', '.join(PRESETS)}, or 'all'.")
 @click.option("--factors", "factors_text", metavar="K=V,...",
               help="e.g. frames=16,stride=5,crop=224,width=1,bottleneck=2.25,depth=2.2")
 @click.option("--crop", type=click.IntRange(min=32), help="Override the crop (e.g. a test crop).")
-@click.option("--num-classes", type=click.IntRange(min=1), default=400, show_default=True)
+@num_classes_option(type=click.IntRange(min=1), default=400, show_default=True,
+                    help="Classes of the final layer; the published GFLOPs count 400 (Kinetics-400).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def flops(preset_name: str | None, factors_text: str | None, crop: int | None, num_classes: int,
           as_json: bool) -> None:

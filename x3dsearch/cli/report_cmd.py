@@ -6,7 +6,7 @@ import json
 import click
 
 
-@click.command()
+@click.command(short_help="Accuracy-vs-GFLOPs frontier of one or several searches, as an image.")
 @click.argument("run_dirs", nargs=-1, required=True, metavar="RUN_DIR [RUN_DIR ...]")
 @click.option("-o", "--output", "output", required=True, metavar="FILE",
               help="Image to write; the extension picks the format (png, svg, pdf).")
@@ -28,7 +28,7 @@ def plot(run_dirs: tuple[str, ...], output: str, reference: str | None, title: s
     click.echo(f"wrote {output}" + (f"; partial: {'; '.join(partial)}" if partial else ""))
 
 
-@click.command()
+@click.command(short_help="The chosen path of a search, its decisions and its cost, as a table.")
 @click.argument("run_dir", metavar="RUN_DIR")
 @click.option("--all", "all_candidates", is_flag=True, help="Also list every candidate of every step.")
 @click.option("--json", "as_json", is_flag=True, help="Print the same data as JSON.")

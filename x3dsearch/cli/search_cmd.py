@@ -8,6 +8,7 @@ import click
 
 from ..criteria import CRITERIA, TIE_RULES
 from ..runlog.rundir import KEEP
+from .aliases import num_classes_option
 
 CONTRACT_AXES = ("own", "all")
 _WHERE = ("address", "cpus_per_trial", "gpus_per_trial", "max_failures", "keep")
@@ -79,13 +80,15 @@ def _print(outcome: Any) -> None:
         click.echo(f"  {path}{'/' if path.is_dir() else ''}")
 
 
-@click.command()
-@click.option("--target-gflops", type=float, metavar="G", help="GFLOPs the final model must not exceed.")
+@click.command(short_help="Search an X3D model for a GFLOPs (or latency) target by expansion from X2D.")
+@click.option("--target-gflops", type=float, metavar="G",
+              help="GFLOPs the final model must not exceed (with --complexity latency, --target-ms replaces it).")
 @click.option("--complexity", type=click.Choice(("gflops", "latency")), default="gflops", show_default=True,
               help="What the target bounds: the paper's GFLOPs, or the measured latency of one clip "
                    "(--target-ms).")
 @click.option("--target-ms", type=float, metavar="MS",
-              help="With --complexity latency: milliseconds per clip (batch 1) the final model must not exceed.")
+              help="With --complexity latency: milliseconds per clip (batch 1) the final model must not exceed; "
+                   "replaces --target-gflops.")
 @click.option("--latency-threads", type=click.IntRange(min=1), default=1, show_default=True,
               help="CPU threads latency is measured with: those the final model will run on.")
 @click.option("--data", default="synthetic", show_default=True, metavar="synthetic|ROOT",
@@ -129,8 +132,8 @@ def _print(outcome: Any) -> None:
                    "bottleneck,fast,spatial,depth,temporal: each step trains only the path's model; the "
                    "stopping rule and the contraction are the search's.")
 @click.option("--json", "as_json", is_flag=True, help="With --dry-run: print the plan as JSON.")
-@click.option("--classes", type=int, metavar="N",
-              help="With --dry-run: count GFLOPs with N classes [default: the --data's class count; the "
+@num_classes_option(dest="classes", type=int,
+                    help="With --dry-run: count GFLOPs with N classes [default: the --data's class count; the "
                    "published models are counted with 400].")
 @click.pass_context
 def expand(ctx: click.Context, target_gflops: float | None, complexity: str, target_ms: float | None,
@@ -170,7 +173,7 @@ def expand(ctx: click.Context, target_gflops: float | None, complexity: str, tar
 
         plan_only(space, target_gflops, path_text, data, classes, contract_axes, as_json)
         return
-    for name, value in (("--json", as_json or None), ("--classes", classes)):
+    for name, value in (("--json", as_json or None), ("--num-classes", classes)):
         if value is not None:
             raise X3DSearchError(f"{name} only applies with --dry-run")
     path = parse_path(path_text, space) if path_text is not None else None
@@ -197,7 +200,7 @@ def expand(ctx: click.Context, target_gflops: float | None, complexity: str, tar
     _print(run_expand(settings, resources, run_dir))
 
 
-@click.command()
+@click.command(short_help="Continue a stopped search where it stopped (also after kill -9).")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @resource_options
 @_KEEP_OPTION
@@ -217,7 +220,7 @@ def resume(ctx: click.Context, run_dir: Path, address: str | None, cpus_per_tria
     _print(run_resume(user_path(run_dir), overrides=overrides))
 
 
-@click.command()
+@click.command(short_help="Train published models under a search's own settings and compare them.")
 @click.argument("run_dir", type=click.Path(path_type=Path))
 @click.option("--presets", metavar="NAME,NAME,...", help="Published models, e.g. x3d-xs,x3d-s.")
 @click.option("--models", "model_files", multiple=True, metavar="FILE",

@@ -23,7 +23,7 @@ def _heldout_text(outcomes, data: str) -> str:
     return f"held-out test top-1 {outcomes.top1:.2f}% ({len(outcomes.videos)} videos{left_out})"
 
 
-@click.command()
+@click.command(short_help="Train one model and validate it (and test it, with a test split).")
 @click.option("--preset", "preset_name", metavar="NAME", help="A published model, e.g. x3d-xs.")
 @click.option("--model", "model_file", metavar="FILE", help="final_model.yaml written by a search.")
 @click.option("--factors", "factors_text", metavar="K=V,...",
@@ -35,7 +35,8 @@ def _heldout_text(outcomes, data: str) -> str:
 @click.option("--epochs", type=click.IntRange(min=1), help="Override the budget's epochs.")
 @click.option("--out", "out", type=click.Path(path_type=Path), metavar="DIR",
               help="Output folder [default: runs/train/<model>_<budget>_seed<seed>].")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="Random seed: initial weights, clip order and augmentations.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted training in --out from its checkpoint.")
 @click.option("--init", "init", type=click.Path(path_type=Path), metavar="CKPT",
               help="Start from these weights (a converted checkpoint or a model.pt); the classifier "

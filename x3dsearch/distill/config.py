@@ -13,7 +13,7 @@ from ..errors import ConfigError
 KINDS = ("auto", "feature-mse", "dense-kl", "clip-kl")
 #: The paper's weights (x3d.md section 4). They suit its scale, not every one: at CPU-proxy scale
 #: feature-mse x 100 is about 20 x the cross-entropy at the first step, so the ResKD experiment
-#: picks its own weights from a grid (README, `x3dsearch distill`).
+#: picks its own weights from a grid (docs/guides/distillation.md).
 DEFAULT_WEIGHTS = {"feature-mse": 100.0, "dense-kl": 200.0, "clip-kl": 1.0}
 
 

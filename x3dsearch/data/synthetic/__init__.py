@@ -8,7 +8,7 @@ few hundred clips learns something. The classes inside a group differ in
 exactly one thing, chosen so that one expansion axis is needed to see it, and
 global enough (the whole frame's light, a texture) that a proxy training of a
 few dozen SGD steps can learn it. Cues such as the direction of a camera pan
-need far longer schedules than a CPU proxy affords (README, "Budgets"):
+need far longer schedules than a CPU proxy affords (docs/results.md, "The quick budget"):
 
 ===========  ========================  ===================================================
 group        classes                   what separates them, and which axis sees it

@@ -58,7 +58,7 @@ def synthesize(out: str | Path, classes: int | None = None, videos_per_class: in
     seconds = v.seconds if seconds is None else seconds
     val_fraction = v.val_fraction if val_fraction is None else val_fraction
     if not 2 <= classes <= len(v.designs):
-        raise ConfigError(f"--classes must be between 2 and {len(v.designs)}, got {classes}")
+        raise ConfigError(f"--num-classes must be between 2 and {len(v.designs)}, got {classes}")
     if videos_per_class < 2:
         raise ConfigError(f"--videos-per-class must be at least 2 (one train, one val), got {videos_per_class}")
     if not 0 < val_fraction < 1:
