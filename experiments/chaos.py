@@ -81,7 +81,7 @@ class Probe:
         if mtime < self.since:  # nothing of this session yet (Ray is starting)
             return set()
         held = set()
-        if self.state_mtime is not None and mtime != self.state_mtime or any(self.run_dir.glob(".state.json.*.tmp")):
+        if (self.state_mtime is not None and mtime != self.state_mtime) or any(self.run_dir.glob(".state.json.*.tmp")):
             held.add("state-write")
         self.state_mtime = mtime
         for folder in (self.run_dir / "candidates").glob("*"):

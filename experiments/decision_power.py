@@ -26,9 +26,9 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from x3dsearch.search.judge import look_level  # noqa: E402
-from x3dsearch.simulate import StepModel, decide, measured_noise, pair_sd, shift_for, step  # noqa: E402
-from x3dsearch.simultaneous import NoiseModel, pair_bounds  # noqa: E402
+from x3dsearch.search.judge import look_level
+from x3dsearch.simulate import StepModel, decide, measured_noise, pair_sd, shift_for, step
+from x3dsearch.simultaneous import NoiseModel, pair_bounds
 
 RESAMPLES = 1000
 

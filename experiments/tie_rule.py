@@ -22,14 +22,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from x3dsearch.calibrate.plan import CalibrationDir  # noqa: E402
-from x3dsearch.factors import Factors  # noqa: E402
-from x3dsearch.noise import load_noise  # noqa: E402
-from x3dsearch.runlog import Trial, TrialStatus  # noqa: E402
-from x3dsearch.search.estimate import estimate_gflops  # noqa: E402
-from x3dsearch.search.judge import Judge  # noqa: E402
-from x3dsearch.train.folder import TrainingFolder  # noqa: E402
-from x3dsearch.utils.io import read_yaml  # noqa: E402
+from x3dsearch.calibrate.plan import CalibrationDir
+from x3dsearch.factors import Factors
+from x3dsearch.noise import load_noise
+from x3dsearch.runlog import Trial, TrialStatus
+from x3dsearch.search.estimate import estimate_gflops
+from x3dsearch.search.judge import Judge
+from x3dsearch.train.folder import TrainingFolder
+from x3dsearch.utils.io import read_yaml
 
 RULES = ("best", "cheaper")
 

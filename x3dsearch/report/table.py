@@ -108,7 +108,7 @@ def _baseline(baseline: Baseline) -> dict[str, Any]:
             "heldout_top1": baseline.trial.heldout, "vs_final": vs.to_dict() if vs else None, "verdict": verdict}
 
 
-def _decision_counts(run: Run) -> dict[str, int] | None:
+def _decision_counts(run: Run) -> dict[str, Any] | None:
     """How many decided steps beat proxy noise (None for a run written before steps kept decisions)."""
     decided = [s.decision for s in run.steps if s.decision is not None and s.decision.runner_up is not None]
     if not decided:

@@ -88,6 +88,23 @@ class RunLock:
             self.fd = None
 
 
+def held(run_dir: Path) -> bool:
+    """Whether a process holds the lock now, without taking it: a shared probe that a holder's exclusive
+    lock refuses, dropped at once. A run whose log says ``running`` while no one holds it was killed
+    (``kill -9``, a reboot)."""
+    try:
+        fd = os.open(Path(run_dir) / LOCK_NAME, os.O_RDONLY)
+    except OSError:  # no lock file: no search ever ran here, or one from before the lock existed
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # and with it the probe's shared lock
+    return False
+
+
 def busy_message(run_dir: Path, holder: Holder | None) -> str:
     if holder is None:
         return f"run dir {run_dir} is in use by another x3dsearch process; wait for it to end, or stop it"

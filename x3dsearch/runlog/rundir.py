@@ -22,7 +22,7 @@ from ..errors import X3DSearchError
 from ..model_file import save_model_file
 from ..utils.logging import get_logger
 from ..utils.io import atomic_write_text, atomic_write_yaml, read_yaml
-from .lock import RunLock
+from .lock import RunLock, held
 from .logfile import RunLogError, dump_log, from_log
 from .run import Run, RunInfo
 from .statefile import load_state, save_state
@@ -159,20 +159,8 @@ class RunDir:
         return RunLock(self.path)
 
     def in_use(self) -> bool:
-        """Whether a process holds the run's lock now (a search working on it), without taking it: a
-        shared probe that a holder's exclusive lock refuses, dropped at once. A run whose log says
-        ``running`` while no one holds it was killed (``kill -9``, a reboot)."""
-        try:
-            fd = os.open(self.path / LOCK_NAME, os.O_RDONLY)
-        except OSError:  # no lock file: no search ever ran here, or one from before the lock existed
-            return False
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        finally:
-            os.close(fd)  # and with it the probe's shared lock
-        return False
+        """Whether a process holds the run's lock now (a search working on it): see :func:`.lock.held`."""
+        return held(self.path)
 
     @classmethod
     def find(cls, path: str | Path) -> "RunDir":

@@ -181,7 +181,7 @@ class Judge:
                        level: float | None = None) -> list[Trial]:
         """The best candidate and those not excluded from being the best, when there are any (what
         ``repeat`` retrains)."""
-        decision, scores = self.decide(step, candidates, start, level)
+        decision, _ = self.decide(step, candidates, start, level)
         if not decision.tied:
             return []
         usable = [c for c in candidates if runs(c)]
