@@ -319,3 +319,35 @@ def test_reskd_experiment_script_runs_and_reuses_finished_trainings(tiny_detail,
     bad.write_text(yaml.safe_dump({**shipped, "student": {"crop": 160}}))
     broken = subprocess.run([sys.executable, str(script), str(bad)], capture_output=True, text=True, timeout=120)
     assert broken.returncode == 2 and "must be below the teacher's" in broken.stderr
+
+
+def _reskd_script():
+    import importlib.util
+    import sys
+
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "reskd_synthetic.py"
+    spec = importlib.util.spec_from_file_location("reskd_synthetic", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_reskd_verdict_holds_its_error_over_the_arms():
+    """Hand-worked: an arm at +2, +3, +1 points over none (mean 2, SD 1, se 0.577, 2 df). Its two-sided
+    90% t interval is 2 -+ 2.920 x 0.577 = [0.314, 3.686], above 0; its one-sided p is 1 - F(3.464) =
+    0.0371 (for 2 df, F(t) = 1/2 + t / (2 sqrt(t^2 + 2))). Alone at 10% it would help; as one of three
+    arms Holm needs p <= 0.1 / 3 = 0.0333 for the first, so it does not, and its Bonferroni lower bound
+    2 - 3.677 x 0.577 = -0.123 says the same."""
+    script = _reskd_script()
+    alone = script.paired([52.0, 53.0, 51.0], [50.0, 50.0, 50.0], arms=1)
+    assert alone["low"] == pytest.approx(0.3141, abs=1e-3) and alone["high"] == pytest.approx(3.6859, abs=1e-3)
+    assert alone["p_helps"] == pytest.approx(0.03709, abs=1e-4)
+    assert script.verdicts({"a": alone}) == ["a"] and alone["verdict"] == "helps"
+    arms = {k: script.paired([52.0, 53.0, 51.0], [50.0, 50.0, 50.0], arms=3) for k in ("a",)}
+    arms.update(b=script.paired([50.0, 49.0, 51.0], [50.0, 50.0, 50.0], arms=3),
+                c=script.paired([49.0, 50.0, 50.0], [50.0, 50.0, 50.0], arms=3))
+    assert arms["a"]["lower_bound"] == pytest.approx(2 - 3.6766 * (1 / 3) ** 0.5, abs=2e-3)
+    assert script.verdicts(arms) == [] and arms["a"]["verdict"] == "no difference shown"

@@ -37,7 +37,7 @@ def test_default_space_is_shipped_and_linked_at_the_top_level():
     assert (space.axis("x-temporal").span_growth, space.axis("x-temporal").contract) == (1.6, "keep-span")
     assert (space.seed.frames, space.seed.stride) == (1, 30)  # about 1 s: X-Fast gives 2x15
     assert (space.selection, space.contraction, space.budget, space.min_stride) == ("top1", "own", "auto", 1)
-    assert (space.on_tie, space.repeats, space.max_repeats) == ("cheaper", 1, 3)
+    assert (space.on_tie, space.repeats, space.max_repeats) == ("best", 1, 3)
     assert load_space("x3d") == space
 
 
