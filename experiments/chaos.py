@@ -40,6 +40,7 @@ import yaml
 PHASES = ("training", "decision", "heldout", "contraction", "state-write")
 FINISHED = ("ok", "failed", "diverged", "skipped")
 X3DSEARCH = Path(sys.executable).parent / "x3dsearch"
+MAX_UNPLANNED = 3  # sessions that end by themselves, resumed before the experiment gives up
 
 
 @dataclass
@@ -145,7 +146,8 @@ def _start(args: list[str], cwd: Path, env: dict[str, str], log: Path) -> subpro
 
 
 def _kill_at(proc: subprocess.Popen, run_dir: Path, moment: Moment, since: float, timeout: float) -> None:
-    """Wait for the moment's phase in the running session, then its delay, then SIGKILL the search."""
+    """Wait for the moment's phase in the running session, then its delay, then SIGKILL the search; a
+    session that ends first, or outlasts ``timeout``, is left to the caller."""
     probe = Probe(run_dir, since)
     deadline = time.monotonic() + timeout
     while proc.poll() is None and time.monotonic() < deadline:
@@ -155,9 +157,18 @@ def _kill_at(proc: subprocess.Popen, run_dir: Path, moment: Moment, since: float
             if proc.poll() is None:
                 os.kill(proc.pid, signal.SIGKILL)
                 moment.hit, moment.at_s = True, round(time.time() - since, 2)
-            break
+                proc.wait()  # gone, and its lock with it
+            return
         time.sleep(0.01)
-    proc.wait()
+
+
+def _wait(proc: subprocess.Popen, timeout: float) -> int:
+    """The session's exit code; one that hangs past ``timeout`` is killed (and counts as exit code -9)."""
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
 
 
 def ray_processes(ray_tmp: Path) -> list[str]:
@@ -267,14 +278,26 @@ def run(kills: int, seed: int, out: Path, axes: list[str], target: float, data: 
     started = time.monotonic()
     since = time.time()
     proc = _start(["expand", *args, "--run-dir", str(run_dir)], homes[0], env, console)
-    for k, moment in enumerate(moments, 1):
-        _kill_at(proc, run_dir, moment, since, timeout)
-        if not moment.hit:  # the search ended (or timed out) first: no more kills
-            break
-        moment.ray_after_kill = len(ray_processes(ray_tmp))
+    unplanned: list[dict[str, Any]] = []
+    k = 0
+    while True:
+        moment = moments[k] if k < len(moments) else None
+        if moment is not None:
+            _kill_at(proc, run_dir, moment, since, timeout)
+            if moment.hit:
+                moment.ray_after_kill = len(ray_processes(ray_tmp))
+                k += 1
+        returncode = _wait(proc, timeout) if moment is None or not moment.hit else None
+        if returncode is not None:
+            if returncode == 0 or len(unplanned) >= MAX_UNPLANNED:
+                break
+            # The session ended by itself (on an overloaded machine Ray can lose its own GCS): a fault
+            # too, recorded, and resumed like a kill.
+            unplanned.append({"after_kill": k, "returncode": returncode, "at_s": round(time.time() - since, 1)})
         since = time.time()
-        proc = _start(["resume", os.path.relpath(run_dir, homes[k])], homes[k], env, console)
-    returncode = proc.wait(timeout=timeout)
+        home = homes[min(k, len(homes) - 1)]
+        proc = _start(["resume", os.path.relpath(run_dir, home)], home, env, console)
+    report["unplanned_exits"] = unplanned
     report["chaos_wall_s"] = round(time.monotonic() - started, 1)
     report["returncode"] = returncode
     report["moments"] = [asdict(m) for m in moments]
@@ -285,6 +308,11 @@ def run(kills: int, seed: int, out: Path, axes: list[str], target: float, data: 
     left = wait_for_no_ray(ray_tmp, grace_s=90.0)
     report["ray_processes_left"] = len(left)
     report["ray_processes"] = left
+    for line in left:  # counted: now they go, so the experiment leaves nothing running
+        try:
+            os.kill(int(line.split()[0]), signal.SIGKILL)
+        except (ProcessLookupError, ValueError):
+            pass
     counts = training_counts(run_dir) if (run_dir / "candidates").is_dir() else {}
     report["trainings"] = len(counts)
     report["finished_trainings_repeated"] = sum(max(0, c["results"] - 1) for c in counts.values())

@@ -25,7 +25,8 @@ def test_three_kills_end_on_the_uninterrupted_path_with_nothing_trained_twice(tm
     assert report["returncode"] == 0, (tmp_path / "chaos" / "console.log").read_text()[-3000:]
     assert [m["hit"] for m in report["moments"]] == [True] * 3 and report["kills_survived"] == 3, report["moments"]
     assert all(m["phase"] in m["seen"] for m in report["moments"])  # each kill landed in its phase
-    assert report["sessions"] == 4
+    # a session that ended by itself (Ray losing its GCS on an overloaded machine) was resumed too, and says so
+    assert report["sessions"] == 4 + len(report["unplanned_exits"]), report["unplanned_exits"]
     assert report["same_as_uninterrupted"], report
     assert report["finished_trainings_repeated"] == 0, report
     assert report["ray_processes_left"] == 0, report["ray_processes"]
