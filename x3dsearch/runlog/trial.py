@@ -152,7 +152,9 @@ class Trial:
 
     def model_log(self) -> dict[str, Any]:
         """The trial as a step's ``from`` (a model, not a candidate)."""
-        entry = {"factors": self.model.factors.to_dict(), "gflops": self.gflops, "top1": self.top1}
+        if self.factors is None:
+            raise ValueError(f"trial '{self.name}' ({self.status}) has no factors")
+        entry = {"factors": self.factors.to_dict(), "gflops": self.gflops, "top1": self.top1}
         if self.latency_ms is not None:
             entry["ms"] = self.latency_ms
         return entry
