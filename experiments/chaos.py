@@ -263,7 +263,8 @@ def run(kills: int, seed: int, out: Path, axes: list[str], target: float, data: 
         reference = out / "reference"
         shutil.rmtree(reference, ignore_errors=True)
         started = time.monotonic()
-        done = subprocess.run([str(X3DSEARCH), "expand", *args, "--run-dir", str(reference)], env=_env(Path(tempfile.mkdtemp(prefix="chaosref", dir="/tmp"))),
+        scratch = Path(tempfile.mkdtemp(prefix="chaosref", dir="/tmp"))
+        done = subprocess.run([str(X3DSEARCH), "expand", *args, "--run-dir", str(reference)], env=_env(scratch),
                               capture_output=True, text=True, timeout=timeout)
         if done.returncode != 0:
             raise SystemExit(f"the reference search failed: {done.stderr[-2000:]}")

@@ -1,6 +1,6 @@
 """experiments/chaos.py with 3 kills: a smoke search (one axis, x-bottleneck: two steps and a contraction,
-four trainings, a dataset with a test split) killed with kill -9 at 3 moments drawn from seed 0 and resumed after each from
-another working directory, against the same search run without interruption."""
+four trainings, a dataset with a test split) killed with kill -9 at 3 moments drawn from seed 0 and resumed
+after each from another working directory, against the same search run without interruption."""
 from __future__ import annotations
 
 import json

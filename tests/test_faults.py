@@ -208,7 +208,7 @@ def test_a_step_with_a_damaged_training_record_stops_before_any_trial_trains(tmp
                         lambda *a, **k: pytest.fail("a trial was started on a damaged record"))
     runner = TrialRunner(folder, Cluster(None, 2.0, 0.0, 0.0), (1.0, 0.0), explicit_cpus=False, max_failures=1,
                          ctx=TrialContext("data", {}, 1, "cpu"), clock=Clock(), save=lambda: None, history=[])
-    with pytest.raises(X3DSearchError, match="s01-x-width/result.json is corrupt"):
+    with pytest.raises(X3DSearchError, match=r"s01-x-width/result\.json is corrupt"):
         runner.run("step01", "step 1", trials, None)
 
 

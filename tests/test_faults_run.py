@@ -125,7 +125,7 @@ def test_a_disk_that_fills_up_mid_step_stops_in_one_line_and_resume_finishes(arg
                 break
             time.sleep(0.05)
         filler = _fill(small_disk)
-        out, err = proc.communicate(timeout=240)
+        _, err = proc.communicate(timeout=240)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)

@@ -65,14 +65,21 @@ class RunLock:
         self.took_over = Holder.parse(self._read())
         self._write(f"{os.getpid()} {socket.gethostname()}\n")
 
+    def _held_fd(self) -> int:
+        if self.fd is None:
+            raise RuntimeError("the lock was released")
+        return self.fd
+
     def _read(self) -> str:
-        os.lseek(self.fd, 0, os.SEEK_SET)
-        return os.read(self.fd, 4096).decode("utf-8", "replace")
+        fd = self._held_fd()
+        os.lseek(fd, 0, os.SEEK_SET)
+        return os.read(fd, 4096).decode("utf-8", "replace")
 
     def _write(self, text: str) -> None:
-        os.ftruncate(self.fd, 0)
-        os.pwrite(self.fd, text.encode(), 0)
-        os.fsync(self.fd)
+        fd = self._held_fd()
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, text.encode(), 0)
+        os.fsync(fd)
 
     def release(self, clear: bool = True) -> None:
         """Let go; ``clear`` empties the file first, so the next holder knows this one ended cleanly."""

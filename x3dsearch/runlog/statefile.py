@@ -88,16 +88,18 @@ def load_state(path: Path, info: RunInfo) -> Run:
         run = _read(path, info)
     except CorruptState as damage:
         previous = previous_copy(path)
+        recovered: Run | None
         try:
-            run = _read(previous, info) if previous.is_file() else None
+            recovered = _read(previous, info) if previous.is_file() else None
         except CorruptState:
-            run = None
-        if run is None:
+            recovered = None
+        if recovered is None:
             raise CorruptState(f"{damage}; no good previous copy is left either: restore the run directory from "
                                f"a backup, or start the search again in another --run-dir") from None
         log.warning("%s; continuing from the state saved before it (%s), which a kill -9 could also have left",
                     damage, previous.name)
         atomic_write_bytes(path, previous.read_bytes())  # the damaged file is replaced now, not at the next save
+        run = recovered
     run.run_dir = path.parent
     return run
 

@@ -238,7 +238,8 @@ def run_experiment(name: str, jobs: list[Job], ctx: TrialContext, storage: Path,
                                     trial_dirname_creator=_trial_dirname),
         run_config=tune.RunConfig(name=name, storage_path=str(storage), verbose=0, callbacks=[events],
                                   failure_config=tune.FailureConfig(max_failures=max_failures)))
-    record_results(tuner.fit(), jobs, events)
+    grid = tuner.fit()
+    record_results((grid[i] for i in range(len(grid))), jobs, events)
 
 
 def record_results(results: Iterable[Any], jobs: list[Job], events: Any) -> None:

@@ -123,7 +123,7 @@ class TrialRunner:
             return
         for t in full:
             t.status, t.error, t.result = TrialStatus.PENDING, None, None
-        self._table.close()
+        self.table.close()
         self.save()
         raise DiskFull(f"{DISK_FULL_TEXT} for {self.run_dir.path} ({len(full)} trainings could not write, first "
                        f"{full[0].name}): free some space, then run the command again (`x3dsearch resume "
