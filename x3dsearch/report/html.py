@@ -138,7 +138,7 @@ def _interval(decision: dict[str, Any] | None, criterion: str | None) -> str:
 def _path_section(summary: dict[str, Any]) -> list[str]:
     latency, heldout = summary["unit"] == "ms", summary["heldout"]
     header = ["step", "axis", "factors", "GFLOPs", *(["ms"] if latency else []), "params", "val top-1",
-              "score [90% CI]", *(["held-out"] if heldout else []), "time", "vs runner-up [90% CI]",
+              "score [90% CI]", *(["held-out"] if heldout else []), "time", "vs runner-up [one-sided 90% bounds]",
               "noise", "decision"]
     rows = []
     for p in summary["path"]:
