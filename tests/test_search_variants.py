@@ -135,7 +135,7 @@ def test_a_step_where_every_candidate_fails_stops_and_resume_retries(tiny_datase
         fcntl.flock(held, fcntl.LOCK_EX)
         busy = run_cli("resume", str(run_dir))
     assert busy.returncode == 2 and busy.stderr == f"x3dsearch: error: run dir {run_dir} is in use by another " \
-                                                   f"x3dsearch process\n"
+                                                   f"x3dsearch process; wait for it to end, or stop it\n"
     resumed = run_cli("resume", str(run_dir))
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     log = load_log(run_dir)
