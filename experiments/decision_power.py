@@ -27,7 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from x3dsearch.search.judge import look_level
-from x3dsearch.simulate import StepModel, decide, measured_noise, pair_sd, shift_for, step
+from x3dsearch.simulate import StepModel, decide, measured_noise, pair_sd, repeated_step, shift_for, step
 from x3dsearch.simultaneous import NoiseModel, pair_bounds
 
 RESAMPLES = 1000
@@ -61,18 +61,7 @@ def repeat_error(model: StepModel, noise: NoiseModel, steps: int, seed: int, loo
     """Six equal candidates under ``--on-tie repeat`` (1 seed, up to ``looks`` seeds for the tied)."""
     rng = np.random.default_rng(seed)
     level = look_level("repeat", 1, looks)
-    claimed = 0
-    for i in range(steps):
-        base, aff = model.draw_videos(rng), model.draw_affinity(rng, 6)
-        values = {f"c{m}": {0: model.train(rng, base, aff[m], 0.0)} for m in range(6)}
-        for look in range(looks):
-            family = decide(values, i * 10 + look, level, noise, RESAMPLES)
-            if family.all_excluded:
-                claimed += 1
-                break
-            for name in [family.reference, *family.not_excluded()]:
-                values[name][look + 1] = model.train(rng, base, aff[int(name[1:])], 0.0)
-    return claimed / steps
+    return sum(repeated_step(rng, model, noise, i, level, looks, RESAMPLES) for i in range(steps)) / steps
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from x3dsearch.outcomes import SplitOutcomes, VideoOutcome
 from x3dsearch.runlog import Trial, TrialStatus
 from x3dsearch.runlog.decision import Comparison, Decision
 from x3dsearch.search.judge import Judge, look_level
-from x3dsearch.simulate import StepModel, decide, measured_noise, pair_sd, shift_for, step
+from x3dsearch.simulate import StepModel, decide, measured_noise, pair_sd, repeated_step, shift_for, step
 from x3dsearch.simultaneous import NoiseModel, compare_with, pair_bounds
 from x3dsearch.train.result import TrainResult
 
@@ -153,18 +153,8 @@ def test_repeat_looks_keep_the_error_over_equal_candidates(noise: NoiseModel):
     each look at the level that splits 10% over three looks."""
     rng = np.random.default_rng(13)
     level = look_level("repeat", 1, 3)
-    claimed = 0
     runs = 100
-    for i in range(runs):
-        base, aff = MODEL.draw_videos(rng), MODEL.draw_affinity(rng, 6)
-        values = {f"c{m}": {0: MODEL.train(rng, base, aff[m], 0.0)} for m in range(6)}
-        for look in range(3):
-            family = decide(values, i * 10 + look, level, noise, RESAMPLES)
-            if family.all_excluded:
-                claimed += 1
-                break
-            for name in [family.reference, *family.not_excluded()]:
-                values[name][look + 1] = MODEL.train(rng, base, aff[int(name[1:])], 0.0)
+    claimed = sum(repeated_step(rng, MODEL, noise, i, level, 3, RESAMPLES) for i in range(runs))
     assert claimed / runs <= 0.10
 
 

@@ -101,3 +101,19 @@ def decide(values: dict[str, dict[int, np.ndarray]], seed: int, level: float, no
     """The search's rule: the best mean score against every other candidate."""
     best = max(values, key=lambda n: np.mean([row.mean() for row in values[n].values()]))
     return compare_with(best, values, seed, level, noise, resamples)
+
+
+def repeated_step(rng: np.random.Generator, model: StepModel, noise: NoiseModel | None, step_seed: int,
+                  level: float, looks: int, resamples: int, candidates: int = 6) -> bool:
+    """``--on-tie repeat`` on equal candidates: look after 1, 2, ... ``looks`` seeds, training the best and
+    its ties again after each look, and stop at the first look that excludes every other candidate.
+    Whether the step claimed a winner (wrongly: none is better)."""
+    base, aff = model.draw_videos(rng), model.draw_affinity(rng, candidates)
+    values = {f"c{m}": {0: model.train(rng, base, aff[m], 0.0)} for m in range(candidates)}
+    for look in range(looks):
+        family = decide(values, step_seed * 10 + look, level, noise, resamples)
+        if family.all_excluded:
+            return True
+        for name in [family.reference, *family.not_excluded()]:
+            values[name][look + 1] = model.train(rng, base, aff[int(name[1:])], 0.0)
+    return False
