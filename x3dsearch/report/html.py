@@ -39,7 +39,7 @@ h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.15em;margin:1.6em 0 .5em;border-
 table{border-collapse:collapse;margin:.3em 0;font-size:13px;font-variant-numeric:tabular-nums}
 th,td{padding:.25em .6em;border-bottom:1px solid #e4e8ec;text-align:left;white-space:nowrap}
 th{background:#f3f5f7;font-weight:600}td.n{text-align:right}
-.wrap{white-space:normal;display:inline-block;max-width:20em}
+.wrap{white-space:normal;display:inline-block;min-width:22em;max-width:30em}
 .scroll{overflow-x:auto}
 .badge{display:inline-block;padding:.05em .55em;border-radius:1em;font-size:.85em;font-weight:600}
 .running{background:#e3f0ff;color:#0b4f9c}.finished{background:#e6f5e9;color:#1d6b2f}
