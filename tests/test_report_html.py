@@ -213,15 +213,23 @@ def test_chromium_renders_a_recorded_runs_page_with_its_figure(tmp_path):
 
 
 # --- the search's writer -------------------------------------------------------------------------
-def test_the_searchs_writer_draws_in_the_background_and_its_last_request_wins(tmp_path, caplog, monkeypatch):
+def test_the_searchs_writer_draws_in_the_background_and_its_last_request_wins(tmp_path, monkeypatch):
     """LiveReport with a stand-in for the trial runner (no live table: between steps); a real search
     drives it in tests/test_search_run.py."""
     from types import SimpleNamespace
 
     from x3dsearch.search.live_report import LiveReport
 
-    # an earlier CLI test in this process may have set up the package logger, which stops propagating
-    monkeypatch.setattr(logging.getLogger("x3dsearch"), "propagate", True)
+    # earlier tests in this process may have set up the package logger (which stops propagating) or let a
+    # library's logging config disable existing loggers: hear the module's logger directly
+    from x3dsearch.search import live_report
+
+    heard: list[logging.LogRecord] = []
+    catcher = logging.Handler()
+    catcher.emit = heard.append  # type: ignore[method-assign]
+    monkeypatch.setattr(live_report.log, "disabled", False)
+    monkeypatch.setattr(live_report.log, "level", logging.NOTSET)
+    live_report.log.addHandler(catcher)
     run_dir = copy(RUNNING, tmp_path)
     lock = RunDir(run_dir).lock()
     report = LiveReport(run_dir, SimpleNamespace(live_table=None))
@@ -242,4 +250,5 @@ def test_the_searchs_writer_draws_in_the_background_and_its_last_request_wins(tm
     broken = LiveReport(tmp_path / "gone", SimpleNamespace(live_table=None))
     broken.write()  # a page that cannot be written is a warning, never an error of the search
     broken.close()
-    assert "report.html not written" in caplog.text
+    live_report.log.removeHandler(catcher)
+    assert any("report.html not written" in r.getMessage() for r in heard)

@@ -224,8 +224,9 @@ def test_a_latency_targeted_search_records_ms_and_stays_under_its_target(tiny_da
     log = load_log(run_dir)
     assert log["complexity"] == "latency" and log["target_ms"] == pytest.approx(2.5 * seed_ms, rel=1e-3)
     assert log["target_gflops"] is None
-    for step in log["steps"]:
-        assert all(c["ms"] > 0 and c["gflops"] > 0 for c in step["candidates"])
+    for step in log["steps"]:  # an axis its bound skipped (by measured ms, which vary) has no model to time
+        trained = [c for c in step["candidates"] if c["status"] != "skipped"]
+        assert trained and all(c["ms"] > 0 and c["gflops"] > 0 for c in trained)
     final = yaml.safe_load((run_dir / "final_model.yaml").read_text())
     assert final["latency_ms"] <= log["target_ms"] and "target_ms" in final
     assert "ms target" in proc.stdout
