@@ -1,4 +1,8 @@
-"""Starting weights for fine-tuning (``--init``): converted checkpoints or a previous ``model.pt``."""
+"""Starting weights for fine-tuning (``--init``): converted checkpoints or a previous ``model.pt``.
+
+A ``model.pt`` records its factors; when they differ from the model's, the weights are grown
+(:func:`x3dsearch.models.grow.grow`) so the model starts as the init's function.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,7 +11,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import X3DSearchError
+from ..errors import ConfigError, X3DSearchError
+from ..factors import Factors
+from ..models.grow import grow
 from ..utils.logging import get_logger
 
 log = get_logger("train")
@@ -21,6 +27,7 @@ class InitWeights:
     path: Path
     state: dict[str, torch.Tensor]
     shortcut_bn: bool
+    factors: Factors | None = None  # what a trainer's model.pt records; None for converted checkpoints
 
 
 def read_init(path: str | Path) -> InitWeights:
@@ -34,9 +41,15 @@ def read_init(path: str | Path) -> InitWeights:
         raise X3DSearchError(f"--init {path}: not a readable PyTorch state dict "
                              f"({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
     shortcut_bn = True
+    factors = None
     if isinstance(data, dict):
         if isinstance(data.get("shortcut_bn"), bool):
             shortcut_bn = data["shortcut_bn"]
+        if isinstance(data.get("factors"), dict):
+            try:
+                factors = Factors.from_dict(data["factors"])
+            except ConfigError as exc:
+                raise X3DSearchError(f"--init {path}: its recorded factors are invalid ({exc})") from None
         for key in ("model_state", "state_dict", "model"):
             if isinstance(data.get(key), dict):
                 data = data[key]
@@ -44,13 +57,23 @@ def read_init(path: str | Path) -> InitWeights:
     if not isinstance(data, dict) or not data or not all(isinstance(v, torch.Tensor) for v in data.values()):
         raise X3DSearchError(f"--init {path}: holds no state dict of tensors")
     state = {k.removeprefix("module."): v for k, v in data.items()}
-    return InitWeights(path, state, shortcut_bn)
+    return InitWeights(path, state, shortcut_bn, factors)
 
 
 def apply_init(model: nn.Module, init: InitWeights) -> None:
-    """Load every tensor; only the classifier may be skipped, when the class count differs."""
+    """Load every tensor; only the classifier may be skipped, when the class count differs.
+
+    An init from smaller factors is grown to the model's first, so it starts as the init's function.
+    """
     own = model.state_dict()
     state = dict(init.state)
+    factors = getattr(model, "factors", None)
+    if init.factors is not None and isinstance(factors, Factors) and init.factors != factors:
+        try:
+            state = grow(state, init.factors, factors, shortcut_bn=init.shortcut_bn)
+        except ConfigError as exc:
+            raise ConfigError(f"--init {init.path}: {exc}") from None
+        log.info("init: grew %s -> %s from %s", init.factors.short(), factors.short(), init.path)
     skipped = [k for k in state if k.startswith(CLASSIFIER_PREFIX) and k in own and state[k].shape != own[k].shape]
     for k in skipped:
         del state[k]
