@@ -39,8 +39,9 @@ def _heldout_text(outcomes, data: str) -> str:
               help="Random seed: initial weights, clip order and augmentations.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted training in --out from its checkpoint.")
 @click.option("--init", "init", type=click.Path(path_type=Path), metavar="CKPT",
-              help="Start from these weights (a converted checkpoint or a model.pt); the classifier "
-                   "restarts when the class count differs.")
+              help="Start from these weights (a converted checkpoint or a model.pt; a model.pt of "
+                   "smaller factors is grown to these, keeping its function); the classifier restarts "
+                   "when the class count differs.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads [default: the CPUs granted].")
 @click.option("--device", metavar="cpu|cuda[:N]", help="[default: cuda when available]")
 @click.option("--json", "as_json", is_flag=True, help="Print the result record as JSON.")
