@@ -11,7 +11,12 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session", autouse=True)
 def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    cache = tmp_path_factory.mktemp("x3dsearch-cache")
+    """One cache folder for the whole run, shared by the xdist workers (their base folders are siblings):
+    a preset's fvcore count (up to 15 s for X3D-XL) is then made once, not once per worker. Its
+    writers are safe side by side (x3dsearch.complexity); tests of the cache itself use their own."""
+    base = tmp_path_factory.getbasetemp()
+    cache = (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "x3dsearch-cache"
+    cache.mkdir(exist_ok=True)
     os.environ["X3DSEARCH_CACHE"] = str(cache)
     return cache
 

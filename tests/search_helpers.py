@@ -1,6 +1,7 @@
 """What the end-to-end search tests share: the CLI as a subprocess, a cut-down space, the run's files."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -8,6 +9,7 @@ from pathlib import Path
 
 import yaml
 
+from x3dsearch.budget import BUDGET_DIR
 from x3dsearch.search.space import DEFAULT_SPACE
 
 X3DSEARCH = Path(sys.executable).parent / "x3dsearch"
@@ -41,3 +43,24 @@ def load_log(run_dir: Path) -> dict:
 def trial_dirs(run_dir: Path, prefix: str) -> list[Path]:
     folder = run_dir / "candidates"
     return sorted(p for p in folder.glob(f"{prefix}*")) if folder.is_dir() else []
+
+
+def checkpointed_smoke_budget(folder: Path) -> Path:
+    """The smoke budget plus a checkpoint after every step (which changes no number), so a kill
+    lands between checkpoints of a running trial."""
+    data = yaml.safe_load((BUDGET_DIR / "smoke.yaml").read_text())
+    data["checkpoint_every"] = 1
+    path = folder / "smoke-ckpt.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def path_of(log: dict) -> dict:
+    """What must not depend on interruptions: choices, candidates, their metrics, the result."""
+    def cand(c: dict) -> tuple:
+        return (c["axis"], json.dumps(c["factors"]), c["gflops"], c["params_m"], c["top1"], c["top5"],
+                c["status"], c["train_macs"])
+
+    return {"steps": [(s["step"], s["chosen"], json.dumps(s["from"]), [cand(c) for c in s["candidates"]])
+                      for s in log["steps"]],
+            "contraction": log["contraction"], "final": log["final"]}

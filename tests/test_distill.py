@@ -12,6 +12,8 @@ from x3dsearch.factors import Factors
 from x3dsearch.models import build_model
 from x3dsearch.train.checkpoint import save_model_weights
 
+from cli_helpers import invoke
+
 TEACHER = Factors(frames=2, stride=6, crop=64, width=1.0, bottleneck=1.0, depth=1.0)
 STUDENT = TEACHER.replace(crop=32)
 
@@ -205,12 +207,13 @@ def test_distill_cli_smoke(tiny_dataset, tmp_path) -> None:
      "was trained as"),
     (["--teacher", "TEACHER", "--student", "x2d", "--student-crop", "64"], "must be below the teacher's (64)"),
 ])
-def test_distill_cli_bad_input(tiny_dataset, tmp_path, args, needle) -> None:
+def test_distill_cli_bad_input(tiny_dataset, tmp_path, capsys, args, needle) -> None:
     """One line, exit 2, and nothing trained (a teacher file of the wrong architecture, a student crop
-    at or above the teacher's, a missing teacher file)."""
+    at or above the teacher's, a missing teacher file). In this process: test_distill_cli_smoke runs
+    the entry point itself."""
     teacher = _teacher_file(tmp_path, TEACHER)  # 3 classes, as the tiny dataset; crop 64
     args = [str(teacher) if a == "TEACHER" else a for a in args]
-    proc = _cli("distill", *args, "--data", str(tiny_dataset), "--budget", "smoke", "--out", str(tmp_path / "o"))
+    proc = invoke(capsys, "distill", *args, "--data", tiny_dataset, "--budget", "smoke", "--out", tmp_path / "o")
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0], proc.stderr

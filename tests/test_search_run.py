@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from x3dsearch.budget import BUDGET_DIR
 from x3dsearch.complexity import complexity
 from x3dsearch.factors import Factors
 from x3dsearch.model_file import load_model_file
 
 from browser import PLOT_BLUE, has_colour, needs_chromium, screenshot
-from search_helpers import X3DSEARCH, cli_env, load_log, run_cli, space_file, trial_dirs
+from search_helpers import (X3DSEARCH, checkpointed_smoke_budget, cli_env, load_log, path_of, run_cli, space_file,
+                            trial_dirs)
 
 TARGET = "0.06"  # 3 classes: X2D is 0.0198 GFLOPs, so two steps and a contraction
 
@@ -36,13 +36,7 @@ RULE = ("--criterion", "top1", "--on-tie", "best")
 
 @pytest.fixture(scope="module")
 def budget_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The smoke budget plus a checkpoint after every step (which changes no number), so a kill
-    lands between checkpoints of a running trial."""
-    data = yaml.safe_load((BUDGET_DIR / "smoke.yaml").read_text())
-    data["checkpoint_every"] = 1
-    path = tmp_path_factory.mktemp("budget") / "smoke-ckpt.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return checkpointed_smoke_budget(tmp_path_factory.mktemp("budget"))
 
 
 @pytest.fixture(scope="module")
@@ -52,17 +46,6 @@ def reference_run(tiny_dataset: Path, budget_file: Path, tmp_path_factory: pytes
                    "--run-dir", str(run_dir), "--seed", "0", *RULE)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return run_dir, proc
-
-
-def _path(log: dict) -> dict:
-    """What must not depend on interruptions: choices, candidates, their metrics, the result."""
-    def cand(c: dict) -> tuple:
-        return (c["axis"], json.dumps(c["factors"]), c["gflops"], c["params_m"], c["top1"], c["top5"],
-                c["status"], c["train_macs"])
-
-    return {"steps": [(s["step"], s["chosen"], json.dumps(s["from"]), [cand(c) for c in s["candidates"]])
-                      for s in log["steps"]],
-            "contraction": log["contraction"], "final": log["final"]}
 
 
 def axes_of(step: dict) -> list[str]:
@@ -253,7 +236,7 @@ def test_kill_9_mid_step_then_resume_lands_on_the_same_path(reference_run, tiny_
     assert load_log(moved)["data"]["root"] == str((here / "mydata").resolve())  # a trial found ./mydata
 
     reference, _ = reference_run
-    assert _path(load_log(moved)) == _path(load_log(reference))
+    assert path_of(load_log(moved)) == path_of(load_log(reference))
     for name, text in done_before.items():  # finished trials were not trained again
         assert (moved / "candidates" / name / "train.log").read_text() == text, name
     for folder in trial_dirs(moved, ""):
@@ -264,52 +247,6 @@ def test_kill_9_mid_step_then_resume_lands_on_the_same_path(reference_run, tiny_
     assert json.loads((moved / "state.json").read_text())["sessions"] == 2
     page = (moved / "report.html").read_text()
     assert '<meta http-equiv="refresh"' not in page and '<span class="badge finished">' in page
-
-
-def test_repeats_and_ties_retrained_are_deterministic_and_a_repeat_killed_with_kill_9_resumes(
-        tiny_dataset: Path, budget_file: Path, tmp_path: Path):
-    """--repeats 2 --on-tie repeat: every candidate trains with 2 seeds, tied ones with a third; a run
-    killed in the middle of a repeat ends, resumed, exactly as one that was not."""
-    space = space_file(tmp_path, ("x-spatial", "x-bottleneck"))
-    # 0.04: both candidates (0.0381 and 0.0361 GFLOPs) land within tolerance, so one step and no contraction
-    args = ["expand", "--target-gflops", "0.04", "--data", str(tiny_dataset), "--budget", str(budget_file),
-            "--space", str(space), "--repeats", "2", "--on-tie", "repeat", "--max-repeats", "3"]
-    reference = tmp_path / "reference"
-    done = run_cli(*args, "--run-dir", str(reference))
-    assert done.returncode == 0, done.stderr[-3000:]
-    log = load_log(reference)
-    step = log["steps"][0]
-    assert all(c["repeats"] >= 2 and c["score_sd"] is not None for c in step["candidates"])
-    assert step["decision"]["repeats"] >= 2 and step["decision"]["rule"] == "repeat"
-    names = sorted(d.name for d in trial_dirs(reference, "s01-"))
-    assert {"s01-x-spatial-r1", "s01-x-bottleneck-r1"} <= set(names)
-    if not step["decision"]["significant"]:  # 3 validation videos: a tie, trained once more (seed 3 of 3)
-        assert any(n.endswith("-r2") for n in names) and "training them again" in (reference / "search.log").read_text()
-    seeds = {json.loads((reference / "candidates" / n / "config.json").read_text())["seed"] for n in names}
-    assert seeds >= {0, 100003}  # repeat k: seed + 100003 k, the same for every candidate
-
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen([str(X3DSEARCH), *args, "--run-dir", str(killed)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env=cli_env(), start_new_session=True)
-    try:
-        deadline = time.monotonic() + 180
-        while not [d for d in trial_dirs(killed, "s01-") if d.name.rsplit("-", 1)[-1].startswith("r")
-                   and (d / "checkpoint.pt").is_file() and not (d / "result.json").is_file()]:
-            assert proc.poll() is None, "the search ended before a repeat could be interrupted"
-            assert time.monotonic() < deadline, "no running repeat seen"
-            time.sleep(0.02)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    time.sleep(1.0)
-    resumed = run_cli("resume", str(killed))
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-
-    def scored(log: dict) -> list:
-        return [[(c["axis"], c["score"], c["score_sd"], c["repeats"]) for c in s["candidates"]] for s in log["steps"]]
-
-    assert _path(load_log(killed)) == _path(log) and scored(load_log(killed)) == scored(log)
-    assert any("resuming from step" in (d / "train.log").read_text() for d in trial_dirs(killed, "s01-"))
 
 
 def test_baselines_train_under_the_runs_budget_and_are_compared_with_the_final_model(reference_run, tmp_path: Path):

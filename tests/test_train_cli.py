@@ -15,6 +15,8 @@ import yaml
 from x3dsearch.factors import preset
 from x3dsearch.model_file import save_model_file
 
+from cli_helpers import Outcome, invoke
+
 EXE = [sys.executable, "-m", "x3dsearch.cli.main"]
 
 
@@ -23,7 +25,7 @@ def train(*args: str | Path, timeout: float = 300) -> subprocess.CompletedProces
                           env={**os.environ, "OMP_NUM_THREADS": "1"})
 
 
-def one_line_error(proc: subprocess.CompletedProcess, text: str) -> None:
+def one_line_error(proc: subprocess.CompletedProcess | Outcome, text: str) -> None:
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("x3dsearch: error: ") and text in lines[0], proc.stderr
@@ -60,18 +62,22 @@ def test_train_smoke_run_and_reruns(tiny_dataset: Path, tmp_path: Path) -> None:
     assert config["factors"]["crop"] == 96 and config["budget"]["epochs"] == 2
 
 
-def test_train_bad_input_is_one_line(tiny_dataset: Path, tmp_path: Path) -> None:
+def test_train_bad_input_is_one_line(tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """The first case through a real process (the entry point), the rest in this one (the same ``main``)."""
+    def in_process(*args: str | Path) -> Outcome:
+        return invoke(capsys, "train", *args)
+
     one_line_error(train("--preset", "x2d", "--data", tiny_dataset, "--budget", "huge"), "unknown budget 'huge'")
-    one_line_error(train("--preset", "x9d", "--data", tiny_dataset), "unknown preset 'x9d'")
-    one_line_error(train("--data", tiny_dataset), "give exactly one of --preset, --factors or --model")
-    one_line_error(train("--preset", "x2d", "--epochs", "0"), "--epochs")
-    one_line_error(train("--preset", "x2d", "--data", tmp_path / "none"), "does not exist")
-    one_line_error(train("--preset", "x2d", "--data", tiny_dataset, "--out", tiny_dataset),
+    one_line_error(in_process("--preset", "x9d", "--data", tiny_dataset), "unknown preset 'x9d'")
+    one_line_error(in_process("--data", tiny_dataset), "give exactly one of --preset, --factors or --model")
+    one_line_error(in_process("--preset", "x2d", "--epochs", "0"), "--epochs")
+    one_line_error(in_process("--preset", "x2d", "--data", tmp_path / "none"), "does not exist")
+    one_line_error(in_process("--preset", "x2d", "--data", tiny_dataset, "--out", tiny_dataset),
                    "is not empty and holds no training")
     bad_yaml = tmp_path / "b.yaml"
     bad_yaml.write_text("epochs: -1\n")
-    one_line_error(train("--preset", "x2d", "--data", tiny_dataset, "--budget", bad_yaml), "'epochs' must be")
-    one_line_error(train("--preset", "x2d", "--data", tiny_dataset, "--budget", "smoke", "--init",
+    one_line_error(in_process("--preset", "x2d", "--data", tiny_dataset, "--budget", bad_yaml), "'epochs' must be")
+    one_line_error(in_process("--preset", "x2d", "--data", tiny_dataset, "--budget", "smoke", "--init",
                          tmp_path / "none.pt", "--out", tmp_path / "o"), "--init checkpoint not found")
 
 
