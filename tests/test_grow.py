@@ -219,3 +219,38 @@ def test_init_grows_a_smaller_model_pt(tmp_path: Path) -> None:
         apply_init(build_model(parent.factors.replace(width=0.5), CLASSES), init)
     torch.save(parent.state_dict(), tmp_path / "plain.pt")  # a bare state dict records no factors
     assert read_init(tmp_path / "plain.pt").factors is None
+
+
+def test_growing_an_init_leaves_the_global_random_streams_alone(tmp_path: Path) -> None:
+    """Candidates of a step are compared paired by seed, on the same clips and dropout draws: a grown
+    training must draw what a scratch training with the same seed draws. Growth takes its fresh weights
+    from a generator of its own (seeded with the training's seed), never from the global streams."""
+    import random
+
+    import numpy as np
+
+    from x3dsearch.train.checkpoint import seed_everything
+
+    parent = randomised(preset("x2d"), seed=3).float()
+    save_model_weights(tmp_path / "model.pt", parent, factors=parent.factors.to_dict(), num_classes=CLASSES,
+                       shortcut_bn=True)
+    init = read_init(tmp_path / "model.pt")
+    child = parent.factors.replace(width=1.5, bottleneck=2.25, depth=2.0)
+
+    def started(seed: int, grown: bool) -> tuple[X3D, torch.Tensor, float, float]:
+        """A training's set-up as the trainer does it, then what its first draws would be."""
+        seed_everything(seed)
+        model = build_model(child, CLASSES, shortcut_bn=True)
+        before = (torch.get_rng_state(), np.random.get_state()[1].copy(), random.getstate())
+        if grown:
+            apply_init(model, init, seed=seed)
+        assert torch.equal(torch.get_rng_state(), before[0])
+        assert np.array_equal(np.random.get_state()[1], before[1]) and random.getstate() == before[2]
+        return model, torch.rand(8), float(np.random.rand()), random.random()
+
+    scratch, grown = started(7, grown=False), started(7, grown=True)
+    assert torch.equal(scratch[1], grown[1]) and scratch[2:] == grown[2:]  # the same stream after set-up
+    again, other = started(7, grown=True), started(8, grown=True)
+    new_rows = "stages.0.0.conv_a.weight"  # a new unit's incoming weights are fresh: drawn from the seed
+    assert torch.equal(grown[0].state_dict()[new_rows], again[0].state_dict()[new_rows])
+    assert not torch.equal(grown[0].state_dict()[new_rows], other[0].state_dict()[new_rows])

@@ -64,6 +64,9 @@ def test_a_recorded_state_file_loads_as_the_same_run():
     assert run.final.name == "contract-x-bottleneck" and run.final.top1 == logged.final.top1
     assert run.measure_cost().train_macs == pytest.approx(logged.cost.train_macs)
     assert json.loads((RECORDED / "finished" / "state.json").read_text())["version"] == 1
+    # written before --proxy-init: every training read as started from scratch
+    assert logged.info.proxy_init == "scratch" and logged.contraction.kept.init == "scratch"
+    assert {(t.init, t.parent) for t in run.trials() + logged.candidates()} == {("scratch", None)}
 
 
 @pytest.mark.slow

@@ -36,6 +36,7 @@ def _closed_port() -> int:
     ([], "--target-gflops is required"),
     (["--target-gflops", "1", "--criterion", "best"], "Invalid value for '--criterion'"),
     (["--target-gflops", "1", "--contract-axes", "some"], "Invalid value for '--contract-axes'"),
+    (["--target-gflops", "1", "--proxy-init", "warm"], "Invalid value for '--proxy-init'"),
     (["--target-gflops", "1", "--cpus-per-trial", "0"], "Invalid value for '--cpus-per-trial'"),
     (["--target-gflops", "1", "--gpus-per-trial", "-1"], "Invalid value for '--gpus-per-trial'"),
     (["--target-gflops", "1", "--budget", "huge"], "unknown budget 'huge'"),
@@ -66,6 +67,11 @@ def test_malformed_space_names_the_key(capsys, tmp_path: Path):
     space.write_text(yaml.safe_dump(data))
     err = _error(capsys, "expand", "--target-gflops", "1", "--space", str(space), "--run-dir", str(tmp_path / "r"))
     assert "'axes.x-depth.step'" in err
+    data = yaml.safe_load(DEFAULT_SPACE.read_text())
+    data["proxy_init"] = "warm"
+    space.write_text(yaml.safe_dump(data))
+    err = _error(capsys, "expand", "--target-gflops", "1", "--space", str(space), "--run-dir", str(tmp_path / "r"))
+    assert "'proxy_init' must be one of scratch, inherit, got 'warm'" in err and not (tmp_path / "r").exists()
 
 
 def test_an_existing_run_dir_needs_resume(capsys, tmp_path: Path):
@@ -128,3 +134,35 @@ def test_a_bad_noise_file_is_one_line_and_starts_nothing(capsys, tmp_path: Path)
         run_dir = tmp_path / "run"
         err = _error(capsys, "expand", "--target-gflops", "1", "--noise", str(noise), "--run-dir", str(run_dir))
         assert message in err and not run_dir.exists(), err
+
+
+def test_proxy_init_comes_from_the_flag_else_the_space_and_a_resume_keeps_it(tmp_path: Path):
+    """--proxy-init overrides the space's proxy_init; config.yaml records the rule in force (a config
+    written before the setting reads as scratch), and expand --resume refuses another one."""
+    from x3dsearch.errors import X3DSearchError
+    from x3dsearch.search.settings import SearchSettings, check_same, stored_settings
+    from x3dsearch.search.space import SearchSpace, load_space
+
+    space = load_space()
+    inheriting = SearchSpace.from_dict({**space.to_dict(), "proxy_init": "inherit"})
+    assert (space.proxy_init, inheriting.proxy_init) == ("scratch", "inherit")
+    assert SearchSettings(0.06, space).init_rule == "scratch"
+    assert SearchSettings(0.06, inheriting).init_rule == "inherit"
+    assert SearchSettings(0.06, inheriting, proxy_init="scratch").init_rule == "scratch"
+    assert SearchSettings(0.06, space, proxy_init="inherit").init_rule == "inherit"
+
+    config = {"target_gflops": 0.06, "space": space.to_dict(), "data": {"spec": "synthetic"}, "seed": 0,
+              "criterion": "top1", "contract_axes": "own", "budget": {"name": "smoke"}, "proxy_init": "inherit"}
+    stored = stored_settings(config, "config.yaml")
+    assert stored.init_rule == "inherit"
+    old_space = {k: v for k, v in space.to_dict().items() if k != "proxy_init"}  # written before the setting
+    old = stored_settings({**{k: v for k, v in config.items() if k != "proxy_init"}, "space": old_space}, "c")
+    assert old.init_rule == "scratch"
+    check_same(tmp_path, stored, SearchSettings(0.06, space, proxy_init="inherit"), config,
+               frozenset({"proxy_init"}))
+    check_same(tmp_path, stored, SearchSettings(0.06, space), config, frozenset())  # not given: kept
+    with pytest.raises(X3DSearchError) as info:
+        check_same(tmp_path, stored, SearchSettings(0.06, space, proxy_init="scratch"), config,
+                   frozenset({"proxy_init"}))
+    assert str(info.value) == (f"refusing to resume {tmp_path}: it searches with --proxy-init inherit, not scratch "
+                               f"(start a new --run-dir for another search)")

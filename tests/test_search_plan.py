@@ -224,3 +224,156 @@ def test_a_custom_space_file_plans_with_its_own_parameters(capsys, tmp_path: Pat
     final = Factors.from_dict(json.loads(out)["final"]["factors"])
     assert final == preset("x3d-xs").replace(stride=15)  # 2x15 -> 4x15: same compute, another clip
     assert SearchSpace.from_dict(data).axis("x-temporal").span_growth == 2.0
+
+
+# --- which weights each trial starts from (--proxy-init), the whole loop without Ray -----------
+INHERIT_AXES = ("x-temporal", "x-depth", "x-width")
+
+
+def _fake_experiments(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, str | None]]:
+    """Replace the Tune experiment by one that 'trains' each job at once (hand-written result, outcomes
+    and model.pt; a model's score grows with its GFLOPs) and records (experiment, trial, init)."""
+    from x3dsearch.outcomes import SplitOutcomes, VideoOutcome
+    from x3dsearch.train.folder import TrainingFolder
+    from x3dsearch.train.result import TrainResult
+
+    jobs: list[tuple[str, str, str | None]] = []
+
+    def experiment(name, batch, ctx, storage, cpus, gpus, max_failures, listener):
+        for job in batch:
+            assert job.init is None or Path(job.init).is_file(), f"{job.name} started before its parent's weights"
+            jobs.append((name.split("-attempt")[0], job.name, job.init))
+            factors = Factors.from_dict(job.factors)
+            p = min(0.9, estimate_gflops(factors, 3) * 10)
+            folder = TrainingFolder(Path(job.out_dir))
+            folder.path.mkdir(parents=True, exist_ok=True)
+            folder.write_outcomes(SplitOutcomes("val", {f"v{i}": VideoOutcome(i, p + 0.01 * i, p > 0.3)
+                                                         for i in range(3)}))
+            folder.model.write_bytes(b"weights")
+            result = TrainResult(status="ok", top1=100.0 * (p > 0.3), top5=100.0, wall_time_s=1.0, train_macs=1e9)
+            folder.write_result(result)
+            listener.started(job.name)
+            listener.finished(job.name, result, None, [0.0, 1.0])
+
+    monkeypatch.setattr("x3dsearch.search.trials.run_experiment", experiment)
+    return jobs
+
+
+def _search(tmp_path: Path, proxy_init: str, repeats: int = 1):
+    """A search of the three-axis space to 0.06 GFLOPs at 3 classes (two steps and a contraction),
+    ``--keep chosen``, trained by the fake experiment."""
+    import time
+
+    from x3dsearch.budget import load_budget
+    from x3dsearch.runlog import SEED_TRIAL, Clock, Run, RunDir, Trial
+    from x3dsearch.search.cluster import Cluster
+    from x3dsearch.search.controller import Search
+    from x3dsearch.search.settings import DataInfo, SearchSettings, run_info
+    from x3dsearch.search.trainable import TrialContext
+    from x3dsearch.search.trials import TrialRunner
+
+    data = yaml.safe_load(DEFAULT_SPACE.read_text())
+    data["axes"] = {k: v for k, v in data["axes"].items() if k in INHERIT_AXES}
+    settings = SearchSettings(0.06, SearchSpace.from_dict(data), seed=0, repeats=repeats, proxy_init=proxy_init)
+    info = DataInfo("synthetic", tmp_path, num_classes=3, train_videos=9, val_videos=3)
+    folder = RunDir(tmp_path / "run")
+    folder.path.mkdir()
+    seed = settings.space.seed
+    run = Run(info=run_info(settings, load_budget("smoke"), info), run_dir=folder.path,
+              seed_trial=Trial(SEED_TRIAL, None, seed, estimate_gflops(seed, 3), seed=0))
+    trials = TrialRunner(folder, Cluster(None, 2.0, 0.0, 0.0), (1.0, 0.0), explicit_cpus=False, max_failures=1,
+                         ctx=TrialContext("data", {}, 1, "cpu"), clock=Clock(), save=lambda: folder.save(run),
+                         history=[], keep="chosen")
+    Search(run, folder, settings, info, trials, time.monotonic(), keep="chosen").run()
+    return run, folder
+
+
+def test_inherit_trains_the_seed_first_and_starts_every_trial_from_its_step_start(tmp_path: Path, monkeypatch):
+    jobs = _fake_experiments(monkeypatch)
+    run, folder = _search(tmp_path, "inherit", repeats=2)
+    one, two = run.steps
+    contraction = run.contraction
+    assert (len(run.steps), contraction is not None and contraction.done) == (2, True)
+    weights = {name: str(folder.trial_dir(name).resolve() / "model.pt") for name in ("seed", one.chosen_candidate.name)}
+    assert [j for j in jobs if j[0] == "step01-start"] == [("step01-start", "seed", None)]  # alone, and first
+    assert jobs.index(("step01-start", "seed", None)) == 0
+    expected = {"seed": None, "seed-r1": None}  # the seed model starts from scratch
+    expected.update({t.name: weights["seed"] for c in one.trained for t in c.runs})
+    expected.update({t.name: weights[one.chosen_candidate.name] for c in two.trained for t in c.runs})
+    expected.update({t.name: weights[one.chosen_candidate.name] for c in contraction.trained for t in c.runs})
+    assert {name: init for _, name, init in jobs} == expected and len(jobs) == len(expected)
+    assert {j[0] for j in jobs} == {"step01-start", "step01", "step02", "contraction"}
+    assert contraction.start is two.start  # contraction candidates grow from the overshooting step's start
+    for step in (one, two):
+        assert {(t.init, t.parent) for c in step.trained for t in c.runs} == {("inherit", step.start.name)}
+    assert {(t.init, t.parent) for c in contraction.trained for t in c.runs} == {("inherit", two.start.name)}
+    # --keep chosen dropped the other candidates' weights, never a parent's
+    for name in ("seed", one.chosen_candidate.name, two.chosen_candidate.name, contraction.kept.name):
+        assert (folder.trial_dir(name) / "model.pt").is_file(), name
+    dropped = [t for c in one.trained + two.trained if c is not one.chosen_candidate and c is not
+               two.chosen_candidate for t in c.runs]
+    assert dropped and not any((folder.trial_dir(t.name) / "model.pt").exists() for t in dropped)
+    log = yaml.safe_load(folder.log.read_text())
+    assert log["proxy_init"] == "inherit"
+    for number, step in enumerate(log["steps"]):
+        start = run.steps[number].start.name
+        assert {(c["init"], c["parent"]) for c in step["candidates"]} == {("inherit", start)}
+    assert (log["contraction"]["init"], log["contraction"]["parent"]) == ("inherit", two.start.name)
+    state = json.loads(folder.state.read_text())
+    assert state["steps"][1]["candidates"][0]["parent"] == one.chosen_candidate.name
+
+
+def test_scratch_trains_the_seed_with_step_one_and_starts_nothing_from_weights(tmp_path: Path, monkeypatch):
+    jobs = _fake_experiments(monkeypatch)
+    run, folder = _search(tmp_path, "scratch")
+    assert {init for _, _, init in jobs} == {None} and ("step01", "seed", None) in jobs
+    assert {j[0] for j in jobs} == {"step01", "step02", "contraction"}
+    assert {(t.init, t.parent) for t in run.trials()} == {("scratch", None)}
+    log = yaml.safe_load(folder.log.read_text())
+    assert log["proxy_init"] == "scratch"
+    assert {(c["init"], c["parent"]) for s in log["steps"] for c in s["candidates"]} == {("scratch", None)}
+
+
+def test_a_trial_whose_parents_weights_are_missing_stops_with_one_line(tmp_path: Path, monkeypatch):
+    from x3dsearch.errors import X3DSearchError
+    from x3dsearch.runlog import Clock, RunDir, Trial
+    from x3dsearch.search.cluster import Cluster
+    from x3dsearch.search.trainable import TrialContext
+    from x3dsearch.search.trials import TrialRunner
+
+    jobs = _fake_experiments(monkeypatch)
+    folder = RunDir(tmp_path / "run")
+    child = Trial("s01-x-depth", "x-depth", preset("x2d").replace(depth=2.2), 0.04, seed=0, init="inherit",
+                  parent="seed")
+    runner = TrialRunner(folder, Cluster(None, 2.0, 0.0, 0.0), (1.0, 0.0), explicit_cpus=False, max_failures=1,
+                         ctx=TrialContext("data", {}, 1, "cpu"), clock=Clock(), save=lambda: None, history=[])
+    with pytest.raises(X3DSearchError) as info:
+        runner.run("step01", "step 1", [child], None)
+    message = str(info.value)
+    assert "\n" not in message and "starts from the weights of seed" in message
+    assert str(folder.trial_dir("seed").resolve() / "model.pt") in message and "does not exist" in message
+    assert jobs == [] and str(child.status) == "pending"
+
+
+def test_keep_chosen_never_drops_weights_a_trial_starts_from(tmp_path: Path):
+    """Even a model the step did not keep stays when a trial records it as its parent."""
+    from x3dsearch.runlog import SEED_TRIAL, Run, RunDir, RunInfo, Step, Trial
+    from x3dsearch.search.inherit import drop_unchosen
+    from x3dsearch.train.folder import TrainingFolder
+    from x3dsearch.train.result import TrainResult
+
+    folder = RunDir(tmp_path / "run")
+    seed = Trial(SEED_TRIAL, None, preset("x2d"), 0.02)
+    a, b, c = (Trial(f"s01-{axis}", axis, preset("x2d"), 0.04, init="inherit", parent=SEED_TRIAL)
+               for axis in ("x-depth", "x-width", "x-temporal"))
+    later = Trial("s02-x-depth", "x-depth", preset("x2d"), 0.08, init="inherit", parent=b.name)  # a parent not kept
+    run = Run(RunInfo(0.06, 0, "x3d", "smoke", None), seed, steps=[Step(1, seed, [a, b, c], chosen="x-depth",
+                                                                         done=True), Step(2, a, [later])])
+    for trial in (seed, a, b, c):
+        training = TrainingFolder(folder.trial_dir(trial.name))
+        training.path.mkdir(parents=True)
+        training.write_result(TrainResult(status="ok", top1=50.0))
+        training.model.write_bytes(b"weights")
+    drop_unchosen(run, folder.trial_dir, [a, b, c], a)
+    kept = {t.name for t in (seed, a, b, c) if (folder.trial_dir(t.name) / "model.pt").is_file()}
+    assert kept == {SEED_TRIAL, a.name, b.name}

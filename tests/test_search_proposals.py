@@ -38,6 +38,7 @@ def test_default_space_is_shipped_and_linked_at_the_top_level():
     assert (space.seed.frames, space.seed.stride) == (1, 30)  # about 1 s: X-Fast gives 2x15
     assert (space.selection, space.contraction, space.budget, space.min_stride) == ("top1", "own", "auto", 1)
     assert (space.on_tie, space.repeats, space.max_repeats) == ("best", 1, 3)
+    assert space.proxy_init == "scratch"  # until a measurement says inherit ranks models better
     assert load_space("x3d") == space
 
 
@@ -54,6 +55,8 @@ def test_default_space_is_shipped_and_linked_at_the_top_level():
     ({"selection": "best"}, "'selection'"),
     ({"contraction": "some"}, "'contraction'"),
     ({"proposal": "below"}, "'proposal'"),
+    ({"proxy_init": "warm"}, "'proxy_init'"),
+    ({"proxy_init": True}, "'proxy_init'"),
     ({"tolerance": 1.5}, "'tolerance'"),
     ({"seed": {"frames": 1, "stride": 12, "crop": 112, "width": 1.0, "bottleneck": 1.0}}, "'depth'"),
     ({"colour": "blue"}, "'colour'"),

@@ -56,8 +56,10 @@ def axes_of(step: dict) -> list[str]:
 def test_whole_search_writes_every_key(reference_run, tiny_dataset: Path):
     run_dir, proc = reference_run
     log = load_log(run_dir)
-    assert set(log) == {"target_gflops", "complexity", "target_ms", "path", "seed", "space", "budget", "data",
-                        "status", "stop_reason", "stop_detail", "steps", "contraction", "final", "baselines", "cost"}
+    assert set(log) == {"target_gflops", "complexity", "target_ms", "path", "seed", "space", "budget", "proxy_init",
+                        "data", "status", "stop_reason", "stop_detail", "steps", "contraction", "final", "baselines",
+                        "cost"}
+    assert log["proxy_init"] == "scratch"  # the default: every candidate starts from scratch
     assert log["baselines"] is None  # none added yet (x3dsearch baseline)
     assert (log["complexity"], log["target_ms"], log["path"]) == ("gflops", None, None)
     assert (log["target_gflops"], log["seed"], log["space"], log["budget"], log["status"]) == \
@@ -91,7 +93,9 @@ def test_whole_search_writes_every_key(reference_run, tiny_dataset: Path):
         for c in step["candidates"]:
             chosen_keys = {"heldout_top1"} if c["axis"] == step["chosen"] else set()
             assert set(c) == {"axis", "factors", "gflops", "params_m", "top1", "top5", "train_time_s", "status",
-                              "error", "train_macs", "score", "score_ci", "score_videos", "top1_ci"} | chosen_keys
+                              "error", "train_macs", "init", "parent", "score", "score_ci", "score_videos",
+                              "top1_ci"} | chosen_keys
+            assert (c["init"], c["parent"]) == ("scratch", None)
             assert c["score"] == pytest.approx(c["top1"]) and c["score_videos"] == 3  # top-1 on every video
             assert c["score_ci"][0] <= c["score"] <= c["score_ci"][1] and c.get("heldout_top1") is None
             assert c["status"] == "ok" and c["error"] is None and 0 <= c["top1"] <= c["top5"] <= 100
@@ -105,8 +109,9 @@ def test_whole_search_writes_every_key(reference_run, tiny_dataset: Path):
         assert best["gflops"] == pytest.approx(fv.gflops, rel=1e-9) and best["params_m"] == pytest.approx(fv.params_m)
     assert previous["gflops"] > 0.06  # the last step overshot ...
     contraction = log["contraction"]
-    assert set(contraction) == {"from", "axis", "factors", "gflops", "top1", "params_m", "score", "score_ci",
-                                "score_videos", "top1_ci", "heldout_top1", "decision", "vs_overshoot"}
+    assert set(contraction) == {"from", "axis", "factors", "gflops", "top1", "params_m", "init", "parent", "score",
+                                "score_ci", "score_videos", "top1_ci", "heldout_top1", "decision", "vs_overshoot"}
+    assert (contraction["init"], contraction["parent"]) == ("scratch", None)
     assert set(contraction["vs_overshoot"]) == {"margin", "ci"}
     assert contraction["from"]["factors"] == previous["factors"] and contraction["axis"] == log["steps"][-1]["chosen"]
     assert contraction["gflops"] <= 0.06 and contraction["top1"] is not None  # ... and was contracted under it
@@ -126,6 +131,7 @@ def test_whole_search_writes_every_key(reference_run, tiny_dataset: Path):
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert config["space"]["name"] == "x3d" and config["budget"]["checkpoint_every"] == 1
     assert config["seed"] == 0 and {"torch", "ray", "fvcore", "x3dsearch"} <= set(config["versions"])
+    assert config["proxy_init"] == "scratch" and config["space"]["proxy_init"] == "scratch"
     state_text = (run_dir / "state.json").read_text()
     assert json.loads(state_text)["status"] == "finished"
     assert str(run_dir) not in state_text  # relative paths only

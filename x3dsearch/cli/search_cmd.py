@@ -8,6 +8,7 @@ import click
 
 from ..criteria import CRITERIA, TIE_RULES
 from ..runlog.rundir import KEEP
+from ..runlog.trial import PROXY_INITS
 from .aliases import num_classes_option
 
 CONTRACT_AXES = ("own", "all")
@@ -119,6 +120,10 @@ def _print(outcome: Any) -> None:
 @click.option("--max-repeats", type=click.IntRange(min=1), metavar="N",
               help="The most seeds --on-tie repeat trains a tied candidate with [default: the space's].")
 @_KEEP_OPTION
+@click.option("--proxy-init", type=click.Choice(PROXY_INITS),
+              help="How every candidate's proxy training starts: from scratch, or from the trained weights of "
+                   "the model its step expands, grown to the candidate so it starts as that model's function "
+                   "(the seed model then trains before step 1's candidates) [default: the space's, scratch].")
 @click.option("--contract-axes", type=click.Choice(CONTRACT_AXES),
               help="Contract the overshooting step along its own axis, or also try all others "
                    "[default: the space's, own].")
@@ -142,7 +147,7 @@ def expand(ctx: click.Context, target_gflops: float | None, complexity: str, tar
            gpus_per_trial: float | None, max_failures: int, criterion: str | None, on_tie: str | None,
            repeats: int | None, max_repeats: int | None, keep: str, contract_axes: str | None,
            resume_dir: Path | None, dry_run: bool, path_text: str | None, as_json: bool,
-           classes: int | None, noise: str | None) -> None:
+           classes: int | None, noise: str | None, proxy_init: str | None) -> None:
     """Search an X3D model of at most --target-gflops by progressive expansion from X2D.
 
     Each step trains one candidate per axis (about 2x the current GFLOPs each) as one Ray Tune
@@ -160,7 +165,7 @@ def expand(ctx: click.Context, target_gflops: float | None, complexity: str, tar
         if value is not None and not value > 0:
             raise X3DSearchError(f"{name} must be positive, got {value:g}")
     given = _given(ctx, ("target_gflops", "target_ms", "data", "budget", "space_file", "seed", "criterion",
-                         "contract_axes", "on_tie", "repeats", "path_text", "noise"))
+                         "contract_axes", "on_tie", "repeats", "path_text", "noise", "proxy_init"))
     if noise is not None and noise not in ("auto", "none"):
         noise = str(user_path(Path(noise)))
     given = frozenset("path" if g == "path_text" else g for g in given)
@@ -183,7 +188,7 @@ def expand(ctx: click.Context, target_gflops: float | None, complexity: str, tar
         settings = SearchSettings(target_gflops=target_gflops or 0.0, space=space, data=data, budget=budget,
                                   seed=seed, criterion=criterion, contract_axes=contract_axes, on_tie=on_tie,
                                   repeats=repeats, max_repeats=max_repeats, target_ms=target_ms or 0.0, path=path,
-                                  noise=noise or "auto")
+                                  noise=noise or "auto", proxy_init=proxy_init)
         overrides = _overrides(ctx, address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                                max_failures=max_failures, keep=keep)
         _print(run_resume(resume_dir, settings, overrides, given=given))
@@ -194,7 +199,8 @@ def expand(ctx: click.Context, target_gflops: float | None, complexity: str, tar
     settings = SearchSettings(target_gflops=target_gflops, space=space, data=data, budget=budget, seed=seed,
                               criterion=criterion, contract_axes=contract_axes, on_tie=on_tie, repeats=repeats,
                               max_repeats=max_repeats, complexity=complexity, target_ms=target_ms,
-                              latency_threads=latency_threads, path=path, noise=noise or "auto")
+                              latency_threads=latency_threads, path=path, noise=noise or "auto",
+                              proxy_init=proxy_init)
     resources = Resources(address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                           max_failures=max_failures, keep=keep)
     _print(run_expand(settings, resources, run_dir))

@@ -245,7 +245,8 @@ def _head(summary: dict[str, Any], name: str, refresh: bool) -> list[str]:
     status = str(summary["status"] or "partial")
     data = summary["data"] or {}
     facts = [f"target {_num(summary['target'], 'g')} {summary['unit']}", f"seed {_num(summary['seed'], 'd')}",
-             f"space {summary['space'] or '-'}", f"budget {summary['budget'] or '-'}"]
+             f"space {summary['space'] or '-'}", f"budget {summary['budget'] or '-'}",
+             f"proxy init {summary.get('proxy_init') or 'scratch'}"]
     if data:
         facts.append(f"data {data.get('root', '?')} ({data.get('num_classes', '?')} classes, "
                      f"{data.get('train_videos', '?')} train / {data.get('val_videos', '?')} val / "

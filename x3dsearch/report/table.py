@@ -141,7 +141,7 @@ def summarize(run: Run, all_candidates: bool = False) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "run_dir": str(run.run_dir), "status": run.status, "partial": run.partial, "progress": run.progress,
         "target_gflops": run.target_gflops, "target": run.target, "unit": run.unit, "seed": run.seed,
-        "space": run.space, "budget": run.budget,
+        "space": run.space, "budget": run.budget, "proxy_init": run.info.proxy_init,
         "data": dict(run.data) if run.data is not None else None,
         "stop_reason": str(run.stop_reason) if run.stop_reason else None, "stop_detail": run.stop_detail,
         "path": path, "in_progress": in_progress,
@@ -228,7 +228,8 @@ def format_summary(summary: dict[str, Any]) -> str:
     latency = unit == "ms"
     facts = [f"target {_num(summary['target'], 'g')} {unit}",
              f"seed {_num(summary['seed'], 'd')}",
-             f"space {summary['space'] or '-'}", f"budget {summary['budget'] or '-'}"]
+             f"space {summary['space'] or '-'}", f"budget {summary['budget'] or '-'}",
+             f"proxy init {summary.get('proxy_init') or 'scratch'}"]
     data = summary["data"]
     if data:
         facts.append(f"data {data.get('root', '?')} ({data.get('num_classes', '?')} classes, "

@@ -19,7 +19,7 @@ from .decision import Comparison, Decision, Score
 from .run import (SEED_TRIAL, Baseline, Contraction, Cost, Run, RunInfo, Step, contraction_trial_name,
                   step_trial_name)
 from .status import RunStatus, StopReason, TrialStatus
-from .trial import Trial, trial_from_log
+from .trial import SCRATCH, Trial, trial_from_log
 
 
 class RunLogError(X3DSearchError):
@@ -72,7 +72,8 @@ def to_log(run: Run, interrupted: bool = False) -> dict[str, Any]:
     if c is not None and c.done and c.kept is not None:
         kept = c.kept
         contraction = {"from": _flow_factors(c.overshoot.model_log()), "axis": kept.axis,
-                       **_flow_factors(kept.model_log()), "params_m": kept.params_m,
+                       **_flow_factors(kept.model_log()), "params_m": kept.params_m, "init": kept.init,
+                       "parent": kept.parent,
                        **(c.scores[kept.name].to_log() if kept.name in c.scores else {}),
                        "heldout_top1": kept.heldout, "decision": c.decision.to_dict() if c.decision else None,
                        "vs_overshoot": c.vs_overshoot.to_dict() if c.vs_overshoot else None}
@@ -87,7 +88,8 @@ def to_log(run: Run, interrupted: bool = False) -> dict[str, Any]:
     info = run.info
     return {"target_gflops": info.target_gflops, "complexity": info.complexity, "target_ms": info.target_ms,
             "path": list(info.path) if info.path else None, "seed": info.seed, "space": info.space,
-            "budget": info.budget, "data": _Flow(info.data or {}), "status": str(status),
+            "budget": info.budget, "proxy_init": info.proxy_init, "data": _Flow(info.data or {}),
+            "status": str(status),
             "stop_reason": str(run.stop_reason) if run.stop_reason else None, "stop_detail": run.stop_detail,
             "steps": steps, "contraction": contraction, "final": final,
             "baselines": [_baseline(b) for b in run.baselines] or None, "cost": run.cost.to_dict()}
@@ -151,7 +153,13 @@ class _Reader:
                                status=TrialStatus.OK if top1 is not None else TrialStatus.PENDING, top1=top1)
         trial.heldout_top1 = self.number(raw.get("heldout_top1"), f"{where}.heldout_top1")
         trial.latency_ms = self.number(raw.get("ms"), f"{where}.ms")
+        self.started(trial, raw, where)
         return trial
+
+    def started(self, trial: Trial, raw: Mapping[str, Any], where: str) -> None:
+        """How a trained model started (``init``, ``parent``); a log written before them: scratch."""
+        trial.init = self.text(raw.get("init"), f"{where}.init") or SCRATCH
+        trial.parent = self.text(raw.get("parent"), f"{where}.parent")
 
     def candidate(self, raw: Any, where: str, step: int) -> Trial:
         raw = self.mapping(raw, where)
@@ -169,6 +177,7 @@ class _Reader:
             train_macs=self.number(raw.get("train_macs"), f"{where}.train_macs"))
         trial.heldout_top1 = self.number(raw.get("heldout_top1"), f"{where}.heldout_top1")
         trial.latency_ms = self.number(raw.get("ms"), f"{where}.ms")
+        self.started(trial, raw, where)
         return trial
 
     def decision(self, raw: Any, where: str) -> Decision | None:
@@ -287,7 +296,8 @@ def from_log(raw: Any, path: Path, run_dir: Path | None = None) -> Run:
     info = RunInfo(target_gflops=reader.number(raw.get("target_gflops"), "target_gflops"), seed=seed,
                    space=reader.text(raw.get("space"), "space"), budget=reader.text(raw.get("budget"), "budget"),
                    data=data, complexity=reader.text(raw.get("complexity"), "complexity") or "gflops",
-                   target_ms=reader.number(raw.get("target_ms"), "target_ms"), path=tuple(axes) if axes else None)
+                   target_ms=reader.number(raw.get("target_ms"), "target_ms"), path=tuple(axes) if axes else None,
+                   proxy_init=reader.text(raw.get("proxy_init"), "proxy_init") or SCRATCH)
     seed_trial = steps[0].start if steps else Trial(SEED_TRIAL, None, None, None)
     reason = reader.text(raw.get("stop_reason"), "stop_reason")
     decided = next((s.decision for s in steps if s.decision is not None), None)

@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from .decision import Comparison, Decision, Score
 from .status import RunStatus, StopReason, TrialStatus
-from .trial import ModelRecord, Trial
+from .trial import SCRATCH, ModelRecord, Trial
 
 #: The paper's six expansion operators, in the order reports list them.
 AXES = ("x-fast", "x-temporal", "x-spatial", "x-depth", "x-width", "x-bottleneck")
@@ -140,6 +140,7 @@ class RunInfo:
     complexity: str = "gflops"      # what the target bounds: gflops or latency (ms)
     target_ms: float | None = None
     path: tuple[str, ...] | None = None  # a replay's axes
+    proxy_init: str = SCRATCH       # how candidates start: scratch, or inherit (the step start's weights)
 
 
 @dataclass

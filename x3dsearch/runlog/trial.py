@@ -15,6 +15,11 @@ from ..factors import Factors
 from ..status import TrialStatus
 from ..train.result import TrainResult
 
+#: How a proxy training starts (``--proxy-init``): from the architecture's own random initialisation,
+#: or from the trained weights of the model its step expands, grown to the candidate (``--init``).
+SCRATCH, INHERIT = "scratch", "inherit"
+PROXY_INITS = (SCRATCH, INHERIT)
+
 
 @dataclass(frozen=True)
 class ModelRecord:
@@ -50,6 +55,8 @@ class Trial:
     repeats: list["Trial"] = field(default_factory=list)  # the same model trained again with other seeds
     heldout_top1: float | None = None  # top-1 on the held-out split, for a chosen model
     latency_ms: float | None = None  # measured per clip, when the search targets latency
+    init: str = SCRATCH             # how the training starts: scratch, or inherit (from ``parent``)
+    parent: str | None = None       # the trial whose model.pt it starts from (inherit); None: scratch
 
     # --- what the result says ---------------------------------------------------------------
     @property
@@ -103,7 +110,7 @@ class Trial:
                 "result": self.result.to_dict() if self.result is not None else None,
                 "sessions": [list(s) for s in self.sessions], "seed": self.seed, "repeat": self.repeat,
                 "repeats": [r.to_state() for r in self.repeats], "heldout_top1": self.heldout_top1,
-                "latency_ms": self.latency_ms}
+                "latency_ms": self.latency_ms, "init": self.init, "parent": self.parent}
 
     @classmethod
     def from_state(cls, data: dict[str, Any]) -> "Trial":
@@ -117,7 +124,8 @@ class Trial:
                    sessions=[list(s) for s in data.get("sessions", [])], seed=data.get("seed"),
                    repeat=int(data.get("repeat", 0)),
                    repeats=[cls.from_state(r) for r in data.get("repeats", [])],
-                   heldout_top1=data.get("heldout_top1"), latency_ms=data.get("latency_ms"))
+                   heldout_top1=data.get("heldout_top1"), latency_ms=data.get("latency_ms"),
+                   init=data.get("init") or SCRATCH, parent=data.get("parent"))
 
     @classmethod
     def _from_state_v1(cls, data: dict[str, Any]) -> "Trial":
@@ -136,16 +144,18 @@ class Trial:
 
     # --- expansion_path.yaml: the reader's view -------------------------------------------------
     def to_log(self) -> dict[str, Any]:
-        """A step's candidate as the run log writes it (``train_time_s`` is the trainer's wall time)."""
+        """A step's candidate as the run log writes it (``train_time_s`` is the trainer's wall time;
+        ``init`` and ``parent`` how it started, null for an axis that trained nothing)."""
         if self.status == TrialStatus.SKIPPED:
             return {"axis": self.axis, "factors": None, "gflops": None, "params_m": None, "top1": None,
                     "top5": None, "train_time_s": None, "status": str(self.status), "error": self.error,
-                    "train_macs": None}
+                    "train_macs": None, "init": None, "parent": None}
         entry = {"axis": self.axis, "factors": self.factors.to_dict() if self.factors else None,
                  "gflops": self.gflops, "params_m": self.params_m, "top1": self.top1, "top5": self.top5,
                  "train_time_s": self.wall_time_s, "status": str(self.status),
                  "error": self.error if self.status != TrialStatus.OK else None,
-                 "train_macs": (self.train_macs or 0.0) if self.result is not None else 0.0}
+                 "train_macs": (self.train_macs or 0.0) if self.result is not None else 0.0,
+                 "init": self.init, "parent": self.parent}
         if self.latency_ms is not None:
             entry["ms"] = self.latency_ms
         return entry
@@ -163,8 +173,8 @@ class Trial:
 def trial_from_log(name: str, axis: str | None, factors: Factors | None, gflops: float | None, *,
                    params_m: float | None = None, status: str = TrialStatus.OK, error: str | None = None,
                    top1: float | None = None, top5: float | None = None, train_time_s: float | None = None,
-                   train_macs: float | None = None) -> Trial:
-    """A trial rebuilt from what a run log kept of it."""
+                   train_macs: float | None = None, init: str | None = None, parent: str | None = None) -> Trial:
+    """A trial rebuilt from what a run log kept of it (a log written before ``init``: scratch)."""
     state = TrialStatus.read(status)
     finished = isinstance(state, TrialStatus) and state.finished
     result = None
@@ -174,4 +184,4 @@ def trial_from_log(name: str, axis: str | None, factors: Factors | None, gflops:
                              top1=top1, top5=top5, wall_time_s=train_time_s, train_macs=train_macs, gflops=gflops,
                              params_m=params_m)
     return Trial(name=name, axis=axis, factors=factors, gflops=gflops, params_m=params_m, status=state, error=error,
-                 result=result)
+                 result=result, init=init or SCRATCH, parent=parent)

@@ -25,6 +25,7 @@ from ..train.folder import TrainingFolder
 from ..utils.fmt import format_top1, score_spec
 from ..utils.logging import get_logger
 from .estimate import count_params_m
+from .inherit import drop_unchosen, started_from, train_parents_first
 from .judge import Judge, look_level, score_lines
 from .progress import future_trials
 from .plan import contraction_candidates, path_proposal, reached
@@ -68,6 +69,10 @@ class Search:
                            noise=noise)
         trials.scorer = self.judge.brief
         trials.score_title = f"{self.judge.criterion.per_video} [90% CI]"
+
+    @property
+    def _resume_hint(self) -> str:
+        return f"x3dsearch resume {self.run_dir.path}"
 
     @property
     def live_wall_s(self) -> float:
@@ -157,7 +162,7 @@ class Search:
             if run.name == name:
                 return run
         run = Trial(name=name, axis=model.axis, factors=model.factors, gflops=model.gflops, params_m=model.params_m,
-                    seed=repeat_seed(self.settings.seed, k), repeat=k)
+                    seed=repeat_seed(self.settings.seed, k), repeat=k, init=model.init, parent=model.parent)
         model.repeats.append(run)
         return run
 
@@ -168,10 +173,12 @@ class Search:
                 self._repeat(model, k)
         return self._seeded([run for model in models for run in model.runs])
 
-    def _trial(self, name: str, proposal: Proposal) -> Trial:
+    def _trial(self, name: str, proposal: Proposal, parent: Trial) -> Trial:
+        """A candidate grown from ``parent``: it starts from its weights under ``--proxy-init inherit``."""
         params = self._timed_flops(lambda: count_params_m(proposal.factors, self.data.num_classes))
-        return Trial(name=name, axis=proposal.axis, factors=proposal.factors, gflops=proposal.gflops,
-                     params_m=params, seed=self.settings.seed, latency_ms=proposal.cost)
+        return started_from(Trial(name=name, axis=proposal.axis, factors=proposal.factors, gflops=proposal.gflops,
+                                  params_m=params, seed=self.settings.seed, latency_ms=proposal.cost), parent,
+                            self.settings.init_rule)
 
     def _new_step(self, current: Trial) -> Step | None:
         run = self.run_record
@@ -200,7 +207,7 @@ class Search:
             self.save()
             return None
         step = Step(step=number, start=current,
-                    candidates=[self._trial(step_trial_name(number, p.axis), p) for p in proposals]
+                    candidates=[self._trial(step_trial_name(number, p.axis), p, current) for p in proposals]
                     + [_skipped(step_trial_name(number, s.axis), s) for s in skips])
         run.steps.append(step)
         self.save()
@@ -219,7 +226,9 @@ class Search:
         mean_gflops = sum(c.gflops for c in trained) / len(trained)
         self.trials.future = lambda: future_trials(mean_value, self.target, self.space.expansion_rate,
                                                    len(self.space.axes), self.space.tolerance, mean_gflops)
-        self.trials.run(f"step{step.step:02d}", title, self._runs(extra + step.trained), start)
+        runs = self._runs(extra + step.trained)
+        train_parents_first(self.trials, f"step{step.step:02d}", title, runs, start, self._resume_hint)
+        self.trials.run(f"step{step.step:02d}", title, runs, start)
         if not any(c.evaluated for c in step.trained):
             reasons = {c.error or str(c.status) for c in step.trained}
             detail = reasons.pop() if len(reasons) == 1 else \
@@ -227,7 +236,7 @@ class Search:
             run.stop_reason, run.stop_detail = StopReason.ALL_FAILED, f"every candidate of step {step.step} failed"
             self.save()
             raise X3DSearchError(f"every candidate of step {step.step} failed: {detail}; the state is kept: fix "
-                                 f"the cause and run `x3dsearch resume {self.run_dir.path}`")
+                                 f"the cause and run `{self._resume_hint}`")
         step.decision, step.scores = self._decide(step.step, f"step{step.step:02d}", title, step.trained, start)
         chosen = next(c for c in step.trained if c.axis == step.decision.winner)
         self._log_scores(f"step {step.step}", step.trained, step.scores, chosen)
@@ -287,13 +296,9 @@ class Search:
         self.save()
 
     def _drop_unchosen(self, models: list[Trial], chosen: Trial) -> None:
-        """Under ``--keep chosen``, the weights of the models a step did not keep go."""
-        if self.keep != "chosen":
-            return
-        for model in models:
-            if model is not chosen:
-                for run in model.runs:
-                    TrainingFolder(self.run_dir.trial_dir(run.name)).drop_weights()
+        """Under ``--keep chosen``, the weights of the models a step did not keep go (never a parent's)."""
+        if self.keep == "chosen":
+            drop_unchosen(self.run_record, self.run_dir.trial_dir, models, chosen)
 
     def _stop_at(self, current: Trial) -> None:
         """Why the expansion ends at ``current``: it went past the target, or came within tolerance."""
@@ -363,7 +368,7 @@ class Search:
             self.measure, self.settings.contraction))
         for skip in skips:
             log.info("contraction along %s: nothing fits (%s)", skip.axis, skip.reason)
-        candidates = [self._trial(contraction_trial_name(p.axis), p) for p in found]
+        candidates = [self._trial(contraction_trial_name(p.axis), p, base) for p in found]
         return Contraction(overshoot=overshoot, start=base, axis=last.chosen,
                            candidates=candidates + [_skipped(contraction_trial_name(s.axis), s) for s in skips])
 

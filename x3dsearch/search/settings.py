@@ -18,6 +18,7 @@ from ..criteria import CRITERIA, TIE_RULES
 from ..data import class_names, has_split, load_split, resolve_data
 from ..errors import ConfigError, X3DSearchError
 from ..runlog import RunInfo
+from ..runlog.trial import PROXY_INITS
 from ..utils.environment import result_changes, run_environment
 from .cluster import Resources
 from ..latency import LatencyConfig
@@ -48,6 +49,7 @@ class SearchSettings:
     latency_device: str = "cpu"
     path: tuple[str, ...] | None = None  # a replay: the axis of every step, in turn
     noise: str = "auto"           # the seed-noise model of single-seed intervals: auto, none or a file
+    proxy_init: str | None = None  # None: the space's; how candidates start: scratch or inherit
 
     @property
     def target(self) -> float:
@@ -88,6 +90,11 @@ class SearchSettings:
     @property
     def contraction(self) -> str:
         return self.contract_axes or self.space.contraction
+
+    @property
+    def init_rule(self) -> str:
+        """How every candidate starts (``--proxy-init``): scratch, or inherit its step start's weights."""
+        return self.proxy_init or self.space.proxy_init
 
 
 @dataclass(frozen=True)
@@ -139,6 +146,8 @@ def check_choices(settings: SearchSettings) -> None:
         raise ConfigError(f"--contract-axes must be one of {', '.join(CONTRACTIONS)}, got '{settings.contract_axes}'")
     if settings.on_tie is not None and settings.on_tie not in TIE_RULES:
         raise ConfigError(f"--on-tie must be one of {', '.join(TIE_RULES)}, got '{settings.on_tie}'")
+    if settings.proxy_init is not None and settings.proxy_init not in PROXY_INITS:
+        raise ConfigError(f"--proxy-init must be one of {', '.join(PROXY_INITS)}, got '{settings.proxy_init}'")
     for name, value in (("--repeats", settings.repeats), ("--max-repeats", settings.max_repeats)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ConfigError(f"{name} must be a positive integer, got {value!r}")
@@ -161,7 +170,8 @@ def run_config(settings: SearchSettings, resources: Resources, budget: Budget, d
             "data": {"spec": data.spec, **data.log_entry(), "root": str(data.root)},
             "budget": budget.to_dict(), "space": settings.space.to_dict(), "seed": settings.seed,
             "criterion": settings.selection, "contract_axes": settings.contraction, "on_tie": settings.tie_rule,
-            "repeats": settings.trainings, "max_repeats": settings.repeat_limit, "noise_spec": settings.noise,
+            "repeats": settings.trainings, "max_repeats": settings.repeat_limit, "proxy_init": settings.init_rule,
+            "noise_spec": settings.noise,
             "noise": noise_to_config(noise), "resources": resources.to_dict(),
             "versions": trial_environment(placement)}
 
@@ -181,7 +191,7 @@ def run_info(settings: SearchSettings, budget: Budget, data: DataInfo) -> RunInf
     """What the run log says about the run besides its state."""
     return RunInfo(target_gflops=settings.target_gflops, seed=settings.seed, space=settings.space.name,
                    budget=budget.name, data=data.log_entry(), complexity=settings.complexity,
-                   target_ms=settings.target_ms, path=settings.path)
+                   target_ms=settings.target_ms, path=settings.path, proxy_init=settings.init_rule)
 
 
 def stored_settings(config: dict[str, Any], label: str) -> SearchSettings:
@@ -195,7 +205,7 @@ def stored_settings(config: dict[str, Any], label: str) -> SearchSettings:
                           complexity=config.get("complexity", "gflops"), target_ms=config.get("target_ms"),
                           latency_threads=latency.get("threads", 1), latency_device=latency.get("device", "cpu"),
                           path=tuple(config["path"]) if config.get("path") else None,
-                          noise=config.get("noise_spec", "none"))
+                          noise=config.get("noise_spec", "none"), proxy_init=config.get("proxy_init"))
 
 
 def stored_resources(config: dict[str, Any], overrides: dict[str, Any] | None) -> Resources:
@@ -233,6 +243,8 @@ def check_same(run_dir: Path, stored: SearchSettings, given_settings: SearchSett
         raise refuse("--on-tie", stored.tie_rule, given_settings.tie_rule)
     if "noise" in given and given_settings.noise != stored.noise:
         raise refuse("--noise", stored.noise, given_settings.noise)
+    if "proxy_init" in given and given_settings.init_rule != stored.init_rule:
+        raise refuse("--proxy-init", stored.init_rule, given_settings.init_rule)
     if "repeats" in given and given_settings.trainings != stored.trainings:
         raise refuse("--repeats", stored.trainings, given_settings.trainings)
     if "budget" in given and given_settings.budget is not None:

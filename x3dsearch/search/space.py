@@ -13,6 +13,7 @@ from typing import Any, Mapping
 from ..criteria import CRITERIA, TIE_RULES
 from ..errors import ConfigError
 from ..factors import Factors
+from ..runlog.trial import PROXY_INITS
 from ..utils.io import read_yaml
 
 SPACE_DIR = Path(__file__).resolve().parents[1] / "spaces"
@@ -24,7 +25,7 @@ INTEGER_FACTORS = ("frames", "crop")
 CONTRACTIONS = ("own", "all")
 PROPOSAL_RULES = ("at-most", "nearest")
 TOP_KEYS = ("name", "seed", "expansion_rate", "proposal", "axes", "bounds", "tolerance", "selection", "on_tie",
-            "repeats", "max_repeats", "contraction", "budget")
+            "repeats", "max_repeats", "contraction", "budget", "proxy_init")
 AXIS_KEYS = ("factor", "keep", "span_growth", "contract", "step", "max")
 #: How a step along an axis is shrunk when it overshoots the target (see :class:`Axis`).
 CONTRACT_RULES = ("ladder", "keep-span")
@@ -80,6 +81,7 @@ class SearchSpace:
     max_repeats: int = 3
     contraction: str = "own"
     budget: str = "auto"
+    proxy_init: str = "scratch"
 
     def axis(self, name: str) -> Axis:
         for axis in self.axes:
@@ -102,6 +104,7 @@ class SearchSpace:
             "max_repeats": self.max_repeats,
             "contraction": self.contraction,
             "budget": self.budget,
+            "proxy_init": self.proxy_init,
         }
 
     @classmethod
@@ -170,13 +173,16 @@ class SearchSpace:
         budget = data.get("budget", "auto")
         if not isinstance(budget, str) or not budget:
             raise bad("budget", f"must be a budget name or file, got {budget!r}")
+        proxy_init = data.get("proxy_init", "scratch")
+        if proxy_init not in PROXY_INITS:
+            raise bad("proxy_init", f"must be one of {', '.join(PROXY_INITS)}, got {proxy_init!r}")
         name = data.get("name", "custom")
         if not isinstance(name, str) or not name:
             raise bad("name", "must be a non-empty string")
         return cls(name=name, seed=seed, expansion_rate=float(rate), axes=axes, proposal=proposal,
                    min_stride=int(min_stride), max_span=None if max_span is None else int(max_span),
                    tolerance=float(tolerance), selection=selection, on_tie=on_tie, repeats=repeats,
-                   max_repeats=max_repeats, contraction=contraction, budget=budget)
+                   max_repeats=max_repeats, contraction=contraction, budget=budget, proxy_init=proxy_init)
 
 
 def _is_number(value: Any) -> bool:

@@ -42,6 +42,7 @@ class Job:
     out_dir: str  # absolute
     seed: int
     home: str     # the run (or calibration) directory out_dir lies in, absolute
+    init: str | None = None  # the model.pt it starts from, grown to its factors (absolute); None: scratch
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,7 @@ def train_trial(config: dict[str, Any]) -> None:
         check_visible(ctx.data, Path(job.home))
         result = train_and_evaluate(Factors.from_dict(job.factors), ctx.data, Budget.from_dict(ctx.budget), job.seed,
                                     out_dir, resume=True, report=report, threads=ctx.threads, device=ctx.device,
-                                    progress=False)
+                                    init=Path(job.init) if job.init else None, progress=False)
     except Exception as exc:
         tune.report({FINAL: True, "status": str(TrialStatus.FAILED), "error": one_line(exc), SESSION_START: started,
                      SESSION_END: time.time()})

@@ -19,6 +19,7 @@ from ..train.result import TrainResult
 from ..utils.io import DISK_FULL_TEXT, DiskFull
 from ..utils.logging import get_logger
 from .cluster import Cluster
+from .inherit import parent_weights
 from .progress import EtaModel, LiveTable, Row
 from .trainable import Job, TrialContext, run_experiment
 
@@ -84,6 +85,7 @@ class TrialRunner:
         """Train every trial that has no final result yet (failed ones are retried), each with its own
         seed; ``start`` is the model the table's ratios are to, ``ctx`` replaces the runner's budget."""
         todo = [t for t in trials if t.status not in (TrialStatus.OK, TrialStatus.DIVERGED)]
+        inits = {t.name: parent_weights(t, self.run_dir.trial_dir) for t in todo}
         for t in todo:
             t.status = TrialStatus.PENDING
         self._batch = {t.name: t for t in trials}
@@ -99,7 +101,7 @@ class TrialRunner:
         if todo:
             home = str(self.run_dir.path.resolve())
             jobs = [Job(t.name, t.model.factors.to_dict(), str(self.run_dir.trial_dir(t.name).resolve()),
-                        _seed(t), home) for t in todo]
+                        _seed(t), home, str(inits[t.name]) if inits[t.name] else None) for t in todo]
             cpus = self._trial_cpus(len(trials))
             ctx = dataclasses.replace(ctx or self.ctx, threads=max(1, int(cpus)))
             started = time.monotonic()

@@ -60,17 +60,21 @@ def read_init(path: str | Path) -> InitWeights:
     return InitWeights(path, state, shortcut_bn, factors)
 
 
-def apply_init(model: nn.Module, init: InitWeights) -> None:
+def apply_init(model: nn.Module, init: InitWeights, seed: int = 0) -> None:
     """Load every tensor; only the classifier may be skipped, when the class count differs.
 
     An init from smaller factors is grown to the model's first, so it starts as the init's function.
+    The new units' fresh weights come from a generator of their own, seeded with ``seed`` (the
+    training's): the global random streams are left as they were, so a grown training draws the
+    same dropout and clips as one from scratch with the same seed, whatever it grew.
     """
     own = model.state_dict()
     state = dict(init.state)
     factors = getattr(model, "factors", None)
     if init.factors is not None and isinstance(factors, Factors) and init.factors != factors:
         try:
-            state = grow(state, init.factors, factors, shortcut_bn=init.shortcut_bn)
+            state = grow(state, init.factors, factors, shortcut_bn=init.shortcut_bn,
+                         generator=torch.Generator().manual_seed(int(seed)))
         except ConfigError as exc:
             raise ConfigError(f"--init {init.path}: {exc}") from None
         log.info("init: grew %s -> %s from %s", init.factors.short(), factors.short(), init.path)

@@ -99,7 +99,7 @@ class TrainingSession:
         model = build_model(self.factors, self.num_classes, dropout=self.budget.dropout,
                             shortcut_bn=self.shortcut_bn)
         if init_weights is not None:
-            apply_init(model, init_weights)
+            apply_init(model, init_weights, seed=self.seed)
         cost = complexity(self.factors, self.num_classes)
         self.gflops, self.params_m = cost.gflops, cost.params_m
         self.plan = self._plan()

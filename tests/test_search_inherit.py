@@ -1,0 +1,139 @@
+"""``expand --proxy-init inherit --keep chosen`` through the real CLI, real Ray and real videos (tiny
+dataset, smoke budget): every candidate starts from its step start's trained weights, grown, and a
+``kill -9`` in step 2 resumes onto the uninterrupted run's path."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from x3dsearch.budget import BUDGET_DIR
+from x3dsearch.factors import Factors
+
+from search_helpers import X3DSEARCH, cli_env, load_log, run_cli, space_file, trial_dirs
+
+pytestmark = pytest.mark.slow
+
+AXES = ("x-temporal", "x-depth", "x-width")
+TARGET = "0.06"  # 3 classes: X2D is 0.0198 GFLOPs, a step about 0.039, the next overshoots: 2 steps, a contraction
+
+
+@pytest.fixture(scope="module")
+def args(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The search's arguments: three axes, the smoke budget with a checkpoint after every step (so a
+    kill lands between checkpoints of a running trial; no number changes), inherit, --keep chosen."""
+    folder = tmp_path_factory.mktemp("inherit-inputs")
+    budget = yaml.safe_load((BUDGET_DIR / "smoke.yaml").read_text())
+    budget["checkpoint_every"] = 1
+    (folder / "smoke-ckpt.yaml").write_text(yaml.safe_dump(budget))
+    return ["expand", "--target-gflops", TARGET, "--data", str(tiny_dataset), "--budget",
+            str(folder / "smoke-ckpt.yaml"), "--space", str(space_file(folder, AXES)), "--seed", "0",
+            "--criterion", "top1", "--on-tie", "best", "--proxy-init", "inherit", "--keep", "chosen"]
+
+
+@pytest.fixture(scope="module")
+def inherit_run(args: list[str], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    run_dir = tmp_path_factory.mktemp("inherit") / "run"
+    proc = run_cli(*args, "--run-dir", str(run_dir), timeout=480)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run_dir, proc.stdout
+
+
+def _init(run_dir: Path, name: str) -> str | None:
+    """The init a trial's training folder recorded (the trainer's config.json)."""
+    return json.loads((run_dir / "candidates" / name / "config.json").read_text())["init"]
+
+
+def _weights(run_dir: Path, name: str) -> Path:
+    return (run_dir / "candidates" / name / "model.pt").resolve()
+
+
+def _path(log: dict) -> dict:
+    """What must not depend on an interruption: choices, every candidate's scores, start, result."""
+    def cand(c: dict) -> tuple:
+        return (c["axis"], json.dumps(c["factors"]), c["gflops"], c["top1"], c["top5"], c["score"], c["score_ci"],
+                c["status"], c["init"], c["parent"], c["train_macs"])
+
+    return {"steps": [(s["step"], s["chosen"], json.dumps(s["from"]), [cand(c) for c in s["candidates"]],
+                       s["decision"]) for s in log["steps"]],
+            "contraction": log["contraction"], "final": log["final"]}
+
+
+def test_every_candidate_starts_from_its_step_starts_weights(inherit_run):
+    run_dir, stdout = inherit_run
+    log, state = load_log(run_dir), json.loads((run_dir / "state.json").read_text())
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert log["proxy_init"] == config["proxy_init"] == "inherit" and "proxy init inherit" in stdout
+    assert len(log["steps"]) == 2 and log["contraction"] is not None and log["final"] is not None
+    starts = ["seed", f"s01-{log['steps'][0]['chosen']}"]
+    assert [s["start"] for s in state["steps"]] == starts
+    assert _init(run_dir, "seed") is None  # the seed model starts from scratch
+    for step, start in zip(log["steps"], starts):
+        for c in step["candidates"]:
+            name = f"s{step['step']:02d}-{c['axis']}"
+            assert (c["init"], c["parent"]) == ("inherit", start), name
+            assert _init(run_dir, name) == str(_weights(run_dir, start)), name
+            grew = (f"init: grew {Factors.from_dict(step['from']['factors']).short()} -> "
+                    f"{Factors.from_dict(c['factors']).short()} from {_weights(run_dir, start)}")
+            assert grew in (run_dir / "candidates" / name / "train.log").read_text(), name
+
+    # the seed trained first, alone (its own experiment), before any candidate of step 1 started
+    seed_end = state["seed"]["sessions"][-1][1]
+    first = min(s[0] for c in state["steps"][0]["candidates"] for s in c["sessions"])
+    assert seed_end <= first and (run_dir / "trials" / "step01-start").is_dir()
+
+    # contraction candidates grow from the overshooting step's start, as the log and their folders say
+    contraction = state["contraction"]
+    assert contraction["start"] == starts[1] and contraction["overshoot"] == f"s02-{log['steps'][1]['chosen']}"
+    trained = [c for c in contraction["candidates"] if c["status"] != "skipped"]
+    assert trained and {(c["init"], c["parent"]) for c in trained} == {("inherit", starts[1])}
+    for c in trained:
+        assert _init(run_dir, c["name"]) == str(_weights(run_dir, starts[1])), c["name"]
+    assert (log["contraction"]["init"], log["contraction"]["parent"]) == ("inherit", starts[1])
+
+    # --keep chosen: every parent's weights stayed, the other candidates' went
+    kept = {*starts, f"s02-{log['steps'][1]['chosen']}", contraction["chosen"]}
+    for name in kept:
+        assert _weights(run_dir, name).is_file(), name
+    others = [d.name for d in trial_dirs(run_dir, "") if d.name not in kept]
+    assert others and not any(_weights(run_dir, name).exists() for name in others)
+
+
+def test_kill_9_in_step_2_then_resume_lands_on_the_same_path(inherit_run, args: list[str], tmp_path: Path):
+    run_dir = tmp_path / "killed"
+    proc = subprocess.Popen([str(X3DSEARCH), *args, "--run-dir", str(run_dir)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=cli_env(), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while True:
+            assert proc.poll() is None, "the search ended before it could be interrupted"
+            assert time.monotonic() < deadline, "no running trial seen in step 2"
+            running = [d for d in trial_dirs(run_dir, "s02-")
+                       if (d / "checkpoint.pt").is_file() and not (d / "result.json").is_file()]
+            if running:
+                break
+            time.sleep(0.05)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the search, its Ray cluster and its trial processes
+        proc.wait()
+    time.sleep(1.0)
+    state = json.loads((run_dir / "state.json").read_text())
+    assert state["status"] == "running" and len(state["steps"]) == 2 and not state["steps"][1]["done"]
+    interrupted = [d.name for d in running if not (d / "result.json").is_file()]
+    assert interrupted
+
+    resumed = run_cli("resume", str(run_dir), timeout=480)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    reference, _ = inherit_run
+    assert _path(load_log(run_dir)) == _path(load_log(reference))
+    start = state["steps"][1]["start"]
+    for name in interrupted:  # continued from its own checkpoint, still grown from the step's start
+        assert "resuming from step" in (run_dir / "candidates" / name / "train.log").read_text(), name
+        assert _init(run_dir, name) == str(_weights(run_dir, start)), name
+    assert json.loads((run_dir / "state.json").read_text())["sessions"] == 2
