@@ -47,7 +47,9 @@ create_x3d = _import_create_x3d()
 
 # Inputs: XS, S and M at their own clip and crop; L at a small clip (its weights do not
 # depend on the input size, and the full 16 x 312 clip costs seconds on two cores).
-CASES = [("x3d-xs", 4, 160), ("x3d-s", 13, 160), ("x3d-m", 16, 224), ("x3d-l", 4, 96)]
+#: X3D-M at its own 16 frames and 224 px runs two real forward passes of 5-6 GFLOPs: `make test-fast` skips it.
+CASES = [("x3d-xs", 4, 160), ("x3d-s", 13, 160), pytest.param("x3d-m", 16, 224, marks=pytest.mark.slow),
+         ("x3d-l", 4, 96)]
 NUM_CLASSES = 11
 
 

@@ -169,6 +169,7 @@ def _cli(*args: str):
     return subprocess.run([sys.executable, "-m", "x3dsearch.cli.main", *args], capture_output=True, text=True)
 
 
+@pytest.mark.slow  # trains a teacher and a student through the CLI
 def test_distill_cli_smoke(tiny_dataset, tmp_path) -> None:
     import json
 

@@ -122,6 +122,7 @@ def _hand_written_run(folder: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow  # a real search holds the run directory
 def test_a_second_process_on_a_run_directory_is_refused_naming_the_running_pid(tiny_dataset: Path, tmp_path: Path):
     run_dir = _hand_written_run(tmp_path / "run")
     calibration = tmp_path / "calibration"

@@ -254,3 +254,14 @@ def test_growing_an_init_leaves_the_global_random_streams_alone(tmp_path: Path) 
     new_rows = "stages.0.0.conv_a.weight"  # a new unit's incoming weights are fresh: drawn from the seed
     assert torch.equal(grown[0].state_dict()[new_rows], again[0].state_dict()[new_rows])
     assert not torch.equal(grown[0].state_dict()[new_rows], other[0].state_dict()[new_rows])
+
+
+def test_a_parent_beside_the_training_is_recorded_relative_so_the_run_can_move(tmp_path: Path) -> None:
+    from x3dsearch.train.trainer import _recorded_init
+
+    out = tmp_path / "run" / "candidates" / "s01-x-depth"
+    parent = (tmp_path / "run" / "candidates" / "seed" / "model.pt").resolve()
+    assert _recorded_init(parent, out) == "../seed/model.pt"
+    elsewhere = (tmp_path / "converted.pt").resolve()
+    assert _recorded_init(elsewhere, out) == str(elsewhere)  # a user's --init file stays absolute
+    assert _recorded_init(None, out) is None

@@ -102,6 +102,7 @@ def _writer(args: tuple[str, int]) -> None:
         write_cached(own, summarize([float(worker)], 0, "cpu:test", 1, "own"))
 
 
+@pytest.mark.slow  # several processes time models side by side
 def test_concurrent_writers_leave_complete_files_and_lose_nothing(own_cache):
     with multiprocessing.get_context("spawn").Pool(4) as pool:
         pool.map(_writer, [(str(own_cache), w) for w in range(4)])

@@ -25,6 +25,14 @@ PUBLISHED = [
     ("x3d-l", "18.368", "6.15"),
     ("x3d-xl", "35.838", "11.10"),
 ]
+#: fvcore traces a real forward pass: 5-15 s each for L and XL on one core, so `make test-fast` skips them.
+LARGE = ("x3d-l", "x3d-xl")
+
+
+def _cases(rows: list) -> list:
+    return [pytest.param(*row, marks=pytest.mark.slow) if row[0] in LARGE else row for row in rows]
+
+
 TEST_CROP_GFLOPS = [("x3d-m", 256, "6.18"), ("x3d-l", 356, "24.76"), ("x3d-xl", 356, "48.41")]
 
 
@@ -34,13 +42,14 @@ def _printed(value: float, published: str) -> bool:
     return f"{value:.{decimals}f}" == published
 
 
-@pytest.mark.parametrize("name,gflops,params_m", PUBLISHED)
+@pytest.mark.parametrize("name,gflops,params_m", _cases(PUBLISHED))
 def test_complexity_matches_paper(name: str, gflops: str, params_m: str) -> None:
     c = complexity(preset(name))
     assert _printed(c.gflops, gflops), c.gflops
     assert _printed(c.params_m, params_m), c.params_m
 
 
+@pytest.mark.slow  # counts every preset, X3D-L and XL included
 def test_the_published_digits_reject_the_neighbouring_counts() -> None:
     """The counts one part away from right: without the 2048x400 classifier (0.0008 GFLOPs) and
     without the BatchNorm parameters (0.03-0.1 M). The tolerances this test replaced (rel 0.005 on
@@ -58,7 +67,7 @@ def test_the_published_digits_reject_the_neighbouring_counts() -> None:
             assert bn_free == pytest.approx(float(params_m), rel=0.01)
 
 
-@pytest.mark.parametrize("name,crop,gflops", TEST_CROP_GFLOPS)
+@pytest.mark.parametrize("name,crop,gflops", _cases(TEST_CROP_GFLOPS))
 def test_complexity_at_test_crops(name: str, crop: int, gflops: str) -> None:
     assert _printed(complexity(preset(name).replace(crop=crop)).gflops, gflops)
 
@@ -164,6 +173,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "x3dsearch.cli.main", *args], capture_output=True, text=True)
 
 
+@pytest.mark.slow  # counts every preset, X3D-L and XL included
 def test_cli_flops_json_all() -> None:
     out = _cli("flops", "--preset", "all", "--json")
     assert out.returncode == 0, out.stderr

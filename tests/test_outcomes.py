@@ -244,6 +244,7 @@ def test_evaluate_split_refuses_what_it_cannot_evaluate(trained: dict, tiny_data
         evaluate_split(partial, trained["root"], "test")
 
 
+@pytest.mark.slow  # trains through the CLI
 def test_train_cli_says_which_accuracy_is_which(trained: dict, tiny_dataset: Path, tmp_path: Path) -> None:
     proc = _cli("train", "--factors", FACTORS, "--data", trained["root"], "--budget", trained["budget"],
                 "--out", trained["out"])

@@ -78,7 +78,7 @@ def test_every_candidate_starts_from_its_step_starts_weights(inherit_run):
         for c in step["candidates"]:
             name = f"s{step['step']:02d}-{c['axis']}"
             assert (c["init"], c["parent"]) == ("inherit", start), name
-            assert _init(run_dir, name) == str(_weights(run_dir, start)), name
+            assert _init(run_dir, name) == f"../{start}/model.pt", name  # relative: the run can move
             grew = (f"init: grew {Factors.from_dict(step['from']['factors']).short()} -> "
                     f"{Factors.from_dict(c['factors']).short()} from {_weights(run_dir, start)}")
             assert grew in (run_dir / "candidates" / name / "train.log").read_text(), name
@@ -94,7 +94,7 @@ def test_every_candidate_starts_from_its_step_starts_weights(inherit_run):
     trained = [c for c in contraction["candidates"] if c["status"] != "skipped"]
     assert trained and {(c["init"], c["parent"]) for c in trained} == {("inherit", starts[1])}
     for c in trained:
-        assert _init(run_dir, c["name"]) == str(_weights(run_dir, starts[1])), c["name"]
+        assert _init(run_dir, c["name"]) == f"../{starts[1]}/model.pt", c["name"]
     assert (log["contraction"]["init"], log["contraction"]["parent"]) == ("inherit", starts[1])
 
     # --keep chosen: every parent's weights stayed, the other candidates' went
@@ -105,7 +105,7 @@ def test_every_candidate_starts_from_its_step_starts_weights(inherit_run):
     assert others and not any(_weights(run_dir, name).exists() for name in others)
 
 
-def test_kill_9_in_step_2_then_resume_lands_on_the_same_path(inherit_run, args: list[str], tmp_path: Path):
+def test_kill_9_in_step_2_then_moved_and_resumed_lands_on_the_same_path(inherit_run, args: list[str], tmp_path: Path):
     run_dir = tmp_path / "killed"
     proc = subprocess.Popen([str(X3DSEARCH), *args, "--run-dir", str(run_dir)], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=cli_env(), start_new_session=True)
@@ -128,6 +128,10 @@ def test_kill_9_in_step_2_then_resume_lands_on_the_same_path(inherit_run, args: 
     interrupted = [d.name for d in running if not (d / "result.json").is_file()]
     assert interrupted
 
+    moved = tmp_path / "moved" / "run"  # a moved run directory resumes its grown trainings too
+    moved.parent.mkdir()
+    run_dir.rename(moved)
+    run_dir = moved
     resumed = run_cli("resume", str(run_dir), timeout=480)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     reference, _ = inherit_run
@@ -135,5 +139,5 @@ def test_kill_9_in_step_2_then_resume_lands_on_the_same_path(inherit_run, args: 
     start = state["steps"][1]["start"]
     for name in interrupted:  # continued from its own checkpoint, still grown from the step's start
         assert "resuming from step" in (run_dir / "candidates" / name / "train.log").read_text(), name
-        assert _init(run_dir, name) == str(_weights(run_dir, start)), name
+        assert _init(run_dir, name) == f"../{start}/model.pt", name
     assert json.loads((run_dir / "state.json").read_text())["sessions"] == 2

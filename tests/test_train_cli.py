@@ -32,6 +32,7 @@ def one_line_error(proc: subprocess.CompletedProcess | Outcome, text: str) -> No
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow  # three trainings through the CLI
 def test_train_smoke_run_and_reruns(tiny_dataset: Path, tmp_path: Path) -> None:
     out = tmp_path / "x2d"
     proc = train("--preset", "x2d", "--data", tiny_dataset, "--budget", "smoke", "--out", out)

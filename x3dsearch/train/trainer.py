@@ -15,6 +15,7 @@ the validation) and ``result.json``. The session itself (set-up, the step loop, 
 """
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -83,7 +84,7 @@ def train_and_evaluate(factors: Factors, data: str | Path, budget: Budget | str,
     config = {"factors": factors.to_dict(), "num_classes": num_classes, "seed": int(seed),
               "budget": {k: v for k, v in budget.to_dict().items() if k not in _RESULT_NEUTRAL},
               "train_videos": train_set.num_videos, "val_videos": val_set.num_videos,
-              "init": str(init_path) if init_path else None}
+              "init": _recorded_init(init_path, out_dir)}
     _check_config(folder, config)
 
     ckpt_path = folder.checkpoint
@@ -124,6 +125,16 @@ def train_and_evaluate(factors: Factors, data: str | Path, budget: Budget | str,
         folder.write_result(result)
         file_only(f"result: {result.summary()}")
         return result
+
+
+def _recorded_init(init: Path | None, out_dir: Path) -> str | None:
+    """The init as the training's config records it: relative to ``out_dir`` when it lies in the same
+    folder of trainings (a search's parent model beside its candidates), so a moved run directory
+    resumes its trainings; absolute otherwise."""
+    if init is None:
+        return None
+    home = out_dir.resolve().parent
+    return os.path.relpath(init, out_dir.resolve()) if init.is_relative_to(home) else str(init)
 
 
 def _check_config(folder: TrainingFolder, config: dict) -> None:
