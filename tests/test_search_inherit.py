@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -105,9 +106,19 @@ def test_every_candidate_starts_from_its_step_starts_weights(inherit_run):
     assert others and not any(_weights(run_dir, name).exists() for name in others)
 
 
-def test_kill_9_in_step_2_then_moved_and_resumed_lands_on_the_same_path(inherit_run, args: list[str], tmp_path: Path):
-    run_dir = tmp_path / "killed"
-    proc = subprocess.Popen([str(X3DSEARCH), *args, "--run-dir", str(run_dir)], stdout=subprocess.DEVNULL,
+def test_kill_9_in_step_2_then_moved_and_resumed_lands_on_the_same_path(inherit_run, args: list[str],
+                                                                        tiny_dataset: Path, tmp_path: Path):
+    """Started with relative paths (trials run in other directories), killed with kill -9 while a trial
+    of step 2 runs, moved, and resumed through a relative path from another directory: the same path
+    as the uninterrupted run, nothing finished trained again, the interrupted trial continued from its
+    checkpoint and still grown from the step's start. The report page says what happened at each point."""
+    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
+    here.mkdir()
+    elsewhere.mkdir()
+    shutil.copytree(tiny_dataset, here / "mydata")
+    relative = [("./mydata" if a == str(tiny_dataset) else a) for a in args]
+    run_dir = here / "killed"
+    proc = subprocess.Popen([str(X3DSEARCH), *relative, "--run-dir", "killed"], cwd=here, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=cli_env(), start_new_session=True)
     try:
         deadline = time.monotonic() + 300
@@ -127,17 +138,31 @@ def test_kill_9_in_step_2_then_moved_and_resumed_lands_on_the_same_path(inherit_
     assert state["status"] == "running" and len(state["steps"]) == 2 and not state["steps"][1]["done"]
     interrupted = [d.name for d in running if not (d / "result.json").is_file()]
     assert interrupted
+    page = (run_dir / "report.html").read_text()  # the search's last page: it was running, so it reloads
+    assert '<meta http-equiv="refresh"' in page and "<h2>Running: step 2" in page
+    again = run_cli("report", str(run_dir))  # rewritten now that no process holds the run: it stops reloading
+    assert again.returncode == 0, again.stderr
+    page = (run_dir / "report.html").read_text()
+    assert '<meta http-equiv="refresh"' not in page and "(killed?)" in page and "<h2>Unfinished: step 2" in page
+    done_before = {d.name: (d / "train.log").read_text() for d in trial_dirs(run_dir, "")
+                   if (d / "result.json").is_file()}
 
     moved = tmp_path / "moved" / "run"  # a moved run directory resumes its grown trainings too
     moved.parent.mkdir()
-    run_dir.rename(moved)
-    run_dir = moved
-    resumed = run_cli("resume", str(run_dir), timeout=480)
+    shutil.move(str(run_dir), str(moved))
+    resumed = subprocess.run([str(X3DSEARCH), "resume", "../moved/run"], cwd=elsewhere, capture_output=True,
+                             text=True, timeout=480, env=cli_env())
     assert resumed.returncode == 0, resumed.stderr[-3000:]
+    log = load_log(moved)
+    assert log["data"]["root"] == str((here / "mydata").resolve())  # a trial found ./mydata
     reference, _ = inherit_run
-    assert _path(load_log(run_dir)) == _path(load_log(reference))
+    assert _path(log) == _path(load_log(reference))
+    for name, text in done_before.items():  # finished trials were not trained again
+        assert (moved / "candidates" / name / "train.log").read_text() == text, name
     start = state["steps"][1]["start"]
     for name in interrupted:  # continued from its own checkpoint, still grown from the step's start
-        assert "resuming from step" in (run_dir / "candidates" / name / "train.log").read_text(), name
-        assert _init(run_dir, name) == f"../{start}/model.pt", name
-    assert json.loads((run_dir / "state.json").read_text())["sessions"] == 2
+        assert "resuming from step" in (moved / "candidates" / name / "train.log").read_text(), name
+        assert _init(moved, name) == f"../{start}/model.pt", name
+    assert json.loads((moved / "state.json").read_text())["sessions"] == 2
+    page = (moved / "report.html").read_text()
+    assert '<meta http-equiv="refresh"' not in page and '<span class="badge finished">' in page

@@ -1,15 +1,13 @@
 """Whole searches through the real CLI, real Ray, real fvcore and real videos (tiny dataset, smoke budget).
 
-A session-wide reference search is run once; the kill -9 test must land on exactly its path.
+A module-wide reference search is run once and read by every test here. Kill -9 and resume are tested
+in test_search_inherit.py (relative paths, a moved run, the report page) and test_chaos.py (kills at
+every phase), repeats in test_search_repeats.py.
 """
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -20,8 +18,7 @@ from x3dsearch.factors import Factors
 from x3dsearch.model_file import load_model_file
 
 from browser import PLOT_BLUE, has_colour, needs_chromium, screenshot
-from search_helpers import (X3DSEARCH, checkpointed_smoke_budget, cli_env, load_log, path_of, run_cli, space_file,
-                            trial_dirs)
+from search_helpers import (checkpointed_smoke_budget, load_log, run_cli, space_file)
 
 TARGET = "0.06"  # 3 classes: X2D is 0.0198 GFLOPs, so two steps and a contraction
 
@@ -188,71 +185,6 @@ def test_chromium_renders_the_smoke_searchs_page(reference_run, tmp_path: Path):
     pixels = screenshot(run_dir / "report.html", tmp_path / "report.png")
     assert has_colour(pixels, PLOT_BLUE)  # the inline frontier figure was decoded and drawn
     assert (pixels < 128).all(axis=-1).sum() > 2000  # and the tables' text
-
-
-# --- kill -9 in the middle of a step, then resume ---------------------------------------------
-def test_kill_9_mid_step_then_resume_lands_on_the_same_path(reference_run, tiny_dataset: Path, budget_file: Path,
-                                                            tmp_path: Path):
-    """Started with relative paths (trials run in other directories), killed with kill -9 in the middle
-    of step 2, moved, and resumed through a relative path from another directory: the same path as
-    the uninterrupted reference run."""
-    here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
-    here.mkdir()
-    elsewhere.mkdir()
-    shutil.copytree(tiny_dataset, here / "mydata")
-    run_dir = here / "killed"
-    proc = subprocess.Popen([str(X3DSEARCH), "expand", "--target-gflops", TARGET, "--data", "./mydata",
-                             "--budget", str(budget_file), "--run-dir", "killed", "--seed", "0", *RULE], cwd=here,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env(), start_new_session=True)
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            assert proc.poll() is None, "the search ended before it could be interrupted"
-            assert time.monotonic() < deadline, "no moment with one finished and one running trial in step 2"
-            step2 = trial_dirs(run_dir, "s02-")
-            finished = [d for d in step2 if (d / "result.json").is_file()]
-            running = [d for d in step2 if (d / "checkpoint.pt").is_file() and not (d / "result.json").is_file()]
-            if finished and running:
-                break
-            time.sleep(0.05)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)  # the search, its Ray cluster and its trial processes
-        proc.wait()
-    time.sleep(1.0)
-    state = json.loads((run_dir / "state.json").read_text())
-    assert state["status"] == "running" and len(state["steps"]) == 2 and not state["steps"][1]["done"]
-    page = (run_dir / "report.html").read_text()  # the search's last page: it was running, so it reloads
-    assert '<meta http-equiv="refresh"' in page and "<h2>Running: step 2" in page
-    again = run_cli("report", str(run_dir))  # rewritten now that no process holds the run: it stops reloading
-    assert again.returncode == 0, again.stderr
-    page = (run_dir / "report.html").read_text()
-    assert '<meta http-equiv="refresh"' not in page and "(killed?)" in page and "<h2>Unfinished: step 2" in page
-    done_before = {d.name: (d / "train.log").read_text() for d in trial_dirs(run_dir, "")
-                   if (d / "result.json").is_file()}
-    interrupted = [d.name for d in trial_dirs(run_dir, "s02-") if (d / "checkpoint.pt").is_file()
-                   and not (d / "result.json").is_file()]
-    assert interrupted and any(name.startswith("s02-") for name in done_before)
-
-    moved = tmp_path / "moved" / "run"  # a moved run directory resumes too
-    moved.parent.mkdir()
-    shutil.move(str(run_dir), str(moved))
-    resumed = subprocess.run([str(X3DSEARCH), "resume", "../moved/run"], cwd=elsewhere, capture_output=True,
-                             text=True, timeout=240, env=cli_env())
-    assert resumed.returncode == 0, resumed.stderr[-3000:]
-    assert load_log(moved)["data"]["root"] == str((here / "mydata").resolve())  # a trial found ./mydata
-
-    reference, _ = reference_run
-    assert path_of(load_log(moved)) == path_of(load_log(reference))
-    for name, text in done_before.items():  # finished trials were not trained again
-        assert (moved / "candidates" / name / "train.log").read_text() == text, name
-    for folder in trial_dirs(moved, ""):
-        log = (folder / "train.log").read_text()
-        assert log.count("fresh start") == 1, folder.name
-    for name in interrupted:  # started trials continued from their checkpoint
-        assert "resuming from step" in (moved / "candidates" / name / "train.log").read_text(), name
-    assert json.loads((moved / "state.json").read_text())["sessions"] == 2
-    page = (moved / "report.html").read_text()
-    assert '<meta http-equiv="refresh"' not in page and '<span class="badge finished">' in page
 
 
 def test_baselines_train_under_the_runs_budget_and_are_compared_with_the_final_model(reference_run, tmp_path: Path):
