@@ -70,8 +70,9 @@ def ramp_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def shuffled_data(ramp_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Hand-made from real videos with shuffled labels: ``ramp_data``'s mp4 files (by absolute path), with
     labels drawn again at random (seeded) so that in every split exactly half of each true class gets each
-    label. Label and content are then independent in the sample itself, not only in expectation: no axis
-    can separate these classes, and the 2-frame model's sight of the ramp is worth nothing."""
+    label. The true class then says nothing about the label in the sample itself, not only in expectation:
+    the 2-frame model's sight of the ramp is worth nothing, and what else differs between videos (colour,
+    place) was drawn independently of both."""
     root = tmp_path_factory.mktemp("data") / "shuffled"
     root.mkdir()
     rng = random.Random(0)
@@ -138,7 +139,7 @@ def test_a_step_without_signal_is_a_tie(shuffled_data: Path, budget_file: Path, 
     Without signal a step still comes out significant with probability up to 10% (the bounds' level), so
     this passes at seed 0 by measurement, not by construction: there x-width won with 54.2 against 50.0
     and 50.0, margins +4.2 with lower bounds -5.6 and -8.3. At seeds 1 and 2 the same search was a tie
-    too (lower bounds -20.8 and 0.0: at seed 2 all three scored 50.0 on the same videos)."""
+    too (lower bounds -20.8 at seed 1; 0.0 at seed 2, where all three got the same videos right)."""
     _, step = _search(shuffled_data, budget_file, tmp_path)
     decision = step["decision"]
     assert decision["significant"] is False and decision["tied"], decision
