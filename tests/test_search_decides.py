@@ -1,0 +1,149 @@
+"""A search step decided on scores: real CLI, real Ray, real fvcore, real mp4s, one search per test.
+
+On ``tiny_dataset`` every training scores 33.3%, so no other test sees a decision made on scores.
+Here the data has a signal only one axis can see. The two classes are ``brightening`` and
+``dimming`` (``_ramp_light``): the light's middle level is random, so no single frame tells them
+apart and any two frames do. From X2D (1 frame) only X-Temporal's 2x24@112 reads two frames; X-Spatial
+(1x30@160) and X-Width (1x30@112 w1.45) still read one, so they can only guess.
+
+Sized by measurement: ``x3dsearch train --factors F --data ROOT --budget BUDGET.yaml --seed S --threads 1``
+on ``ramp_data`` with ``BUDGET`` below:
+
+=================  ======  ======  ======
+val top-1 (%)      seed 0  seed 1  seed 2
+=================  ======  ======  ======
+2x24@112 (X-Temp)   100.0   100.0   100.0
+X2D 1x30@112         58.3    45.8    50.0
+1x30@160 (X-Spat)    62.5    50.0    50.0
+1x30@112 w1.45       58.3    45.8    62.5
+=================  ======  ======  ======
+
+Each training takes 3-6 CPU-seconds (the 1-frame models 3, the 2-frame one 5-6; a search's wall time is
+mostly Ray's). Fewer training clips are near the edge (measured at 64x86 px, batches of 4): 24 training
+videos x 2 epochs left the 2-frame model at 50% at one seed of three, x 1 epoch at all three; 48 videos x 1
+epoch in batches of 8 (32x44 px) scored 95.8-100 over six seeds, less confidently; 56 videos x 1 epoch
+scored 100 at six seeds of six, at either size. In the one budget tried without precise-BN the 2-frame
+model validated at 50% (every video the same class: its BN running statistics lagged the weights).
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+import yaml
+
+from x3dsearch.data import synthesize
+from x3dsearch.data.layout import load_split
+
+from search_helpers import load_log, run_cli, space_file
+
+pytestmark = pytest.mark.slow
+
+AXES = ("x-temporal", "x-spatial", "x-width")
+# 2 classes: X2D is 0.0198 GFLOPs; its candidates are 0.0393 (x-temporal), 0.0381 (x-spatial) and 0.0372
+# (x-width), all under 0.04 and within the space's tolerance of it: one step, no contraction.
+TARGET = "0.04"
+SEED = "0"
+RULE = ("--criterion", "top1", "--on-tie", "best")
+
+#: One epoch over 56 clips in batches of 8 (7 steps, lr 0.2), BN statistics recomputed over 2 batches
+#: before validating, and every validation video scored (the smoke budget scores 4). Written by the test,
+#: not shipped: these numbers mean something only for this data.
+BUDGET = {"epochs": 1, "batch_size": 8, "lr": 0.2, "lr_batch": 8, "warmup_epochs": 0, "train_fraction": 1.0,
+          "eval_clips": None, "precise_bn_batches": 2, "dropout": 0.0, "workers": 0,
+          "notes": "tests/test_search_decides.py: sized for its 2-class ramp data only"}
+
+
+@pytest.fixture(scope="module")
+def ramp_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Brightening vs dimming, 40 videos each: 28 train and 12 val per class (24 val videos), 32x44 px.
+
+    Validation upscales the short side to 128 px for the 112 crop; the light level is the whole signal,
+    so the small frames lose nothing, and they are quicker to write and decode."""
+    root = tmp_path_factory.mktemp("data") / "ramp"
+    return synthesize(root, classes=2, videos_per_class=40, seed=0, size=(32, 44), seconds=(1.0, 1.5),
+                      val_fraction=0.3)
+
+
+@pytest.fixture(scope="module")
+def shuffled_data(ramp_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Hand-made from real videos with shuffled labels: ``ramp_data``'s mp4 files (by absolute path), with
+    labels drawn again at random (seeded) so that in every split exactly half of each true class gets each
+    label. The true class then says nothing about the label in the sample itself, not only in expectation:
+    the 2-frame model's sight of the ramp is worth nothing, and what else differs between videos (colour,
+    place) was drawn independently of both."""
+    root = tmp_path_factory.mktemp("data") / "shuffled"
+    root.mkdir()
+    rng = random.Random(0)
+    for split in ("train", "val"):
+        lines = []
+        for true_label in (0, 1):
+            videos = [r.path for r in load_split(ramp_data, split) if r.label == true_label]
+            labels = [0, 1] * (len(videos) // 2)
+            assert len(labels) == len(videos)  # an even count per class, so the halves are exact
+            rng.shuffle(labels)
+            lines += [f"{path} {label}" for path, label in zip(videos, labels)]
+        (root / f"{split}.csv").write_text("\n".join(lines) + "\n")
+    (root / "classes.txt").write_text("heads\ntails\n")
+    return root
+
+
+@pytest.fixture(scope="module")
+def budget_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("budget") / "decide.yaml"
+    path.write_text(yaml.safe_dump(BUDGET, sort_keys=False))
+    return path
+
+
+def _search(data: Path, budget: Path, tmp_path: Path) -> tuple[Path, dict]:
+    run_dir = tmp_path / "run"
+    proc = run_cli("expand", "--target-gflops", TARGET, "--data", str(data), "--budget", str(budget),
+                   "--space", str(space_file(tmp_path, AXES)), "--run-dir", str(run_dir), "--seed", SEED, *RULE)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    log = load_log(run_dir)
+    assert len(log["steps"]) == 1 and log["contraction"] is None and log["stop_reason"] == "within tolerance"
+    step = log["steps"][0]
+    assert [c["axis"] for c in step["candidates"]] == list(AXES)
+    assert all(c["status"] == "ok" and c["score_videos"] == 24 for c in step["candidates"])
+    # The noise model: this data is not the cached synthetic set the shipped seed-noise model was measured
+    # on, so with one seed per candidate the intervals resample the 24 validation videos only (too narrow
+    # for seed noise), and the search says so.
+    assert step["decision"]["noise"] == "videos only (no seed-noise model)"
+    assert "no seed-noise model for this data and budget" in (run_dir / "search.log").read_text()
+    return run_dir, step
+
+
+def test_a_step_with_signal_chooses_the_axis_that_sees_it_significantly(ramp_data: Path, budget_file: Path,
+                                                                        tmp_path: Path):
+    """Measured at seed 0: x-temporal 100.0, x-spatial 62.5, x-width 58.3 (the seed X2D 58.3); simultaneous
+    90% lower bounds of the margins +21.2 and +25.0 on 24 videos. The same search at seeds 1 and 2 was
+    significant too (lower bounds +33.3/+37.7 and +33.3/+21.4): not a pass by chance."""
+    _, step = _search(ramp_data, budget_file, tmp_path)
+    decision = step["decision"]
+    assert step["chosen"] == decision["winner"] == "x-temporal"
+    assert decision["significant"] is True and decision["tied"] == []
+    assert (decision["method"], decision["level"], decision["videos"]) == ("mcb-max-t", 0.9, 24)
+    others = [a for a in AXES if a != "x-temporal"]
+    assert sorted(decision["against"]) == sorted(others)
+    for axis in others:
+        against = decision["against"][axis]
+        assert against["excluded"] is True and against["ci"][0] > 0, (axis, against)
+    top1 = {c["axis"]: c["top1"] for c in step["candidates"]}
+    assert all(top1["x-temporal"] > top1[axis] for axis in others), top1
+
+
+def test_a_step_without_signal_is_a_tie(shuffled_data: Path, budget_file: Path, tmp_path: Path):
+    """The same search on the same videos with labels no model can learn.
+
+    Without signal a step still comes out significant with probability up to 10% (the bounds' level), so
+    this passes at seed 0 by measurement, not by construction: there x-width won with 54.2 against 50.0
+    and 50.0, margins +4.2 with lower bounds -5.6 and -8.3. At seeds 1 and 2 the same search was a tie
+    too (lower bounds -20.8 at seed 1; 0.0 at seed 2, where all three got the same videos right)."""
+    _, step = _search(shuffled_data, budget_file, tmp_path)
+    decision = step["decision"]
+    assert decision["significant"] is False and decision["tied"], decision
+    assert all(not decision["against"][axis]["excluded"] for axis in decision["tied"])
+    # The rule resolved the tie: best keeps the best score anyway (equal scores: the lower GFLOPs).
+    assert decision["rule"] == "best"
+    assert step["chosen"] == max(step["candidates"], key=lambda c: (c["score"], -c["gflops"]))["axis"]
