@@ -29,6 +29,7 @@ import platform
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +50,8 @@ def _train(job: tuple[dict, str, str, int, str, str | None]) -> float:
     from x3dsearch.train import train_and_evaluate
 
     factors, data, budget, seed, out, init = job
-    if (Path(out) / "result.json").is_file():
+    done = TrainingFolder(Path(out)).read_result()
+    if done is not None and done.ok:
         return 0.0
     started = time.monotonic()
     train_and_evaluate(Factors.from_dict(factors), data, budget, seed, Path(out), threads=1, progress=False,
@@ -84,8 +86,9 @@ def main() -> None:
     scratch = {(n, s): cal.trial_dir(f"{budget}/{n}-s{s}") for n in models for s in seeds}
     inherit = {(n, s): args.calibration / "runs" / f"{budget}-inherit" / f"{n}-s{s}" for n in models for s in seeds}
     jobs = [(models[n].to_dict(), data, budget, s, str(inherit[n, s]), str(parent)) for n, s in inherit]
-    with mp.get_context("spawn").Pool(args.workers) as pool:
-        walls = [w for w in pool.map(_train, jobs, chunksize=1) if w > 0]
+    # Not multiprocessing.Pool: its daemonic workers may not start the trainer's data-loading processes.
+    with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as pool:
+        walls = [w for w in pool.map(_train, jobs) if w > 0]
     # Seconds per training, one thread each; the scratch arm's from its own records (the calibration's run).
     cost = {"scratch": float(np.mean([TrainingFolder(p).read_result().wall_time_s for p in scratch.values()])),
             "inherit": float(np.mean([TrainingFolder(p).read_result().wall_time_s for p in inherit.values()]))}
