@@ -387,3 +387,20 @@ def test_train_macs_fall_back_to_the_candidates_sum(tmp_path):
                    for c in st["candidates"] if c.get("train_macs"))
     assert s["cost"]["train_macs"] == pytest.approx(expected)
     assert s["cost"]["train_macs_source"] == "sum of candidates' train_macs"
+
+
+def test_the_final_model_is_ranked_among_random_architectures():
+    """Hand-written scores (made up for this test): 1 + how many random architectures score strictly
+    higher; presets are not random architectures, and a missing held-out score leaves that rank out."""
+    from x3dsearch.report.table import random_rank, random_rank_text
+
+    final = {"top1": 50.0, "heldout_top1": 40.0}
+    baselines = [{"name": "random-1", "top1": 60.0, "heldout_top1": 30.0},
+                 {"name": "random-2", "top1": 50.0, "heldout_top1": 45.0},
+                 {"name": "random-3", "top1": 40.0, "heldout_top1": None},
+                 {"name": "x3d-xs", "top1": 90.0, "heldout_top1": 90.0}]
+    rank = random_rank(final, baselines)
+    assert rank == {"random": 3, "val_rank": 2, "heldout_rank": 2}
+    assert "ranks 2 of 4 on validation top-1 and 2 of 4 on held-out top-1" in random_rank_text(rank)
+    assert random_rank(final, baselines[3:]) is None
+    assert random_rank({"top1": 50.0, "heldout_top1": None}, baselines)["heldout_rank"] is None

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import sys
+import random
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,8 @@ from x3dsearch.cli.main import main
 from x3dsearch.errors import ConfigError
 from x3dsearch.factors import Factors, preset
 from x3dsearch.search.estimate import estimate_gflops
-from x3dsearch.search.plan import (PlanEnd, contraction_candidates, first_step, parse_path, path_proposal, reached,
-                                   replay)
+from x3dsearch.search.plan import (PlanEnd, contraction_candidates, first_step, parse_path, path_proposal,
+                                   lands_on_target, random_path, reached, replay)
 from x3dsearch.search.space import DEFAULT_SPACE, SearchSpace, load_space
 
 PAPER_CHAIN = "bottleneck,fast,spatial,depth,temporal,fast,temporal,spatial,spatial,depth,width"
@@ -377,3 +378,24 @@ def test_keep_chosen_never_drops_weights_a_trial_starts_from(tmp_path: Path):
     drop_unchosen(run, folder.trial_dir, [a, b, c], a)
     kept = {t.name for t in (seed, a, b, c) if (folder.trial_dir(t.name) / "model.pt").is_file()}
     assert kept == {SEED_TRIAL, a.name, b.name}
+
+
+def test_random_paths_expand_drawn_axes_and_land_on_the_target_as_a_search_would() -> None:
+    """Random architectures for ``baseline --random``: each path is replayed to the target like a search,
+    a seeded generator draws the same paths again, and the first axis is drawn uniformly (200 draws over
+    6 axes: each count within 15..55 of an expected 33; a generator stuck on one axis gives 200 and 0)."""
+    space = load_space()
+    target = 0.25
+    plans = [random_path(space, target, 8, rng) for rng in [random.Random(0)] for _ in range(12)]
+    again = [random_path(space, target, 8, rng) for rng in [random.Random(0)] for _ in range(12)]
+    assert [p.path for p in plans] == [p.path for p in again]
+    for plan in plans:
+        assert plan == replay(space, plan.path, target, 8)  # the search's own replay of that path
+        on_target = plan.final is not None and target * (1 - space.tolerance) <= plan.final.gflops <= target
+        assert lands_on_target(plan) == on_target, plan.path  # what baseline --random keeps
+    kept = [p for p in plans if lands_on_target(p)]
+    assert len(kept) >= 6 and len({p.final.factors for p in kept}) >= 5  # not one model drawn again and again
+    rng = random.Random(1)
+    first = [random_path(space, 0.03, 8, rng).path[0] for _ in range(200)]
+    counts = {axis.name: first.count(axis.name) for axis in space.axes}
+    assert all(15 <= n <= 55 for n in counts.values()), counts

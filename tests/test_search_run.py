@@ -192,14 +192,23 @@ def test_baselines_train_under_the_runs_budget_and_are_compared_with_the_final_m
     run_dir = tmp_path / "with-baselines"
     shutil.copytree(source, run_dir)
     before = load_log(run_dir)
-    proc = run_cli("baseline", str(run_dir), "--presets", "x2d")
+    proc = run_cli("baseline", str(run_dir), "--presets", "x2d", "--random", "2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = load_log(run_dir)
-    (entry,) = log["baselines"]
-    assert entry["name"] == "x2d" and entry["status"] == "ok" and entry["score_videos"] == 3
+    entries = {b["name"]: b for b in log["baselines"]}
+    assert list(entries) == ["x2d", "random-1", "random-2"]
+    entry = entries["x2d"]
+    assert entry["status"] == "ok" and entry["score_videos"] == 3
     assert set(entry["vs_final"]) == {"margin", "ci"} and entry["vs_final"]["ci"][0] <= entry["vs_final"]["margin"]
+    for name in ("random-1", "random-2"):  # random paths of the space, landed on the run's target as it did
+        drawn = entries[name]
+        assert drawn["status"] == "ok" and drawn["factors"] != log["final"]["factors"], name
+        assert 0.06 * (1 - 0.29) <= drawn["gflops"] <= 0.06, name
+    assert entries["random-1"]["factors"] != entries["random-2"]["factors"]
     assert log["cost"]["train_macs"] == before["cost"]["train_macs"]  # a baseline is not the search's cost
     assert (run_dir / "candidates" / "baseline-x2d" / "result.json").is_file()
     assert "baselines (the run's data, budget and seeds" in proc.stdout and "x2d" in proc.stdout
-    again = run_cli("baseline", str(run_dir), "--presets", "x2d")  # already there: nothing is trained again
+    assert "against 2 random architectures of the space at its target, the final model ranks" in proc.stdout
+    assert "random architectures" in (run_dir / "report.html").read_text()
+    again = run_cli("baseline", str(run_dir), "--presets", "x2d", "--random", "2")  # nothing is trained again
     assert again.returncode == 0 and load_log(run_dir)["baselines"] == log["baselines"]

@@ -231,12 +231,15 @@ def resume(ctx: click.Context, run_dir: Path, address: str | None, cpus_per_tria
 @click.option("--presets", metavar="NAME,NAME,...", help="Published models, e.g. x3d-xs,x3d-s.")
 @click.option("--models", "model_files", multiple=True, metavar="FILE",
               help="A final_model.yaml (of another search, say); repeat for several.")
+@click.option("--random", "random_count", type=click.IntRange(min=1), metavar="N",
+              help="Also N random architectures of the run's space at its target (random-1, ...), the same "
+                   "ones on every call: show ranks the final model among them.")
 @resource_options
 @_KEEP_OPTION
 @click.pass_context
 def baseline(ctx: click.Context, run_dir: Path, presets: str | None, model_files: tuple[str, ...],
-             address: str | None, cpus_per_trial: float | None, gpus_per_trial: float | None, max_failures: int,
-             keep: str) -> None:
+             random_count: int | None, address: str | None, cpus_per_trial: float | None,
+             gpus_per_trial: float | None, max_failures: int, keep: str) -> None:
     """Train published models under RUN_DIR's own data, budget, seeds and repeats, and compare each with
     the search's final model on the same videos (show and plot put them beside the searched models)."""
     from ..factors import preset
@@ -255,7 +258,8 @@ def baseline(ctx: click.Context, run_dir: Path, presets: str | None, model_files
                        load_model_file(path).factors))
     run = add_baselines(user_path(run_dir), models,
                         _overrides(ctx, address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
-                                   max_failures=max_failures, keep=keep))
+                                   max_failures=max_failures, keep=keep),
+                        random_count=random_count or 0)
     folder = RunDir(user_path(run_dir))
     plot_runs([run], folder.frontier)
     write_report(folder.path)

@@ -22,7 +22,7 @@ from ..runlog import RUN_LOG_NAME, Run, RunDir, RunStatus, load_run
 from ..runlog.rundir import REPORT_NAME
 from ..utils.fmt import format_duration
 from ..utils.io import atomic_write_text
-from .table import accuracy_note, decisions_note, format_margin, format_score, summarize
+from .table import accuracy_note, decisions_note, format_margin, format_score, random_rank_text, summarize
 
 CALIBRATION_NAME = "calibration.yaml"
 CALIBRATION_FIGURE = "calibration.png"
@@ -212,7 +212,9 @@ def _baselines_section(summary: dict[str, Any]) -> list[str]:
     return ["<h2>Baselines</h2>", ('<p class="note">the run\'s data, budget and seeds; final minus baseline, '
                                    "paired on the same videos</p>"),
             _table(["model", "factors", "GFLOPs", "val top-1", "score [90% CI]", "held-out", "final - baseline",
-                    "verdict"], rows, numeric=range(2, 7))]
+                    "verdict"], rows, numeric=range(2, 7))] + \
+        ([f'<p class="note">{escape(random_rank_text(summary["random_rank"]))}</p>']
+         if summary.get("random_rank") else [])
 
 
 def _cost_section(summary: dict[str, Any]) -> list[str]:

@@ -108,6 +108,30 @@ def _baseline(baseline: Baseline) -> dict[str, Any]:
             "heldout_top1": baseline.trial.heldout, "vs_final": vs.to_dict() if vs else None, "verdict": verdict}
 
 
+def random_rank(final: dict[str, Any] | None, baselines: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Where the final model ranks among the random architectures (``baseline --random``): 1 + how many
+    of them score strictly higher, on validation top-1 and, where measured, on the held-out split."""
+    drawn = [b for b in baselines if b["name"].startswith("random-")]
+    if final is None or not drawn:
+        return None
+
+    def rank(key: str) -> int | None:
+        mine = final.get(key)
+        theirs = [b[key] for b in drawn if b.get(key) is not None]
+        return None if mine is None or not theirs else 1 + sum(v > mine for v in theirs)
+
+    return {"random": len(drawn), "val_rank": rank("top1"), "heldout_rank": rank("heldout_top1")}
+
+
+def random_rank_text(rank: dict[str, Any]) -> str:
+    """``the final model ranks 2 of 6 ...``: the search against random architectures, in one line."""
+    n = rank["random"] + 1
+    parts = [f"{r} of {n} on {where}" for r, where in ((rank["val_rank"], "validation top-1"),
+                                                       (rank["heldout_rank"], "held-out top-1")) if r is not None]
+    return (f"against {rank['random']} random architectures of the space at its target, the final model ranks "
+            f"{' and '.join(parts) or 'unscored'} (one training each unless the run repeats; see each verdict)")
+
+
 def _decision_counts(run: Run) -> dict[str, Any] | None:
     """How many decided steps beat proxy noise (None for a run written before steps kept decisions)."""
     decided = [s.decision for s in run.steps if s.decision is not None and s.decision.runner_up is not None]
@@ -155,6 +179,7 @@ def summarize(run: Run, all_candidates: bool = False) -> dict[str, Any]:
                              "candidates": [{**_candidate(c, c.axis == s.chosen), **_judged(s.scores.get(c.name))}
                                             for c in s.candidates]}
                             for s in run.steps]
+    summary["random_rank"] = random_rank(summary["final"], summary["baselines"])
     summary["cost"] = cost_block(run)
     summary["full_training"] = full_training_comparison(run, summary["cost"]["train_macs"])
     return summary
@@ -273,6 +298,8 @@ def format_summary(summary: dict[str, Any]) -> str:
                 for b in summary["baselines"]]
         out += ["  " + line for line in _table(["model", "factors", "GFLOPs", "val top-1", "score (90% CI)",
                                                  "held-out", "final - baseline", "verdict"], rows, {2, 3, 4, 5, 6})]
+        if summary.get("random_rank"):
+            out.append("  " + random_rank_text(summary["random_rank"]))
     if summary["stop_reason"]:
         detail = f" ({summary['stop_detail']})" if summary["stop_detail"] else ""
         out.append(f"stopped: {summary['stop_reason']}{detail}")

@@ -9,6 +9,7 @@ beat the published architecture on this data, at the same cost, or could not tel
 """
 from __future__ import annotations
 
+import random
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +29,53 @@ from .estimate import count_params_m, estimate_gflops
 from ..noise import noise_from_config
 from ..simultaneous import NoiseModel
 from .judge import Judge, runs
+from .plan import lands_on_target, random_path
 from .session import locked, stored_info
-from .settings import resolve_data_info, stored_resources, stored_settings
+from .settings import SearchSettings, resolve_data_info, stored_resources, stored_settings
 from .trainable import TrialContext, evaluate_heldout
 from .trials import TrialRunner
 
 log = get_logger("search")
 
+#: Baselines drawn at random from the run's space are named random-1, random-2, ...
+RANDOM_PREFIX = "random-"
+
+
+def random_architectures(settings: SearchSettings, num_classes: int, count: int,
+                         final: Factors) -> list[tuple[str, Factors]]:
+    """``count`` distinct random architectures of the run's space at its target (the final model itself
+    left out), drawn from a generator seeded by the run's seed: ``random-1`` is the same model on every
+    call, so asking for more later trains only the new ones."""
+    if settings.complexity != "gflops":
+        raise X3DSearchError("--random needs a GFLOPs target: a latency run would time every random path's models")
+    rng = random.Random(settings.seed + 7919)
+    drawn: list[tuple[str, Factors]] = []
+    for _ in range(100 * count):
+        if len(drawn) == count:
+            break
+        plan = random_path(settings.space, settings.target, num_classes, rng, settings.measure())
+        if not lands_on_target(plan) or plan.final is None:
+            continue  # short of the target, under it by more than the tolerance, or several contractions
+        factors = plan.final.factors
+        if factors == final or any(factors == f for _, f in drawn):
+            continue
+        name = f"{RANDOM_PREFIX}{len(drawn) + 1}"
+        log.info("%s: path %s -> %s, %.4f GFLOPs", name, ",".join(plan.path), factors.short(), plan.final.gflops)
+        drawn.append((name, factors))
+    if len(drawn) < count:
+        raise X3DSearchError(f"--random {count}: the space holds only {len(drawn)} other architectures at this target")
+    return drawn
+
 
 def add_baselines(run_dir: Path, models: list[tuple[str, Factors]], overrides: dict[str, Any] | None = None,
-                  console: bool = True) -> Run:
-    """Train ``models`` (name, factors) as baselines of the finished run in ``run_dir``; a model already
-    there is not trained again (an interrupted call continues)."""
+                  console: bool = True, random_count: int = 0) -> Run:
+    """Train ``models`` (name, factors), and ``random_count`` random architectures of the run's space at its
+    target, as baselines of the finished run in ``run_dir``; a model already there is not trained again
+    (an interrupted call continues). Every baseline trains from scratch, whatever the run's proxy init."""
     folder = RunDir(run_dir)
     folder.read_config()  # a folder that is no run is refused before its lock is taken
-    if not models:
-        raise X3DSearchError("give at least one model (--presets or --models)")
+    if not models and random_count <= 0:
+        raise X3DSearchError("give at least one model (--presets, --models or --random)")
     with locked(folder, console):  # before the state is read: a search may still be writing it
         config = folder.read_config()
         settings = stored_settings(config, str(folder.config))
@@ -54,6 +86,8 @@ def add_baselines(run_dir: Path, models: list[tuple[str, Factors]], overrides: d
                                  f"model")
         resources = stored_resources(config, overrides)
         data = resolve_data_info(settings.data)
+        if random_count > 0:
+            models = models + random_architectures(settings, data.num_classes, random_count, run.final.model.factors)
         with ray_session(resources) as (cluster, placement):
             for name, factors in models:
                 if not any(b.name == name for b in run.baselines):

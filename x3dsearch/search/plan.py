@@ -13,6 +13,7 @@ shrinks the overshooting step.
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -258,6 +259,33 @@ def replay(space: SearchSpace, path: tuple[str, ...] | list[str], target: float,
             notes.append(f"{len(found)} contraction candidates: training picks the final model")
     return Plan(target, measure.name, measure.unit, space.tolerance, num_classes, seed, tuple(steps),
                 PlanEnd.REACHED, contraction, final, tuple(path), unused, tuple(notes))
+
+
+def random_path(space: SearchSpace, target: float, num_classes: int, rng: random.Random,
+                measure: Measure = GFLOPS) -> Plan:
+    """A random architecture of the space at the search's complexity: every step expands an axis drawn
+    uniformly from those the space can still expand, and the path is replayed to the target and
+    contracted as the search would. Random search over the same expansion paths is the baseline a
+    search must beat (Li & Talwalkar, 2019; Yang et al., ICLR 2020)."""
+    current = space.seed
+    value = measure.value(current, num_classes)
+    path: list[str] = []
+    while not reached(value, target, space.tolerance):
+        proposals, _ = propose_step(current, space, num_classes, measure)
+        if not proposals:
+            break
+        chosen = rng.choice(proposals)
+        path.append(chosen.axis)
+        current, value = chosen.factors, chosen.value
+    return replay(space, tuple(path), target, num_classes, measure)
+
+
+def lands_on_target(plan: Plan) -> bool:
+    """The plan's final model is where a search must end: within the tolerance under the target (a
+    contraction that found nothing under it leaves the last step's start, far below)."""
+    final = plan.final
+    return (plan.end == PlanEnd.REACHED and final is not None and final.value <= plan.target
+            and reached(final.value, plan.target, plan.tolerance))
 
 
 def first_step(space: SearchSpace, target: float, num_classes: int, measure: Measure = GFLOPS) -> Plan:
