@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from x3dsearch.cli.main import main
 from x3dsearch.search.space import DEFAULT_SPACE
+
+from cli_helpers import invoke
 
 
 def _error(capsys: pytest.CaptureFixture, *args: str) -> str:
-    with pytest.raises(SystemExit) as exit_info:
-        main(list(args))
-    err = capsys.readouterr().err
-    assert exit_info.value.code == 2, err
+    proc = invoke(capsys, *args)
+    err = proc.stderr
+    assert proc.returncode == 2, err
     assert err.count("\n") == 1 and err.startswith("x3dsearch: error: ") and "Traceback" not in err, err
     return err
 

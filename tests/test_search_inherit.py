@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from x3dsearch.budget import BUDGET_DIR
 from x3dsearch.factors import Factors
 
-from search_helpers import X3DSEARCH, cli_env, load_log, run_cli, space_file, trial_dirs
+from search_helpers import X3DSEARCH, checkpointed_smoke_budget, cli_env, load_log, run_cli, space_file, trial_dirs
 
 pytestmark = pytest.mark.slow
 
@@ -30,11 +29,8 @@ def args(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> list[s
     """The search's arguments: three axes, the smoke budget with a checkpoint after every step (so a
     kill lands between checkpoints of a running trial; no number changes), inherit, --keep chosen."""
     folder = tmp_path_factory.mktemp("inherit-inputs")
-    budget = yaml.safe_load((BUDGET_DIR / "smoke.yaml").read_text())
-    budget["checkpoint_every"] = 1
-    (folder / "smoke-ckpt.yaml").write_text(yaml.safe_dump(budget))
     return ["expand", "--target-gflops", TARGET, "--data", str(tiny_dataset), "--budget",
-            str(folder / "smoke-ckpt.yaml"), "--space", str(space_file(folder, AXES)), "--seed", "0",
+            str(checkpointed_smoke_budget(folder)), "--space", str(space_file(folder, AXES)), "--seed", "0",
             "--criterion", "top1", "--on-tie", "best", "--proxy-init", "inherit", "--keep", "chosen"]
 
 
