@@ -10,7 +10,7 @@ from typing import Any
 from ..budget import load_budget, training_macs
 from ..runlog import ModelRecord, Run, Trial
 from ..runlog.decision import Decision, Score
-from ..runlog.run import Baseline
+from ..runlog.run import RANDOM_PREFIX, Baseline
 from ..utils.fmt import format_duration, score_spec
 
 #: The budget a "full training" is measured under for the cost comparison.
@@ -111,7 +111,7 @@ def _baseline(baseline: Baseline) -> dict[str, Any]:
 def random_rank(final: dict[str, Any] | None, baselines: list[dict[str, Any]]) -> dict[str, Any] | None:
     """Where the final model ranks among the random architectures (``baseline --random``): 1 + how many
     of them score strictly higher, on validation top-1 and, where measured, on the held-out split."""
-    drawn = [b for b in baselines if b["name"].startswith("random-")]
+    drawn = [b for b in baselines if b["name"].startswith(RANDOM_PREFIX)]
     if final is None or not drawn:
         return None
 

@@ -91,6 +91,10 @@ class Contraction:
         return [c for c in self.candidates if c.status != TrialStatus.SKIPPED]
 
 
+#: Baselines drawn at random from the run's space (``baseline --random``) are named random-1, random-2, ...
+RANDOM_PREFIX = "random-"
+
+
 @dataclass
 class Baseline:
     """A published (or any given) model trained under the run's own data, budget, seeds and repeats, so

@@ -19,7 +19,7 @@ from ..data import has_split
 from ..errors import X3DSearchError
 from ..factors import Factors
 from ..runlog import Run, RunDir, RunStatus, Trial
-from ..runlog.run import Baseline
+from ..runlog.run import RANDOM_PREFIX, Baseline
 from ..train.folder import TrainingFolder
 from ..utils.fmt import score_spec
 from ..utils.logging import get_logger
@@ -36,9 +36,6 @@ from .trainable import TrialContext, evaluate_heldout
 from .trials import TrialRunner
 
 log = get_logger("search")
-
-#: Baselines drawn at random from the run's space are named random-1, random-2, ...
-RANDOM_PREFIX = "random-"
 
 
 def random_architectures(settings: SearchSettings, num_classes: int, count: int,
