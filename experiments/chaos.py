@@ -208,9 +208,14 @@ def outcome(run_dir: Path) -> dict[str, Any]:
     def cand(c: dict[str, Any]) -> dict[str, Any]:
         return {k: c.get(k) for k in CANDIDATE_KEYS}
 
-    return {"steps": [{"step": s["step"], "from": s["from"], "chosen": s["chosen"], "decision": s["decision"],
-                       "candidates": [cand(c) for c in s["candidates"]]} for s in log["steps"]],
-            "contraction": log["contraction"], "final": log["final"], "status": log["status"],
+    def placed_anywhere(entry: dict[str, Any] | None) -> dict[str, Any] | None:
+        # the Ray node a model trained on: a resumed search starts a new local Ray, with a new node id
+        return None if entry is None else {k: v for k, v in entry.items() if k != "node"}
+
+    return {"steps": [{"step": s["step"], "from": placed_anywhere(s["from"]), "chosen": s["chosen"],
+                       "decision": s["decision"], "candidates": [cand(c) for c in s["candidates"]]}
+                      for s in log["steps"]],
+            "contraction": placed_anywhere(log["contraction"]), "final": log["final"], "status": log["status"],
             "stop_reason": log["stop_reason"], "final_model": (run_dir / "final_model.yaml").read_text()}
 
 

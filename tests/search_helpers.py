@@ -55,12 +55,17 @@ def checkpointed_smoke_budget(folder: Path) -> Path:
     return path
 
 
+def without_nodes(entry: dict | None) -> dict | None:
+    """A log entry without the Ray node it trained on (a new local Ray has a new node id)."""
+    return None if entry is None else {k: v for k, v in entry.items() if k != "node"}
+
+
 def path_of(log: dict) -> dict:
-    """What must not depend on interruptions: choices, candidates, their metrics, the result."""
+    """What must not depend on interruptions or placement: choices, candidates, their metrics, the result."""
     def cand(c: dict) -> tuple:
         return (c["axis"], json.dumps(c["factors"]), c["gflops"], c["params_m"], c["top1"], c["top5"],
                 c["status"], c["train_macs"])
 
-    return {"steps": [(s["step"], s["chosen"], json.dumps(s["from"]), [cand(c) for c in s["candidates"]])
+    return {"steps": [(s["step"], s["chosen"], json.dumps(without_nodes(s["from"])), [cand(c) for c in s["candidates"]])
                       for s in log["steps"]],
-            "contraction": log["contraction"], "final": log["final"]}
+            "contraction": without_nodes(log["contraction"]), "final": log["final"]}

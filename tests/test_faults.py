@@ -90,8 +90,9 @@ def test_a_tune_result_is_named_by_its_config_else_by_its_folder():
 
 
 def test_a_final_report_that_is_not_a_training_result_is_a_failure():
-    result, error, _ = trainable._ending({FINAL: True, "status": "garbage"}, None)
-    assert result is None and "not a training result" in error
+    result, error, _, node = trainable._ending({FINAL: True, "status": "garbage", trainable.NODE: "10.0.0.5/1a2b3c4d"},
+                                               None)
+    assert result is None and "not a training result" in error and node == "10.0.0.5/1a2b3c4d"
     job = Job("s01-x-fast", {}, "/tmp/x", 0, "/tmp")
     assert trainable.result_job_name({"config": {"job": vars(job)}}, None, {}) == "s01-x-fast"
 

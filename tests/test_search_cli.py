@@ -108,11 +108,12 @@ def test_a_trial_that_cannot_see_the_data_says_so_in_one_line(tmp_path: Path):
     from x3dsearch.errors import X3DSearchError
     from x3dsearch.search.trainable import check_visible
 
-    check_visible(str(tmp_path), tmp_path)  # both visible: nothing to say
+    check_visible(str(tmp_path), tmp_path, "10.0.0.5/1a2b3c4d")  # both visible: nothing to say
     with pytest.raises(X3DSearchError) as info:
-        check_visible(str(tmp_path / "on-the-head-node-only"), tmp_path)
+        check_visible(str(tmp_path / "on-the-head-node-only"), tmp_path, "10.0.0.5/1a2b3c4d")
     message = str(info.value)
-    assert "is not visible on node" in message and "every node sees" in message and "\n" not in message
+    assert "is not visible on node 10.0.0.5/1a2b3c4d " in message and "every node sees" in message
+    assert "\n" not in message
 
 
 def test_bad_baseline_input_is_one_line(capsys, tmp_path: Path):

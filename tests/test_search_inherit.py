@@ -16,7 +16,8 @@ import yaml
 
 from x3dsearch.factors import Factors
 
-from search_helpers import X3DSEARCH, checkpointed_smoke_budget, cli_env, load_log, run_cli, space_file, trial_dirs
+from search_helpers import (X3DSEARCH, checkpointed_smoke_budget, cli_env, load_log, run_cli, space_file, trial_dirs,
+                            without_nodes)
 
 pytestmark = pytest.mark.slow
 
@@ -57,9 +58,9 @@ def _path(log: dict) -> dict:
         return (c["axis"], json.dumps(c["factors"]), c["gflops"], c["top1"], c["top5"], c["score"], c["score_ci"],
                 c["status"], c["init"], c["parent"], c["train_macs"])
 
-    return {"steps": [(s["step"], s["chosen"], json.dumps(s["from"]), [cand(c) for c in s["candidates"]],
-                       s["decision"]) for s in log["steps"]],
-            "contraction": log["contraction"], "final": log["final"]}
+    return {"steps": [(s["step"], s["chosen"], json.dumps(without_nodes(s["from"])),
+                       [cand(c) for c in s["candidates"]], s["decision"]) for s in log["steps"]],
+            "contraction": without_nodes(log["contraction"]), "final": log["final"]}
 
 
 def test_every_candidate_starts_from_its_step_starts_weights(inherit_run):

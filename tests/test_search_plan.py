@@ -254,7 +254,7 @@ def _fake_experiments(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str, s
             result = TrainResult(status="ok", top1=100.0 * (p > 0.3), top5=100.0, wall_time_s=1.0, train_macs=1e9)
             folder.write_result(result)
             listener.started(job.name)
-            listener.finished(job.name, result, None, [0.0, 1.0])
+            listener.finished(job.name, result, None, [0.0, 1.0], "10.0.0.5/1a2b3c4d")
 
     monkeypatch.setattr("x3dsearch.search.trials.run_experiment", experiment)
     return jobs

@@ -7,6 +7,7 @@ every phase), repeats in test_search_repeats.py.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -81,7 +82,7 @@ def test_whole_search_writes_every_key(reference_run, tiny_dataset: Path):
         assert sorted(decision["tied"]) == sorted(a for a, x in against.items() if not x["excluded"])
         # no test split here: the gain over the start is measured on the videos that chose the winner
         assert decision["vs_start"]["split"] == "val" and decision["vs_start"]["selection_biased"] is True
-        assert set(step["from"]) == {"factors", "gflops", "top1"}
+        assert set(step["from"]) == {"factors", "gflops", "top1", "node"}
         assert step["from"]["top1"] is not None and step["time_s"] > 0
         if previous is not None:
             assert step["from"]["factors"] == previous["factors"]
@@ -90,7 +91,7 @@ def test_whole_search_writes_every_key(reference_run, tiny_dataset: Path):
         for c in step["candidates"]:
             chosen_keys = {"heldout_top1"} if c["axis"] == step["chosen"] else set()
             assert set(c) == {"axis", "factors", "gflops", "params_m", "top1", "top5", "train_time_s", "status",
-                              "error", "train_macs", "init", "parent", "score", "score_ci", "score_videos",
+                              "error", "train_macs", "init", "parent", "node", "score", "score_ci", "score_videos",
                               "top1_ci"} | chosen_keys
             assert (c["init"], c["parent"]) == ("scratch", None)
             assert c["score"] == pytest.approx(c["top1"]) and c["score_videos"] == 3  # top-1 on every video
@@ -106,8 +107,15 @@ def test_whole_search_writes_every_key(reference_run, tiny_dataset: Path):
         assert best["gflops"] == pytest.approx(fv.gflops, rel=1e-9) and best["params_m"] == pytest.approx(fv.params_m)
     assert previous["gflops"] > 0.06  # the last step overshot ...
     contraction = log["contraction"]
-    assert set(contraction) == {"from", "axis", "factors", "gflops", "top1", "params_m", "init", "parent", "score",
-                                "score_ci", "score_videos", "top1_ci", "heldout_top1", "decision", "vs_overshoot"}
+    assert set(contraction) == {"from", "axis", "factors", "gflops", "top1", "params_m", "init", "parent", "node",
+                                "score", "score_ci", "score_videos", "top1_ci", "heldout_top1", "decision",
+                                "vs_overshoot"}
+    # one session on one local Ray: every training on its one node, named as search.log lists it
+    nodes = {c["node"] for s in log["steps"] for c in s["candidates"]} | {log["steps"][0]["from"]["node"],
+                                                                           contraction["node"]}
+    (node,) = nodes
+    assert re.fullmatch(r"[0-9a-f.:]+/[0-9a-f]{8}", node), node
+    assert f"nodes: {node} (head, " in (run_dir / "search.log").read_text()
     assert (contraction["init"], contraction["parent"]) == ("scratch", None)
     assert set(contraction["vs_overshoot"]) == {"margin", "ci"}
     assert contraction["from"]["factors"] == previous["factors"] and contraction["axis"] == log["steps"][-1]["chosen"]

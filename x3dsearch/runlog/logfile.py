@@ -73,7 +73,7 @@ def to_log(run: Run, interrupted: bool = False) -> dict[str, Any]:
         kept = c.kept
         contraction = {"from": _flow_factors(c.overshoot.model_log()), "axis": kept.axis,
                        **_flow_factors(kept.model_log()), "params_m": kept.params_m, "init": kept.init,
-                       "parent": kept.parent,
+                       "parent": kept.parent, "node": kept.node,
                        **(c.scores[kept.name].to_log() if kept.name in c.scores else {}),
                        "heldout_top1": kept.heldout, "decision": c.decision.to_dict() if c.decision else None,
                        "vs_overshoot": c.vs_overshoot.to_dict() if c.vs_overshoot else None}
@@ -157,9 +157,11 @@ class _Reader:
         return trial
 
     def started(self, trial: Trial, raw: Mapping[str, Any], where: str) -> None:
-        """How a trained model started (``init``, ``parent``); a log written before them: scratch."""
+        """How a trained model started (``init``, ``parent``) and where (``node``); a log written before them:
+        scratch, on a node it did not name."""
         trial.init = self.text(raw.get("init"), f"{where}.init") or SCRATCH
         trial.parent = self.text(raw.get("parent"), f"{where}.parent")
+        trial.node = self.text(raw.get("node"), f"{where}.node")
 
     def candidate(self, raw: Any, where: str, step: int) -> Trial:
         raw = self.mapping(raw, where)

@@ -57,6 +57,7 @@ class Trial:
     latency_ms: float | None = None  # measured per clip, when the search targets latency
     init: str = SCRATCH             # how the training starts: scratch, or inherit (from ``parent``)
     parent: str | None = None       # the trial whose model.pt it starts from (inherit); None: scratch
+    node: str | None = None         # the Ray node its result came from (``IP/node-id``; a retry: the last)
 
     # --- what the result says ---------------------------------------------------------------
     @property
@@ -110,7 +111,7 @@ class Trial:
                 "result": self.result.to_dict() if self.result is not None else None,
                 "sessions": [list(s) for s in self.sessions], "seed": self.seed, "repeat": self.repeat,
                 "repeats": [r.to_state() for r in self.repeats], "heldout_top1": self.heldout_top1,
-                "latency_ms": self.latency_ms, "init": self.init, "parent": self.parent}
+                "latency_ms": self.latency_ms, "init": self.init, "parent": self.parent, "node": self.node}
 
     @classmethod
     def from_state(cls, data: dict[str, Any]) -> "Trial":
@@ -125,7 +126,7 @@ class Trial:
                    repeat=int(data.get("repeat", 0)),
                    repeats=[cls.from_state(r) for r in data.get("repeats", [])],
                    heldout_top1=data.get("heldout_top1"), latency_ms=data.get("latency_ms"),
-                   init=data.get("init") or SCRATCH, parent=data.get("parent"))
+                   init=data.get("init") or SCRATCH, parent=data.get("parent"), node=data.get("node"))
 
     @classmethod
     def _from_state_v1(cls, data: dict[str, Any]) -> "Trial":
@@ -145,17 +146,18 @@ class Trial:
     # --- expansion_path.yaml: the reader's view -------------------------------------------------
     def to_log(self) -> dict[str, Any]:
         """A step's candidate as the run log writes it (``train_time_s`` is the trainer's wall time;
-        ``init`` and ``parent`` how it started, null for an axis that trained nothing)."""
+        ``init`` and ``parent`` how it started, ``node`` where it trained; null for an axis that trained
+        nothing)."""
         if self.status == TrialStatus.SKIPPED:
             return {"axis": self.axis, "factors": None, "gflops": None, "params_m": None, "top1": None,
                     "top5": None, "train_time_s": None, "status": str(self.status), "error": self.error,
-                    "train_macs": None, "init": None, "parent": None}
+                    "train_macs": None, "init": None, "parent": None, "node": None}
         entry = {"axis": self.axis, "factors": self.factors.to_dict() if self.factors else None,
                  "gflops": self.gflops, "params_m": self.params_m, "top1": self.top1, "top5": self.top5,
                  "train_time_s": self.wall_time_s, "status": str(self.status),
                  "error": self.error if self.status != TrialStatus.OK else None,
                  "train_macs": (self.train_macs or 0.0) if self.result is not None else 0.0,
-                 "init": self.init, "parent": self.parent}
+                 "init": self.init, "parent": self.parent, "node": self.node}
         if self.latency_ms is not None:
             entry["ms"] = self.latency_ms
         return entry
@@ -164,9 +166,11 @@ class Trial:
         """The trial as a step's ``from`` (a model, not a candidate)."""
         if self.factors is None:
             raise ValueError(f"trial '{self.name}' ({self.status}) has no factors")
-        entry = {"factors": self.factors.to_dict(), "gflops": self.gflops, "top1": self.top1}
+        entry: dict[str, Any] = {"factors": self.factors.to_dict(), "gflops": self.gflops, "top1": self.top1}
         if self.latency_ms is not None:
             entry["ms"] = self.latency_ms
+        if self.node is not None:
+            entry["node"] = self.node
         return entry
 
 

@@ -47,14 +47,28 @@ class Resources:
                 "gpus_per_trial": self.gpus_per_trial, "max_failures": self.max_failures, "keep": self.keep}
 
 
+def node_name(ip: str, node_id: str) -> str:
+    """How the run's records name a Ray node: its IP (the machine) and the start of its node id (which
+    of several nodes on one machine)."""
+    return f"{ip}/{node_id[:8]}"
+
+
+def this_node() -> str:
+    """The node the calling Ray worker runs on."""
+    import ray  # only called inside a Ray worker or driver
+
+    return node_name(ray.util.get_node_ip_address(), ray.get_runtime_context().get_node_id())
+
+
 @dataclass
 class Cluster:
-    """The Ray cluster a search runs on (started locally or joined)."""
+    """The Ray cluster a search runs on (started locally or joined); ``nodes`` describes each live node."""
 
     address: str | None
     cpus: float
     gpus: float
     start_s: float
+    nodes: tuple[str, ...] = ()
 
     def slots(self, cpus_per_trial: float, gpus_per_trial: float) -> int:
         by_cpu = math.floor(self.cpus / cpus_per_trial + 1e-9) if cpus_per_trial > 0 else 10 ** 6
@@ -123,7 +137,23 @@ def start_ray(address: str | None) -> Cluster:
     route_ray_logs(None)
     resources = ray.cluster_resources()
     return Cluster(address=address, cpus=float(resources.get("CPU", 0.0)), gpus=float(resources.get("GPU", 0.0)),
-                   start_s=time.monotonic() - started)
+                   start_s=time.monotonic() - started, nodes=_describe_nodes(ray.nodes()))
+
+
+def _describe_nodes(nodes: list[dict[str, Any]]) -> tuple[str, ...]:
+    """Each live node as the search log names it, with what it offers: ``10.0.0.5/1a2b3c4d (head, 8 CPUs)``."""
+    described = []
+    for node in nodes:
+        if not node.get("Alive"):
+            continue
+        offers = node.get("Resources") or {}
+        parts = ["head"] if "node:__internal_head__" in offers else []
+        parts.append(f"{offers.get('CPU', 0):g} CPUs")
+        if offers.get("GPU"):
+            parts.append(f"{offers['GPU']:g} GPUs")
+        described.append(f"{node_name(node.get('NodeManagerAddress', '?'), node.get('NodeID', '?'))} "
+                         f"({', '.join(parts)})")
+    return tuple(described)
 
 
 def _has_auth_token() -> bool:

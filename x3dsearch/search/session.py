@@ -172,6 +172,7 @@ def _search(run: Run, folder: RunDir, settings: SearchSettings, resources: Resou
             return evaluate_heldout(folder.trial_dir(trial.name).resolve(), str(data.root), evaluation)
     log.info("Ray %s: %g CPUs, %g GPUs (%.1f s)", f"cluster at {cluster.address}" if cluster.address
              else "started locally", cluster.cpus, cluster.gpus, cluster.start_s)
+    log.info("nodes: %s", "; ".join(cluster.nodes))
     log.info("trials: %g CPU, %g GPU each, up to %d at once; budget %s; data %s (%d classes, %d train / %d val)",
              cpus_per_trial, gpus_per_trial, trials.eta.slots, budget.name, data.root, data.num_classes,
              data.train_videos, data.val_videos)

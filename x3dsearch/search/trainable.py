@@ -25,12 +25,13 @@ from ..status import TrialStatus
 from ..train.result import TrainResult
 from ..train.heldout import evaluate_split
 from ..train.trainer import train_and_evaluate
-from .cluster import one_line
+from .cluster import one_line, this_node
 
 #: Keys the trial function adds to what it reports.
 FINAL = "x3d_final"
 SESSION_START = "x3d_session_start"
 SESSION_END = "x3d_session_end"
+NODE = "x3d_node"
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ class TrialListener(Protocol):
     def progressed(self, name: str, fraction: float | None) -> None: ...
 
     def finished(self, name: str, result: TrainResult | None, error: str | None,
-                 session: list[float] | None) -> None: ...
+                 session: list[float] | None, node: str | None) -> None: ...
 
 
 # --- the trial function (runs in a Ray worker) -------------------------------------------------
@@ -80,35 +81,35 @@ def train_trial(config: dict[str, Any]) -> None:
 
     job, ctx = Job(**config["job"]), TrialContext(**config["ctx"])
     out_dir = Path(job.out_dir)
-    started = time.time()
+    started, node = time.time(), this_node()
 
     def report(metrics: dict, directory: Path) -> None:
         # "done" would make Tune stop the trial before the final report; status/error come last.
         payload = {k: v for k, v in metrics.items() if k not in ("status", "error", "done")}
-        tune.report({**payload, SESSION_START: started})
+        tune.report({**payload, SESSION_START: started, NODE: node})
 
     try:
-        check_visible(ctx.data, Path(job.home))
+        check_visible(ctx.data, Path(job.home), node)
         result = train_and_evaluate(Factors.from_dict(job.factors), ctx.data, Budget.from_dict(ctx.budget), job.seed,
                                     out_dir, resume=True, report=report, threads=ctx.threads, device=ctx.device,
                                     init=Path(job.init) if job.init else None, progress=False)
     except Exception as exc:
         tune.report({FINAL: True, "status": str(TrialStatus.FAILED), "error": one_line(exc), SESSION_START: started,
-                     SESSION_END: time.time()})
+                     SESSION_END: time.time(), NODE: node})
         raise
-    tune.report({FINAL: True, **result.to_dict(), SESSION_START: started, SESSION_END: time.time()})
+    tune.report({FINAL: True, **result.to_dict(), SESSION_START: started, SESSION_END: time.time(), NODE: node})
     if result.status == TrialStatus.FAILED:
         # Raise so FailureConfig retries it (a crash may be transient); the trainer trains a stored
         # failure again.
         raise RuntimeError(result.error or "training failed")
 
 
-def check_visible(data: str, home: Path) -> None:
+def check_visible(data: str, home: Path, node: str) -> None:
     """A trial on a node that cannot see the data or the run directory fails with one line saying so."""
     for what, path in (("data root", Path(data)), ("run directory", home)):
         if not path.is_dir():
-            raise X3DSearchError(f"{what} {path} is not visible on node {socket.gethostname()}: on a Ray cluster "
-                                 f"the data and the run directory must be on a filesystem every node sees")
+            raise X3DSearchError(f"{what} {path} is not visible on node {node} ({socket.gethostname()}): on a Ray "
+                                 f"cluster the data and the run directory must be on a filesystem every node sees")
 
 
 def evaluate_heldout(out_dir: Path, data: str, placement: tuple[float, float]) -> float | None:
@@ -127,24 +128,26 @@ def _heldout_top1(out_dir: str, data: str, threads: int, device: str) -> float |
 
 # --- what Tune says about a trial --------------------------------------------------------------
 def _ending(metrics: dict[str, Any] | None, error: str | None,
-            ) -> tuple[TrainResult | None, str | None, list[float] | None]:
-    """The trainer's result (as it returned it), the error, and the [start, end] of the training call."""
+            ) -> tuple[TrainResult | None, str | None, list[float] | None, str | None]:
+    """The trainer's result (as it returned it), the error, the [start, end] of the training call, and the
+    node it ran on (of its last report: a trial retried elsewhere names the node that ran it last)."""
     metrics = metrics or {}
     session = None
     if SESSION_START in metrics:
         session = [float(metrics[SESSION_START]), float(metrics.get(SESSION_END) or metrics.get("timestamp")
                                                         or time.time())]
+    node = metrics.get(NODE) if isinstance(metrics.get(NODE), str) else None
     if not metrics.get(FINAL):
-        return None, error or "the trial ended without a result", session
+        return None, error or "the trial ended without a result", session, node
     try:
         result = TrainResult.from_dict({"status": TrialStatus.FAILED, **metrics})
     except (TypeError, ValueError) as exc:  # a report that is not a trainer's result is a failure, not a crash
-        return None, error or f"the trial's final report is not a training result ({one_line(exc)})", session
+        return None, error or f"the trial's final report is not a training result ({one_line(exc)})", session, node
     if error is not None and result.status == TrialStatus.OK:  # Tune saw the trial raise after its report
         result.status = TrialStatus.FAILED
     if result.status != TrialStatus.OK:
         result.error = result.error or error
-    return result, result.error, session
+    return result, result.error, session, node
 
 
 def _error_text(exc: BaseException | None) -> str | None:

@@ -173,11 +173,12 @@ class TrialRunner:
                                detail=f"{100 * fraction:.0f}%" if fraction is not None else "")
 
     def finished(self, name: str, result: TrainResult | None, error: str | None,
-                 session: list[float] | None) -> None:
+                 session: list[float] | None, node: str | None) -> None:
         trial = self._batch.get(name)
         if trial is None:
             return
         trial.result = result
+        trial.node = node
         trial.status = TrialStatus(result.status) if result is not None else TrialStatus.FAILED
         trial.error = error if trial.status != TrialStatus.OK else None
         closed_form = trial.model.gflops
