@@ -7,12 +7,8 @@ import fcntl
 import json
 import os
 import re
-import shutil
 import signal
-import socket
 import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -23,48 +19,18 @@ from x3dsearch.complexity import complexity
 from x3dsearch.factors import Factors
 from x3dsearch.search.space import DEFAULT_SPACE
 
+from ray_nodes import ray_head, ray_worker
 from search_helpers import X3DSEARCH, cli_env, load_log, run_cli, space_file
 
 pytestmark = pytest.mark.slow
 
 
-# --- a Ray cluster started by the test; a candidate that raises -----------------------------
+# --- a Ray cluster started by the test; a candidate that raises; a node that cannot see the data ---
 @pytest.fixture()
-def ray_head(tmp_path: Path):
-    """``ray start --head`` on 127.0.0.1 with one CPU (trials run one at a time, in order).
-
-    Its temp dir is private, so the head does not become other processes' default cluster;
-    teardown ends the process group this fixture started.
-    """
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    temp_dir = tempfile.mkdtemp(prefix="x3dray", dir="/tmp")
-    head = subprocess.Popen([str(Path(sys.executable).parent / "ray"), "start", "--head", "--port", str(port),
-                             "--node-ip-address", "127.0.0.1", "--num-cpus", "1", "--include-dashboard", "false",
-                             "--disable-usage-stats", "--temp-dir", temp_dir, "--block"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env(), start_new_session=True)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert head.poll() is None and time.monotonic() < deadline, "the Ray head did not start"
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
-            except OSError:
-                time.sleep(0.2)
-        yield f"127.0.0.1:{port}"
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(head.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                head.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                pass
-        shutil.rmtree(temp_dir, ignore_errors=True)
+def ray_head_1cpu():
+    """A head with one CPU (trials run one at a time, in order)."""
+    with ray_head(1) as address:
+        yield address
 
 
 def _expand_with_failing(args: list[str], run_dir: Path, names: list[str]) -> tuple[int, str]:
@@ -96,8 +62,9 @@ def _expand_with_failing(args: list[str], run_dir: Path, names: list[str]) -> tu
     return proc.returncode, err
 
 
-def test_search_joins_a_ray_head_and_records_a_raising_candidate(ray_head: str, tiny_dataset: Path,
+def test_search_joins_a_ray_head_and_records_a_raising_candidate(ray_head_1cpu: str, tiny_dataset: Path,
                                                                  tmp_path: Path):
+    ray_head = ray_head_1cpu
     space = space_file(tmp_path, ("x-spatial", "x-width"))
     run_dir = tmp_path / "run"
     returncode, err = _expand_with_failing(["--target-gflops", "0.04", "--data", str(tiny_dataset), "--budget", "smoke",
@@ -114,6 +81,34 @@ def test_search_joins_a_ray_head_and_records_a_raising_candidate(ray_head: str, 
     assert by_axis["x-spatial"]["status"] == "ok" and step["chosen"] == "x-spatial"
     assert log["final"]["factors"] == by_axis["x-spatial"]["factors"] and log["contraction"] is None
     assert "x-width" in err and "failed" in err
+
+
+def test_a_node_that_cannot_see_the_data_fails_its_trials_with_one_line(tiny_dataset: Path, tmp_path: Path):
+    """A two-node cluster whose only CPUs are on a node that does not share the filesystem the data and
+    the run directory are on (a tmpfs hides both there): every trial lands on it, and fails saying so."""
+    run_dir = tmp_path / "run"
+    hidden = (tiny_dataset.parent, tmp_path)
+    with ray_head(0) as address, ray_worker(address, 1, hide=hidden):
+        proc = run_cli("expand", "--target-gflops", "0.04", "--data", str(tiny_dataset), "--budget", "smoke",
+                       "--space", str(space_file(tmp_path, ("x-spatial",))), "--run-dir", str(run_dir),
+                       "--address", address, "--max-failures", "0")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    # after the live table (progress goes to stderr), one error line
+    error = proc.stderr.splitlines()[-1]
+    assert error.startswith("x3dsearch: error: ") and proc.stderr.count("x3dsearch: error") == 1, proc.stderr
+    assert f"data root {tiny_dataset} is not visible on node " in error
+    assert "must be on a filesystem every node sees" in error
+    log_text = (run_dir / "search.log").read_text()
+    listed = re.search(r"INFO nodes: (.*)", log_text)
+    assert listed, log_text[:2000]
+    nodes = dict(re.findall(r"(\S+) \(([^)]*)\)", listed.group(1)))
+    assert sorted(nodes.values()) == ["1 CPUs", "head, 0 CPUs"], nodes
+    worker = next(name for name, offers in nodes.items() if offers == "1 CPUs")
+    head = next(name for name in nodes if name != worker)
+    state = json.loads((run_dir / "state.json").read_text())
+    trials = [state["seed"], *[c for s in state["steps"] for c in s["candidates"]]]
+    assert {t["status"] for t in trials} == {"failed"} and {t["node"] for t in trials} == {worker} != {head}
+    assert all(f"is not visible on node {worker} " in t["error"] for t in trials)
 
 
 def test_a_step_where_every_candidate_fails_stops_and_resume_retries(tiny_dataset: Path, tmp_path: Path):
