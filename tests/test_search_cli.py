@@ -186,6 +186,36 @@ def test_bad_baseline_proxy_init_is_one_line_and_leaves_the_run_as_it_was(capsys
     assert _files(run_dir) == before
 
 
+def test_resuming_an_inherit_run_whose_parent_weights_are_gone_is_one_line_and_touches_nothing(
+        capsys, tiny_dataset: Path, tmp_path: Path):
+    """The recorded run killed in step 2, its step-2 trials recorded (here, by hand) as grown from the
+    step's start, whose model.pt is gone: resume and expand --resume refuse before Ray starts, naming the
+    file, and the state, the log and search.log stay as they were."""
+    import shutil
+
+    from x3dsearch.runlog import RunDir, RunInfo
+
+    run_dir = tmp_path / "interrupted"
+    shutil.copytree(RECORDED / "interrupted", run_dir)
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["data"]["spec"] = config["data"]["root"] = str(tiny_dataset)
+    config["proxy_init"] = "inherit"
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    folder = RunDir(run_dir)
+    run = folder.load(RunInfo(0.06, 0, "x3d", "smoke-ckpt", None, proxy_init="inherit"))
+    step = run.steps[1]
+    for trial in step.trained:
+        trial.init, trial.parent = "inherit", step.start.name
+    folder.save(run)
+    before = _files(run_dir)
+    weights = run_dir.resolve() / "candidates" / step.start.name / "model.pt"
+    for args in (["resume", str(run_dir)], ["expand", "--resume", str(run_dir)]):
+        err = _error(capsys, *args)
+        assert f"starts from the weights of {step.start.name} (--proxy-init inherit), but {weights} does not " \
+               f"exist" in err, err
+        assert _files(run_dir) == before
+
+
 def test_a_baseline_and_its_repeats_start_as_the_runs_first_step_candidates_do():
     """Under inherit every training of a baseline, repeats too, starts from the seed model's first training
     (as a first-step candidate's repeats do), repeat k with seed 5 + 100003 k; under scratch from nothing."""
