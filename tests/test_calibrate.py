@@ -1,6 +1,7 @@
 """``x3dsearch calibrate`` through the real CLI, a real local Ray and real videos (tiny dataset, smoke budgets)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import numpy as np
 from x3dsearch.calibrate.honesty import honesty, pair_calls, pair_noise
 from x3dsearch.calibrate.plan import Model
 from x3dsearch.calibrate.report import ModelScores, summarize
-from x3dsearch.factors import preset
+from x3dsearch.factors import Factors, preset
 from x3dsearch.cli.main import main
 
 MODELS = "x2d,frames=2,stride=15,crop=112,width=1,bottleneck=1,depth=1,x3d-xs"
@@ -95,11 +96,40 @@ def test_the_summary_has_hand_worked_correlations_and_nulls_with_reasons():
     assert "nan" not in yaml.safe_dump(flat_summary).lower()
 
 
+def test_inherit_grows_every_proxy_training_but_the_seed_models_from_its_training_of_the_same_seed():
+    """--proxy-init inherit: x2d trains from scratch at seeds 0 and 1; the two other models at seed s start
+    from x2d's training at seed s, named apart (-inherit); the references stay from scratch."""
+    from x3dsearch.budget import load_budget
+    from x3dsearch.calibrate.plan import inherit_parent, parse_models, trials
+    from x3dsearch.cli.options import split_models
+
+    models = parse_models(split_models(MODELS))
+    parent = inherit_parent(models, preset("x2d"))
+    assert parent.name == "x2d"
+    proxy = trials(models, load_budget("smoke"), 2, 3, parent)
+    assert [(t.name, t.seed, t.init, t.parent) for t in proxy] == [
+        ("smoke/x2d-s0", 0, "scratch", None), ("smoke/x2d-s1", 1, "scratch", None),
+        ("smoke/t2_s15_c112_w1_b1_d1-s0-inherit", 0, "inherit", "smoke/x2d-s0"),
+        ("smoke/t2_s15_c112_w1_b1_d1-s1-inherit", 1, "inherit", "smoke/x2d-s1"),
+        ("smoke/x3d-xs-s0-inherit", 0, "inherit", "smoke/x2d-s0"),
+        ("smoke/x3d-xs-s1-inherit", 1, "inherit", "smoke/x2d-s1")]
+    # scratch: the same names as before --proxy-init, so an earlier calibration's trainings are found again
+    scratch = trials(models, load_budget("smoke"), 2, 3)
+    assert [t.name for t in scratch] == ["smoke/x2d-s0", "smoke/x2d-s1", "smoke/t2_s15_c112_w1_b1_d1-s0",
+                                         "smoke/t2_s15_c112_w1_b1_d1-s1", "smoke/x3d-xs-s0", "smoke/x3d-xs-s1"]
+    assert {(t.init, t.parent) for t in scratch} == {("scratch", None)}
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--models", "x2d,x3d-xs"], "at least 3 models"),
     (["--seeds", "1"], "--seeds must be at least 2"),
     (["--reference-budget", "smoke"], "trains no longer than the proxy"),
     (["--models", "x2d,x3d-xs,x9d"], "x9d"),
+    (["--proxy-init", "warm"], "Invalid value for '--proxy-init'"),
+    (["--proxy-init", "inherit", "--models", "x3d-xs,x3d-s,frames=2,stride=15,crop=112,width=1,bottleneck=1,depth=1"],
+     "grows every model from the seed model 1x30@112 w1 b1 d1 (x2d), which --models lacks: add x2d"),
+    (["--proxy-init", "inherit", "--models", "x2d,x3d-xs,frames=1,stride=30,crop=112,width=0.5,bottleneck=1,depth=1"],
+     "model t1_s30_c112_w0.5_b1_d1: cannot grow 1x30@112 w1 b1 d1 -> 1x30@112 w0.5 b1 d1: stem width shrinks"),
 ])
 def test_bad_calibrate_input_is_one_line_and_leaves_nothing(capsys, tiny_dataset: Path, tmp_path: Path, extra,
                                                             message):
@@ -142,3 +172,30 @@ def test_a_smoke_calibration_ranks_models_and_a_rerun_trains_nothing(capsys, tin
     assert exit_info.value.code == 0
     assert {p: p.read_text() for p in (out / "runs").glob("*/*/train.log")} == logs
     assert yaml.safe_load((out / "calibration.yaml").read_text()) == report
+    assert report["proxy_init"] == "scratch" and report["proxy_parent"] is None
+    assert "proxy proxy: from scratch; reference reference: from scratch" in printed
+
+    # --proxy-init inherit into the same folder: only the two grown models' proxy trainings are new (named
+    # -inherit, the scratch ones untouched); x2d's own proxy trainings and every reference are shared
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--proxy-init", "inherit"])
+    printed = capsys.readouterr().out
+    assert exit_info.value.code == 0
+    assert {p: p.read_text() for p in (out / "runs").glob("*/*/train.log") if p in logs} == logs  # none again
+    grown = sorted(p.name for p in (out / "runs").glob("*/*") if p.name.endswith("-inherit"))
+    assert grown == ["t2_s15_c112_w1_b1_d1-s0-inherit", "t2_s15_c112_w1_b1_d1-s1-inherit", "x3d-xs-s0-inherit",
+                     "x3d-xs-s1-inherit"]
+    for name in grown:  # the trainer's own record: grown from x2d's proxy training of the same seed
+        folder, seed = out / "runs" / "proxy" / name, name[-len("0-inherit")]
+        parent = (out / "runs" / "proxy" / f"x2d-s{seed}" / "model.pt").resolve()
+        assert json.loads((folder / "config.json").read_text())["init"] == f"../x2d-s{seed}/model.pt"
+        model = next(m for m in report["models"] if name.startswith(m["name"]))
+        assert (f"init: grew 1x30@112 w1 b1 d1 -> {Factors.from_dict(model['factors']).short()} from {parent}"
+                in (folder / "train.log").read_text()), name
+    inherited = yaml.safe_load((out / "calibration.yaml").read_text())
+    assert (inherited["proxy_init"], inherited["proxy_parent"]) == ("inherit", "x2d")
+    assert yaml.safe_load((out / "config.yaml").read_text())["proxy_init"] == "inherit"
+    assert inherited["models"][0]["proxy"] == report["models"][0]["proxy"]  # x2d: the same trainings
+    assert [m["reference"] for m in inherited["models"]] == [m["reference"] for m in report["models"]]
+    assert ("proxy proxy: proxy init inherit: every model but x2d grown from x2d's training of the same seed; "
+            "reference reference: from scratch") in printed

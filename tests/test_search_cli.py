@@ -121,6 +121,118 @@ def test_bad_baseline_input_is_one_line(capsys, tmp_path: Path):
     assert "unknown preset 'x9d'" in _error(capsys, "baseline", str(tmp_path), "--presets", "x9d")
 
 
+RECORDED = Path(__file__).parent / "fixtures" / "recorded_runs"
+
+
+def _recorded_run(tmp_path: Path, data: Path, **config_changes) -> Path:
+    """The recorded finished run (a real one, kept without model.pt files), pointed at the identical
+    tiny dataset, its config changed as asked."""
+    import shutil
+
+    run_dir = tmp_path / "finished"
+    shutil.copytree(RECORDED / "finished", run_dir)
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["data"]["spec"] = config["data"]["root"] = str(data)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({**config, **config_changes}, sort_keys=False))
+    return run_dir
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every file's bytes, but the lock's (taking the lock leaves an empty .lock behind)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != ".lock"}
+
+
+def test_bad_baseline_proxy_init_is_one_line_and_leaves_the_run_as_it_was(capsys, tiny_dataset: Path,
+                                                                          tmp_path: Path):
+    """An unknown init, --random 0; under inherit (here the run's own, from its config): the seed model's
+    weights gone (the recorded run kept none), a model the seed cannot grow into, a baseline trained before
+    with the other init. Each before Ray starts: the run's state, log and search.log untouched."""
+    from x3dsearch.runlog import RunDir, RunInfo
+    from x3dsearch.runlog.run import Baseline
+    from x3dsearch.search.baseline import _baseline
+    from x3dsearch.factors import preset
+
+    run_dir = _recorded_run(tmp_path, tiny_dataset, proxy_init="inherit")
+    before = _files(run_dir)
+    assert "Invalid value for '--proxy-init'" in _error(capsys, "baseline", str(run_dir), "--presets", "x3d-xs",
+                                                        "--proxy-init", "warm")
+    assert "Invalid value for '--random'" in _error(capsys, "baseline", str(run_dir), "--random", "0")
+    weights = run_dir.resolve() / "candidates" / "seed" / "model.pt"
+    err = _error(capsys, "baseline", str(run_dir), "--presets", "x3d-xs")
+    assert f"starts every baseline from the seed model's weights, but {weights} does not exist" in err
+    assert "give --proxy-init scratch" in err
+    assert _error(capsys, "baseline", str(run_dir), "--random", "1") == err  # random ones start alike
+    assert _files(run_dir) == before
+
+    weights.write_bytes(b"not read before training")  # present: what is checked next
+    before = _files(run_dir)
+    narrow = tmp_path / "narrow" / "final_model.yaml"
+    narrow.parent.mkdir()
+    narrow.write_text(yaml.safe_dump({"factors": {**preset("x2d").to_dict(), "width": 0.5}}))
+    err = _error(capsys, "baseline", str(run_dir), "--presets", "x3d-xs", "--models", str(narrow))
+    # the recorded run's seed model is 1x12 (its space then)
+    assert ("--proxy-init inherit: baseline narrow: cannot grow 1x12@112 w1 b1 d1 -> 1x30@112 w0.5 b1 d1: stem "
+            "width shrinks from 24 to 16") in err
+    assert _files(run_dir) == before
+
+    folder = RunDir(run_dir)  # a baseline trained from scratch before (its record written here by hand)
+    run = folder.load(RunInfo(0.06, 0, "x3d", "smoke-ckpt", None))
+    scratch = _baseline("x3d-xs", preset("x3d-xs"), 0, 1, 3, run.seed_trial, "scratch")
+    run.baselines.append(Baseline(scratch.name, scratch.trial))
+    folder.save(run)
+    before = _files(run_dir)
+    err = _error(capsys, "baseline", str(run_dir), "--presets", "x3d-xs")
+    assert "baseline x3d-xs was trained with --proxy-init scratch, and this call asks for inherit" in err
+    assert _files(run_dir) == before
+
+
+def test_resuming_an_inherit_run_whose_parent_weights_are_gone_is_one_line_and_touches_nothing(
+        capsys, tiny_dataset: Path, tmp_path: Path):
+    """The recorded run killed in step 2, its step-2 trials recorded (here, by hand) as grown from the
+    step's start, whose model.pt is gone: resume and expand --resume refuse before Ray starts, naming the
+    file, and the state, the log and search.log stay as they were."""
+    import shutil
+
+    from x3dsearch.runlog import RunDir, RunInfo
+
+    run_dir = tmp_path / "interrupted"
+    shutil.copytree(RECORDED / "interrupted", run_dir)
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config["data"]["spec"] = config["data"]["root"] = str(tiny_dataset)
+    config["proxy_init"] = "inherit"
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    folder = RunDir(run_dir)
+    run = folder.load(RunInfo(0.06, 0, "x3d", "smoke-ckpt", None, proxy_init="inherit"))
+    step = run.steps[1]
+    for trial in step.trained:
+        trial.init, trial.parent = "inherit", step.start.name
+    folder.save(run)
+    before = _files(run_dir)
+    weights = run_dir.resolve() / "candidates" / step.start.name / "model.pt"
+    for args in (["resume", str(run_dir)], ["expand", "--resume", str(run_dir)]):
+        err = _error(capsys, *args)
+        assert f"starts from the weights of {step.start.name} (--proxy-init inherit), but {weights} does not " \
+               f"exist" in err, err
+        assert _files(run_dir) == before
+
+
+def test_a_baseline_and_its_repeats_start_as_the_runs_first_step_candidates_do():
+    """Under inherit every training of a baseline, repeats too, starts from the seed model's first training
+    (as a first-step candidate's repeats do), repeat k with seed 5 + 100003 k; under scratch from nothing."""
+    from x3dsearch.factors import preset
+    from x3dsearch.runlog import Trial
+    from x3dsearch.search.baseline import _baseline
+
+    seed = Trial("seed", None, preset("x2d"), 0.0198, seed=5)
+    grown = _baseline("x3d-xs", preset("x3d-xs"), 5, 3, 3, seed, "inherit").trial
+    assert [(t.name, t.seed, t.repeat, t.init, t.parent) for t in grown.runs] == [
+        ("baseline-x3d-xs", 5, 0, "inherit", "seed"), ("baseline-x3d-xs-r1", 100008, 1, "inherit", "seed"),
+        ("baseline-x3d-xs-r2", 200011, 2, "inherit", "seed")]
+    scratch = _baseline("x3d-xs", preset("x3d-xs"), 5, 2, 3, seed, "scratch").trial
+    assert [(t.init, t.parent) for t in scratch.runs] == [("scratch", None)] * 2
+
+
 def test_a_bad_noise_file_is_one_line_and_starts_nothing(capsys, tmp_path: Path):
     """--noise: a missing file, a file without a noise block (hand-written here), broken YAML, or a model
     measured on other criteria."""

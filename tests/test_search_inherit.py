@@ -163,3 +163,24 @@ def test_kill_9_in_step_2_then_moved_and_resumed_lands_on_the_same_path(inherit_
     assert json.loads((moved / "state.json").read_text())["sessions"] == 2
     page = (moved / "report.html").read_text()
     assert '<meta http-equiv="refresh"' not in page and '<span class="badge finished">' in page
+
+
+def test_a_random_baseline_of_the_inherit_run_grows_from_its_seed_models_weights(inherit_run, tmp_path: Path):
+    """``baseline --random 1`` on the finished run (a copy) with no --proxy-init: the run's own, inherit. The
+    baseline starts from the seed model's trained model.pt, grown, as a first-step candidate did: the state,
+    the log and the trainer's own config.json and train.log say so."""
+    reference, _ = inherit_run
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference, run_dir)
+    proc = run_cli("baseline", str(run_dir), "--random", "1", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    entry = load_log(run_dir)["baselines"][0]
+    assert (entry["name"], entry["status"], entry["init"], entry["parent"]) == ("random-1", "ok", "inherit", "seed")
+    trial = json.loads((run_dir / "state.json").read_text())["baselines"][0]["trial"]
+    assert (trial["name"], trial["init"], trial["parent"]) == ("baseline-random-1", "inherit", "seed")
+    assert _init(run_dir, "baseline-random-1") == "../seed/model.pt"
+    seed = Factors.from_dict(load_log(run_dir)["steps"][0]["from"]["factors"])
+    grown = Factors.from_dict(entry["factors"]).short()
+    grew = f"init: grew {seed.short()} -> {grown} from {_weights(run_dir, 'seed')}"
+    assert grew in (run_dir / "candidates" / "baseline-random-1" / "train.log").read_text()
+    assert "proxy init inherit" in (run_dir / "search.log").read_text()  # the batch's title names it

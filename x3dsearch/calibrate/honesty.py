@@ -120,7 +120,7 @@ def noise_block(noise: Mapping[str, float | None], settings: Mapping[str, Any], 
                 models: int) -> dict[str, Any]:
     """``calibration.yaml``'s ``noise`` block: what ``expand --noise`` reads."""
     data = settings.get("data") or {}
-    return {"sd": dict(noise), "budget": settings.get("proxy_budget"),
+    return {"sd": dict(noise), "budget": settings.get("proxy_budget"), "proxy_init": settings.get("proxy_init"),
             "data": data.get("root") if isinstance(data, Mapping) else data, "seeds": seeds, "videos": videos,
             "models": models, "pairs": models * (models - 1) // 2,
             "meaning": "SD over training seeds of a paired difference of two models' scores on the same "

@@ -5,6 +5,15 @@ fixed set of architectures with the proxy budget at several seeds and with a
 longer reference budget, and compares the rankings. Its folder holds one
 training folder per (budget, model, seed), so an interrupted calibration
 continues where it stopped and a second proxy budget reuses the references.
+
+With ``--proxy-init inherit`` the proxy trainings start as a search step's candidates do: the
+space's seed model (X2D) trains from scratch, and every other model at seed ``s`` starts from its
+training at seed ``s``, grown to the model (docs/method/growth.md). A grown training is named
+``<budget>/<model>-s<seed>-inherit``, apart from the from-scratch one (no scratch name ends so), so
+one folder can hold both and a rerun never mistakes one init's training for the other's; beside its
+parent, it records the parent's weights by a relative path, so the folder can move. The seed model's
+own trainings, and the references (always from scratch: they are what the proxy is judged against),
+are shared by both inits.
 """
 from __future__ import annotations
 
@@ -16,7 +25,9 @@ from ..budget import Budget, load_budget
 from ..errors import ConfigError
 from ..factors import PRESETS, Factors
 from ..model_file import load_model_file
+from ..models.grow import check_growth
 from ..runlog import Trial
+from ..runlog.trial import INHERIT
 from ..search.estimate import count_params_m, estimate_gflops
 from ..search.plan import path_proposal
 from ..search.proposals import Proposal, propose_step
@@ -116,14 +127,37 @@ def check_plan(models: list[Model], proxy: Budget, reference: Budget, train_vide
                           f"{clips_seen(proxy, train_videos):g} clips)")
 
 
-def trials(models: list[Model], budget: Budget, seeds: int, num_classes: int) -> list[Trial]:
-    """One trial per model and seed; the name (``<budget>/<model>-s<seed>``) is its folder."""
+def inherit_parent(models: list[Model], seed: Factors) -> Model:
+    """The model every other one grows from under ``--proxy-init inherit``: the space's seed model,
+    which must be one of ``models`` (it is ranked with them, so it is not added behind the user's
+    back), and which must grow into each of the others (growth never removes channels or blocks)."""
+    parent = next((m for m in models if m.factors == seed), None)
+    if parent is None:
+        raise ConfigError(f"--proxy-init inherit grows every model from the seed model {seed.short()} (x2d), which "
+                          f"--models lacks: add x2d to it, or use --proxy-init scratch")
+    for model in models:
+        try:
+            check_growth(parent.factors, model.factors)
+        except ConfigError as exc:
+            raise ConfigError(f"--proxy-init inherit: model {model.name}: {exc}") from None
+    return parent
+
+
+def trials(models: list[Model], budget: Budget, seeds: int, num_classes: int,
+           parent: Model | None = None) -> list[Trial]:
+    """One trial per model and seed; the name (``<budget>/<model>-s<seed>``) is its folder. With a
+    ``parent`` (``--proxy-init inherit``) every other model at seed ``s`` starts from the parent's
+    training at seed ``s`` and is named ``<budget>/<model>-s<seed>-inherit``."""
     out = []
     for model in models:
         gflops, params = estimate_gflops(model.factors, num_classes), count_params_m(model.factors, num_classes)
+        grown = parent is not None and model is not parent
         for seed in range(seeds):
-            out.append(Trial(name=f"{budget.name}/{model.name}-s{seed}", axis=model.name, factors=model.factors,
-                             gflops=gflops, params_m=params, seed=seed))
+            trial = Trial(name=f"{budget.name}/{model.name}-s{seed}{'-inherit' if grown else ''}", axis=model.name,
+                          factors=model.factors, gflops=gflops, params_m=params, seed=seed)
+            if grown and parent is not None:
+                trial.init, trial.parent = INHERIT, f"{budget.name}/{parent.name}-s{seed}"
+            out.append(trial)
     return out
 
 

@@ -174,10 +174,19 @@ def _share_cell(entry: dict[str, Any] | None) -> str:
     return f"{entry['value']:.2f}" + ("" if ci is None else f" [{ci[0]:.2f},{ci[1]:.2f}]")
 
 
+def _inits(summary: dict[str, Any]) -> str:
+    """How each training started: the proxy's per ``--proxy-init``; the reference's always from scratch."""
+    parent = summary.get("proxy_parent")
+    proxy = ("from scratch" if summary.get("proxy_init", "scratch") == "scratch" else
+             f"proxy init inherit: every model but {parent} grown from {parent}'s training of the same seed")
+    return (f"proxy {summary.get('proxy_budget')}: {proxy}; reference {summary.get('reference_budget')}: "
+            f"from scratch")
+
+
 def table(summary: dict[str, Any]) -> list[str]:
     """The printed table: one line per model, then the correlations and the search's honesty per criterion."""
     header = f"{'model':<18} {'GFLOPs':>7}  {'proxy top-1':>14}  {'prob':>14}  {'log-prob':>15}  {'reference':>14}"
-    lines = [header, "-" * len(header)]
+    lines = [_inits(summary), "", header, "-" * len(header)]
     for m in summary["models"]:
         p, r = m["proxy"], m["reference"]
         lines.append(f"{m['name']:<18} {m['gflops']:>7.4f}  {p['top1']['mean']:>6.1f} ± {p['top1']['sd']:>5.1f}  "

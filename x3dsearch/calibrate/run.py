@@ -9,7 +9,9 @@ from ..budget import Budget, load_budget
 from ..data import has_split
 from ..errors import ConfigError
 from ..runlog import Clock, RunLock, Trial
+from ..runlog.trial import INHERIT, PROXY_INITS, SCRATCH
 from ..search.cluster import Resources, ray_session, send_logs_to
+from ..search.inherit import train_parents_first
 from ..search.settings import DataInfo, resolve_data_info
 from ..search.space import SearchSpace, load_space
 from ..search.session import log_takeover
@@ -17,7 +19,7 @@ from ..search.trainable import TrialContext, evaluate_heldout
 from ..search.trials import TrialRunner
 from ..train.folder import TrainingFolder
 from ..utils.logging import get_logger
-from .plan import CalibrationDir, Model, check_plan, choose_models, reference_budget, trials
+from .plan import CalibrationDir, Model, check_plan, choose_models, inherit_parent, reference_budget, trials
 from .report import model_scores, summarize, write
 
 log = get_logger("calibrate")
@@ -33,6 +35,7 @@ class CalibrationSettings:
     reference_seeds: int | None = None   # None: as many as the proxy
     models: tuple[str, ...] = ()         # empty or ("default",): the default set; ("spread",); or a list
     space: SearchSpace | None = None     # whose seed and first step give the default set
+    proxy_init: str = SCRATCH            # inherit: the proxy trainings grow from the seed model's (references never)
 
 
 def calibrate(settings: CalibrationSettings, resources: Resources, console: bool = True) -> dict[str, Any]:
@@ -45,8 +48,11 @@ def calibrate(settings: CalibrationSettings, resources: Resources, console: bool
     ref_seeds = settings.reference_seeds or settings.seeds
     if ref_seeds < 1:
         raise ConfigError(f"--reference-seeds must be positive, got {ref_seeds}")
+    if settings.proxy_init not in PROXY_INITS:
+        raise ConfigError(f"--proxy-init must be one of {', '.join(PROXY_INITS)}, got '{settings.proxy_init}'")
     data = resolve_data_info(settings.data)
     models = choose_models(settings.models, space, data.num_classes)
+    parent = inherit_parent(models, space.seed) if settings.proxy_init == INHERIT else None
     folder = CalibrationDir(settings.out)
     check_plan(models, load_budget(proxy_spec, cuda=False),
                reference_budget(load_budget(proxy_spec, cuda=False), settings.reference_budget),
@@ -61,17 +67,20 @@ def calibrate(settings: CalibrationSettings, resources: Resources, console: bool
             reference = reference_budget(proxy, settings.reference_budget)
             folder.write_config({"data": {"spec": data.spec, "root": str(data.root)}, "proxy": proxy.to_dict(),
                                  "reference": reference.to_dict(), "seeds": settings.seeds,
-                                 "reference_seeds": ref_seeds,
+                                 "reference_seeds": ref_seeds, "proxy_init": settings.proxy_init,
                                  "models": [{"name": m.name, "factors": m.factors.to_dict()} for m in models]})
             device = "cuda" if placement[1] > 0 else "cpu"
             runner = TrialRunner(folder, cluster, placement, explicit_cpus=resources.cpus_per_trial is not None,
                                  max_failures=resources.max_failures,
                                  ctx=TrialContext(str(data.root), proxy.to_dict(), 1, device), clock=Clock(),
                                  save=lambda: None, history=[])
-            proxy_trials = trials(models, proxy, settings.seeds, data.num_classes)
-            reference_trials = trials(models, reference, ref_seeds, data.num_classes)
-            runner.run("proxy", f"calibration: {len(models)} models x {settings.seeds} seeds, proxy budget "
-                       f"{proxy.name}", proxy_trials, None, ctx=runner.ctx)
+            proxy_trials = trials(models, proxy, settings.seeds, data.num_classes, parent)
+            reference_trials = trials(models, reference, ref_seeds, data.num_classes)  # always from scratch
+            title = (f"calibration: {len(models)} models x {settings.seeds} seeds, proxy budget {proxy.name}, "
+                     f"proxy init {settings.proxy_init}")
+            train_parents_first(runner, "proxy", title, proxy_trials, None,
+                                f"x3dsearch calibrate ... --proxy-init inherit --out {folder.path}")
+            runner.run("proxy", title, proxy_trials, None, ctx=runner.ctx)
             runner.run("reference", f"calibration: {len(models)} models x {ref_seeds} seeds, reference budget "
                        f"{reference.name}", reference_trials, None,
                        ctx=TrialContext(str(data.root), reference.to_dict(), 1, device))
@@ -80,8 +89,8 @@ def calibrate(settings: CalibrationSettings, resources: Resources, console: bool
                 for trial in reference_trials:
                     if trial.evaluated:
                         evaluate_heldout(folder.trial_dir(trial.name).resolve(), str(data.root), placement)
-        summary = _summary(models, proxy_trials, reference_trials, folder, data, proxy, reference, settings.seeds,
-                           ref_seeds, heldout_split)
+        summary = _summary(models, proxy_trials, reference_trials, folder, data, proxy, reference, settings,
+                           ref_seeds, heldout_split, parent)
         write(summary["yaml"], summary["scores"], folder.report, folder.figure)
         return summary["yaml"]
     finally:
@@ -89,8 +98,8 @@ def calibrate(settings: CalibrationSettings, resources: Resources, console: bool
 
 
 def _summary(models: list[Model], proxy_trials: list[Trial], reference_trials: list[Trial], folder: CalibrationDir,
-             data: DataInfo, proxy: Budget, reference: Budget, seeds: int, ref_seeds: int,
-             heldout_split: str) -> dict[str, Any]:
+             data: DataInfo, proxy: Budget, reference: Budget, calibration: CalibrationSettings, ref_seeds: int,
+             heldout_split: str, parent: Model | None) -> dict[str, Any]:
     failed = [t.name for t in proxy_trials + reference_trials if not t.evaluated]
     if failed:
         raise ConfigError(f"{len(failed)} calibration trainings did not finish (first: {failed[0]}: see "
@@ -101,6 +110,7 @@ def _summary(models: list[Model], proxy_trials: list[Trial], reference_trials: l
                          for t in reference_trials if t.axis == m.name] for m in models}
     scores = model_scores(models, {t.axis: t.gflops for t in proxy_trials}, proxy_runs, ref_runs)
     settings = {"data": data.log_entry(), "proxy_budget": proxy.name, "reference_budget": reference.name,
-                "seeds": seeds, "reference_seeds": ref_seeds,
+                "proxy_init": calibration.proxy_init, "proxy_parent": parent.name if parent is not None else None,
+                "seeds": calibration.seeds, "reference_seeds": ref_seeds,
                 "reference_metric": f"top-1 on the {heldout_split} split of the reference training"}
     return {"yaml": summarize(scores, settings), "scores": scores}

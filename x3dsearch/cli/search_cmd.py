@@ -234,11 +234,15 @@ def resume(ctx: click.Context, run_dir: Path, address: str | None, cpus_per_tria
 @click.option("--random", "random_count", type=click.IntRange(min=1), metavar="N",
               help="Also N random architectures of the run's space at its target (random-1, ...), the same "
                    "ones on every call: show ranks the final model among them.")
+@click.option("--proxy-init", type=click.Choice(PROXY_INITS),
+              help="How each baseline training (and each repeat) starts: from scratch, or from the trained weights "
+                   "of the run's seed model, grown to the baseline, as a candidate of the search's first step "
+                   "starts; a baseline the seed cannot grow into is refused [default: the run's own].")
 @resource_options
 @_KEEP_OPTION
 @click.pass_context
 def baseline(ctx: click.Context, run_dir: Path, presets: str | None, model_files: tuple[str, ...],
-             random_count: int | None, address: str | None, cpus_per_trial: float | None,
+             random_count: int | None, proxy_init: str | None, address: str | None, cpus_per_trial: float | None,
              gpus_per_trial: float | None, max_failures: int, keep: str) -> None:
     """Train published models under RUN_DIR's own data, budget, seeds and repeats, and compare each with
     the search's final model on the same videos (show and plot put them beside the searched models)."""
@@ -259,7 +263,7 @@ def baseline(ctx: click.Context, run_dir: Path, presets: str | None, model_files
     run = add_baselines(user_path(run_dir), models,
                         _overrides(ctx, address=address, cpus_per_trial=cpus_per_trial, gpus_per_trial=gpus_per_trial,
                                    max_failures=max_failures, keep=keep),
-                        random_count=random_count or 0)
+                        random_count=random_count or 0, proxy_init=proxy_init)
     folder = RunDir(user_path(run_dir))
     plot_runs([run], folder.frontier)
     write_report(folder.path)

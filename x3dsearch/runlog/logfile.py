@@ -57,8 +57,9 @@ def _judged(trial: Trial, scores: Mapping[str, Score], chosen: bool) -> dict[str
 def _baseline(baseline: Baseline) -> dict[str, Any]:
     trial = baseline.trial
     return {"name": baseline.name, "factors": _Flow(trial.model.factors.to_dict()), "gflops": trial.gflops,
-            "params_m": trial.params_m, "top1": trial.top1, "status": str(trial.status),
-            **(baseline.score.to_log() if baseline.score else {}), "heldout_top1": trial.heldout,
+            "params_m": trial.params_m, "top1": trial.top1, "status": str(trial.status), "init": trial.init,
+            "parent": trial.parent, **(baseline.score.to_log() if baseline.score else {}),
+            "heldout_top1": trial.heldout,
             "vs_final": baseline.vs_final.to_dict() if baseline.vs_final else None}
 
 
@@ -254,6 +255,7 @@ class _Reader:
                                    status=self.text(entry.get("status"), f"{where}.status") or "ok",
                                    top1=self.number(entry.get("top1"), f"{where}.top1"))
             trial.heldout_top1 = self.number(entry.get("heldout_top1"), f"{where}.heldout_top1")
+            self.started(trial, entry, where)
             vs_final = entry.get("vs_final")
             out.append(Baseline(name, trial, Score.from_log(entry, criterion),
                                 Comparison.from_dict(vs_final) if isinstance(vs_final, Mapping) else None))

@@ -48,6 +48,14 @@ def parent_weights(trial: Trial, trial_dir: Callable[[str], Path]) -> Path | Non
     return path
 
 
+def check_parents_kept(run: Run, trial_dir: Callable[[str], Path]) -> None:
+    """Before a resumed session starts Ray or touches the state: every unfinished trial that inherits
+    finds its parent's ``model.pt`` (one line naming the file otherwise)."""
+    for trial in run.trials():
+        if trial.status not in (TrialStatus.OK, TrialStatus.DIVERGED):
+            parent_weights(trial, trial_dir)
+
+
 def train_parents_first(trials: Batches, experiment: str, title: str, runs: list[Trial], start: Trial,
                         resume_hint: str) -> None:
     """Train the members of ``runs`` that others of them start from (step 1's seed model), as a batch

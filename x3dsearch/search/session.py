@@ -22,6 +22,7 @@ from ..runlog import SEED_TRIAL, Run, RunDir, RunInfo, RunLock, RunStatus, Trial
 from ..utils.logging import get_logger
 from .cluster import Cluster, Resources, prepare_ray, ray_session, send_logs_to
 from .controller import Search
+from .inherit import check_parents_kept
 from .live_report import LiveReport
 from .estimate import count_params_m, estimate_gflops
 from .plan import replay
@@ -109,6 +110,7 @@ def resume(run_dir: Path, settings: SearchSettings | None = None, overrides: dic
         if run.status == RunStatus.FINISHED:
             folder.repair_log(run)
             return SearchOutcome(folder, run, stored.target, stored.unit, already_finished=True)
+        check_parents_kept(run, folder.trial_dir)  # a refusal leaves the state as it was
         resources = stored_resources(config, overrides)
         prepare_ray(resources.address)
         data = resolve_data_info(stored.data)
