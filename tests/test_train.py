@@ -176,10 +176,13 @@ def test_bad_input_raises_before_training(tiny_dataset: Path, tmp_path: Path) ->
 
 def test_init_from_model_file_and_mismatch(reference: tuple, tiny_dataset: Path, tmp_path: Path) -> None:
     _, out, _ = reference
-    budget = smoke(iterations=1, lr=1e-9)  # one step at a negligible rate: weights stay the loaded ones
+    # one step at a negligible rate, halved because the training starts from weights: they stay the loaded ones
+    budget = smoke(iterations=1, lr=1e-9, init_lr_scale=0.5)
     tuned = train_and_evaluate(X2D, tiny_dataset, budget, 0, tmp_path / "ok", progress=False,
                                init=out / "model.pt")
     assert tuned.status == "ok"
+    assert budget.peak_lr(True) == 0.5 * budget.peak_lr(False) == 0.5 * budget.scaled_lr
+    assert f"lr {budget.peak_lr(True):.4g}, warm-up" in (tmp_path / "ok" / "train.log").read_text()
     start, loaded = weights(out), weights(tmp_path / "ok")
     assert torch.allclose(start["stages.0.0.conv_a.weight"], loaded["stages.0.0.conv_a.weight"], atol=1e-6)
     # A larger model grows from it (tests/test_grow.py checks the function); a smaller one cannot.

@@ -36,6 +36,28 @@ def test_warmup_cosine_shape_and_restore() -> None:
     assert other.lr == pytest.approx(lrs[37]) == opt.param_groups[0]["lr"]
 
 
+def test_a_restored_schedule_keeps_the_peak_rate_it_was_made_with() -> None:
+    """A resumed grown training builds its schedule without the init weights (so at the budget's own rate);
+    the checkpoint's state brings back the rate it ran at (``init_lr_scale``)."""
+    grown = WarmupCosine(torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0), 0.5, 100, 10, 0.1)
+    for _ in range(40):
+        grown.step()
+    resumed = WarmupCosine(torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0), 2.0, 100, 10, 0.1)
+    resumed.load_state_dict(grown.state_dict())
+    assert resumed.base_lr == 0.5 and resumed.lr == pytest.approx(grown.lr) == pytest.approx(0.25 * (1 + math.cos(
+        math.pi * 0.4)))
+
+
+def test_init_lr_scale_must_be_a_positive_number() -> None:
+    from x3dsearch.budget import Budget
+    from x3dsearch.errors import ConfigError
+
+    assert Budget(lr=0.8, batch_size=8, lr_batch=128, init_lr_scale=0.25).peak_lr(True) == pytest.approx(0.0125)
+    for bad in (0, -1.0, True, "low"):
+        with pytest.raises(ConfigError, match="'init_lr_scale' must be a positive number"):
+            Budget(init_lr_scale=bad)
+
+
 def test_no_weight_decay_on_bn_and_biases() -> None:
     model = build_model(preset("x2d"), 10)
     budget = load_budget("quick")

@@ -36,6 +36,9 @@ class Budget:
     batch_size: int = 8
     lr: float = 0.1
     lr_batch: int = 128
+    #: Multiplies ``lr`` in a training that starts from grown weights (``--init``, ``--proxy-init inherit``):
+    #: fine-tuning a network that already computes its parent's function may want a gentler rate.
+    init_lr_scale: float = 1.0
     warmup_epochs: float = 0.0
     warmup_start_factor: float = 0.1
     momentum: float = 0.9
@@ -82,6 +85,10 @@ class Budget:
                 raise ConfigError(f"budget '{self.name}': '{name}' must be a non-negative number, got {value!r}")
         if self.lr <= 0:
             raise ConfigError(f"budget '{self.name}': 'lr' must be positive")
+        if isinstance(self.init_lr_scale, bool) or not isinstance(self.init_lr_scale, (int, float)) \
+                or self.init_lr_scale <= 0:
+            raise ConfigError(f"budget '{self.name}': 'init_lr_scale' must be a positive number, "
+                              f"got {self.init_lr_scale!r}")
         if not 0 < self.train_fraction <= 1:
             raise ConfigError(f"budget '{self.name}': 'train_fraction' must be in (0, 1], got {self.train_fraction!r}")
         if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 1:
@@ -97,6 +104,11 @@ class Budget:
     def scaled_lr(self) -> float:
         """Learning rate for ``batch_size`` by the linear scaling rule."""
         return self.lr * self.batch_size / self.lr_batch
+
+    def peak_lr(self, grown: bool) -> float:
+        """The schedule's peak rate: ``scaled_lr``, times ``init_lr_scale`` when the training starts from
+        grown weights."""
+        return self.scaled_lr * (self.init_lr_scale if grown else 1.0)
 
     def replace(self, **changes: Any) -> "Budget":
         return dataclasses.replace(self, **changes)

@@ -75,5 +75,8 @@ class WarmupCosine:
                 "warmup": self.warmup, "start_factor": self.start_factor}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """The schedule where the checkpoint left it, at the peak rate it was made with (a resumed grown
+        training gets no ``init`` weights to scale by: its rate comes from here)."""
         self.step_count = int(state["step_count"])
+        self.base_lr = float(state.get("base_lr", self.base_lr))
         self._apply()

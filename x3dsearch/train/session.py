@@ -114,8 +114,8 @@ class TrainingSession:
         if self.channels_last:
             self.model = to_channels_last(self.model)
         self.optimizer = build_optimizer(self.model, self.budget)
-        self.schedule = WarmupCosine(self.optimizer, self.budget.scaled_lr, self.plan.total_steps,
-                                     self.plan.warmup_steps, self.budget.warmup_start_factor)
+        self.schedule = WarmupCosine(self.optimizer, self.budget.peak_lr(init_weights is not None),
+                                     self.plan.total_steps, self.plan.warmup_steps, self.budget.warmup_start_factor)
         self.objective = build_training_objective(self.budget.distill, label_smoothing=self.budget.label_smoothing,
                                                   model=self.model, factors=self.factors,
                                                   num_classes=self.num_classes, device=self.device)
