@@ -183,6 +183,9 @@ def test_init_from_model_file_and_mismatch(reference: tuple, tiny_dataset: Path,
     assert tuned.status == "ok"
     assert budget.peak_lr(True) == 0.5 * budget.peak_lr(False) == 0.5 * budget.scaled_lr
     assert f"lr {budget.peak_lr(True):.4g}, warm-up" in (tmp_path / "ok" / "train.log").read_text()
+    # the scale is part of a grown training's record, and of no other (trainings recorded before it match)
+    assert json.loads((tmp_path / "ok" / "config.json").read_text())["budget"]["init_lr_scale"] == 0.5
+    assert "init_lr_scale" not in json.loads((out / "config.json").read_text())["budget"]
     start, loaded = weights(out), weights(tmp_path / "ok")
     assert torch.allclose(start["stages.0.0.conv_a.weight"], loaded["stages.0.0.conv_a.weight"], atol=1e-6)
     # A larger model grows from it (tests/test_grow.py checks the function); a smaller one cannot.

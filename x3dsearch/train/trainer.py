@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -82,7 +83,7 @@ def train_and_evaluate(factors: Factors, data: str | Path, budget: Budget | str,
     num_classes = train_set.num_classes
     init_path = Path(init).resolve() if init is not None else None
     config = {"factors": factors.to_dict(), "num_classes": num_classes, "seed": int(seed),
-              "budget": {k: v for k, v in budget.to_dict().items() if k not in _RESULT_NEUTRAL},
+              "budget": _budget_record(budget, grown=init_path is not None),
               "train_videos": train_set.num_videos, "val_videos": val_set.num_videos,
               "init": _recorded_init(init_path, out_dir)}
     _check_config(folder, config)
@@ -135,6 +136,15 @@ def _recorded_init(init: Path | None, out_dir: Path) -> str | None:
         return None
     home = out_dir.resolve().parent
     return os.path.relpath(init, out_dir.resolve()) if init.is_relative_to(home) else str(init)
+
+
+def _budget_record(budget: Budget, grown: bool) -> dict[str, Any]:
+    """The budget's numbers a training's result depends on. ``init_lr_scale`` counts only in a grown training,
+    and only when it changes the rate, so every training recorded before it existed still matches."""
+    record = {k: v for k, v in budget.to_dict().items() if k not in _RESULT_NEUTRAL}
+    if not grown or record.get("init_lr_scale") == 1.0:
+        record.pop("init_lr_scale", None)
+    return record
 
 
 def _check_config(folder: TrainingFolder, config: dict) -> None:
