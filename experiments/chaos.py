@@ -209,8 +209,11 @@ def outcome(run_dir: Path) -> dict[str, Any]:
         return {k: c.get(k) for k in CANDIDATE_KEYS}
 
     def placed_anywhere(entry: dict[str, Any] | None) -> dict[str, Any] | None:
-        # the Ray node a model trained on: a resumed search starts a new local Ray, with a new node id
-        return None if entry is None else {k: v for k, v in entry.items() if k != "node"}
+        # without the Ray nodes its models trained on, at any depth: a resumed search starts a new local
+        # Ray, with a new node id
+        if entry is None:
+            return None
+        return {k: placed_anywhere(v) if isinstance(v, dict) else v for k, v in entry.items() if k != "node"}
 
     return {"steps": [{"step": s["step"], "from": placed_anywhere(s["from"]), "chosen": s["chosen"],
                        "decision": s["decision"], "candidates": [cand(c) for c in s["candidates"]]}

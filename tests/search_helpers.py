@@ -56,8 +56,11 @@ def checkpointed_smoke_budget(folder: Path) -> Path:
 
 
 def without_nodes(entry: dict | None) -> dict | None:
-    """A log entry without the Ray node it trained on (a new local Ray has a new node id)."""
-    return None if entry is None else {k: v for k, v in entry.items() if k != "node"}
+    """A log entry without the Ray nodes its models trained on, at any depth (a contraction's ``from``
+    names one too): a new local Ray has a new node id."""
+    if entry is None:
+        return None
+    return {k: without_nodes(v) if isinstance(v, dict) else v for k, v in entry.items() if k != "node"}
 
 
 def path_of(log: dict) -> dict:
