@@ -1,0 +1,76 @@
+"""The proxy's recipes side by side, from calibrations of the same models, seeds and reference.
+
+Each argument is a calibration folder (``x3dsearch calibrate --out DIR``) of one recipe: a proxy budget
+and a ``--proxy-init``. For each, one row of the criterion's figures as ``calibration.yaml`` has them
+(Spearman of the seed-mean ranking with the reference, seed-to-seed Spearman, the seed SD and the
+paired-difference SD, and one seed's 90% decisions: coverage, precision, power), and the proxy's cost:
+the multiply-adds of the proxy trainings the calibration's figures read, summed (3 x forward GFLOPs x
+clips seen, as the trainer counts them; wall seconds would compare machine loads as much as recipes)::
+
+    .venv/bin/python experiments/recipe_table.py runs/cal-default runs/cal-inherit runs/cal-inherit-ft25
+
+Prints a markdown table.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from x3dsearch.budget import Budget
+from x3dsearch.calibrate.plan import CalibrationDir
+from x3dsearch.train.folder import TrainingFolder
+from x3dsearch.utils.io import read_yaml
+
+
+def proxy_macs(folder: Path, summary: dict) -> float:
+    """Multiply-adds of the proxy trainings the summary reads: every model at every seed, grown ones by
+    their ``-inherit`` name, the parent (never grown) by its own."""
+    cal = CalibrationDir(folder)
+    budget, inherit = summary["proxy_budget"], summary.get("proxy_init") == "inherit"
+    total = 0.0
+    for model in summary["models"]:
+        grown = inherit and model["name"] != summary.get("proxy_parent")
+        for seed in range(int(summary["seeds"])):
+            name = f"{budget}/{model['name']}-s{seed}" + ("-inherit" if grown else "")
+            result = TrainingFolder(cal.trial_dir(name)).read_result()
+            if result is None or result.train_macs is None:
+                raise SystemExit(f"recipe_table.py: {cal.trial_dir(name)} holds no finished training")
+            total += result.train_macs
+    return total
+
+
+def row(folder: Path, criterion: str) -> list[str]:
+    summary = read_yaml(folder / "calibration.yaml")
+    config = read_yaml(folder / "config.yaml")
+    proxy = Budget.from_dict(config["proxy"])
+    honesty = summary["honesty"][criterion]
+    return [folder.name, summary["proxy_budget"], summary.get("proxy_init") or "scratch",
+            f"{proxy.init_lr_scale:g}" if summary.get("proxy_init") == "inherit" else "-",
+            f"{summary['spearman'][criterion]:.2f}",
+            "{:.2f}..{:.2f}".format(*summary["spearman_ci"][criterion]["ci"]),
+            f"{summary['seed_spearman'][criterion]:.2f}", f"{summary['seed_sd'][criterion]:.2f}",
+            f"{summary['noise']['sd'][criterion]:.2f}",
+            f"{honesty['coverage']['value']:.2f}", f"{honesty['precision']['value']:.2f}",
+            f"{honesty['power']['value']:.2f}", f"{honesty['called']} of {honesty['judged']}",
+            f"{proxy_macs(folder, summary) / 1e12:.2f}"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("calibrations", type=Path, nargs="+", help="calibration folders, one per recipe")
+    parser.add_argument("--criterion", default="top1", choices=("top1", "prob", "log-prob"))
+    args = parser.parse_args()
+    head = ["calibration", "proxy budget", "init", "init_lr_scale", "Spearman with reference", "90% CI",
+            "seed vs seed", "seed SD", "pair SD", "coverage", "precision", "power", "called",
+            "proxy TMACs"]
+    print("| " + " | ".join(head) + " |")
+    print("| " + " | ".join("---" for _ in head) + " |")
+    for folder in args.calibrations:
+        print("| " + " | ".join(row(folder, args.criterion)) + " |")
+
+
+if __name__ == "__main__":
+    main()
