@@ -116,6 +116,20 @@ def test_a_trial_that_cannot_see_the_data_says_so_in_one_line(tmp_path: Path):
     assert "\n" not in message
 
 
+def test_the_search_log_names_each_live_node_with_what_it_offers():
+    """``ray.nodes()`` entries, hand-written in the shape Ray 2.x returns (the fields read, no more)."""
+    from x3dsearch.search.cluster import _describe_nodes, node_name
+
+    nodes = [{"NodeID": "1a2b3c4d" + "0" * 48, "Alive": True, "NodeManagerAddress": "10.0.0.5",
+              "Resources": {"CPU": 8.0, "node:__internal_head__": 1.0, "memory": 1e9}},
+             {"NodeID": "5e6f7a8b" + "1" * 48, "Alive": True, "NodeManagerAddress": "10.0.0.6",
+              "Resources": {"CPU": 16.0, "GPU": 2.0}},
+             {"NodeID": "deadbeef" + "2" * 48, "Alive": False, "NodeManagerAddress": "10.0.0.7",
+              "Resources": {"CPU": 4.0}}]
+    assert _describe_nodes(nodes) == ("10.0.0.5/1a2b3c4d (head, 8 CPUs)", "10.0.0.6/5e6f7a8b (16 CPUs, 2 GPUs)")
+    assert node_name("10.0.0.6", "5e6f7a8b" + "1" * 48) == "10.0.0.6/5e6f7a8b"
+
+
 def test_bad_baseline_input_is_one_line(capsys, tmp_path: Path):
     assert "does not exist" in _error(capsys, "baseline", str(tmp_path / "nowhere"), "--presets", "x3d-xs")
     assert "unknown preset 'x9d'" in _error(capsys, "baseline", str(tmp_path), "--presets", "x9d")
