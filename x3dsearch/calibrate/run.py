@@ -9,7 +9,7 @@ from ..budget import Budget, load_budget
 from ..data import has_split
 from ..errors import ConfigError
 from ..runlog import Clock, RunLock, Trial
-from ..runlog.trial import INHERIT, PROXY_INITS, SCRATCH
+from ..runlog.trial import INHERIT, SCRATCH, check_proxy_init
 from ..search.cluster import Resources, ray_session, send_logs_to
 from ..search.inherit import train_parents_first
 from ..search.settings import DataInfo, resolve_data_info
@@ -48,8 +48,7 @@ def calibrate(settings: CalibrationSettings, resources: Resources, console: bool
     ref_seeds = settings.reference_seeds or settings.seeds
     if ref_seeds < 1:
         raise ConfigError(f"--reference-seeds must be positive, got {ref_seeds}")
-    if settings.proxy_init not in PROXY_INITS:
-        raise ConfigError(f"--proxy-init must be one of {', '.join(PROXY_INITS)}, got '{settings.proxy_init}'")
+    check_proxy_init(settings.proxy_init)
     data = resolve_data_info(settings.data)
     models = choose_models(settings.models, space, data.num_classes)
     parent = inherit_parent(models, space.seed) if settings.proxy_init == INHERIT else None

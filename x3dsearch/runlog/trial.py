@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..errors import ConfigError
 from ..factors import Factors
 from ..status import TrialStatus
 from ..train.result import TrainResult
@@ -19,6 +20,12 @@ from ..train.result import TrainResult
 #: or from the trained weights of the model its step expands, grown to the candidate (``--init``).
 SCRATCH, INHERIT = "scratch", "inherit"
 PROXY_INITS = (SCRATCH, INHERIT)
+
+
+def check_proxy_init(value: str) -> None:
+    """``--proxy-init`` given through the Python API (the CLI's choice list checks its own)."""
+    if value not in PROXY_INITS:
+        raise ConfigError(f"--proxy-init must be one of {', '.join(PROXY_INITS)}, got '{value}'")
 
 
 @dataclass(frozen=True)

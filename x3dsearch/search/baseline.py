@@ -27,7 +27,7 @@ from ..factors import Factors
 from ..runlog import Run, RunDir, RunStatus, Trial, TrialStatus
 from ..models.grow import check_growth
 from ..runlog.run import RANDOM_PREFIX, Baseline
-from ..runlog.trial import INHERIT, PROXY_INITS
+from ..runlog.trial import INHERIT, check_proxy_init
 from ..train.folder import TrainingFolder
 from ..utils.fmt import score_spec
 from ..utils.logging import get_logger
@@ -83,8 +83,8 @@ def add_baselines(run_dir: Path, models: list[tuple[str, Factors]], overrides: d
     folder.read_config()  # a folder that is no run is refused before its lock is taken
     if not models and random_count <= 0:
         raise X3DSearchError("give at least one model (--presets, --models or --random)")
-    if proxy_init is not None and proxy_init not in PROXY_INITS:
-        raise X3DSearchError(f"--proxy-init must be one of {', '.join(PROXY_INITS)}, got '{proxy_init}'")
+    if proxy_init is not None:
+        check_proxy_init(proxy_init)
     with locked(folder, console):  # before the state is read: a search may still be writing it
         config = folder.read_config()
         settings = stored_settings(config, str(folder.config))

@@ -18,7 +18,7 @@ from ..criteria import CRITERIA, TIE_RULES
 from ..data import class_names, has_split, load_split, resolve_data
 from ..errors import ConfigError, X3DSearchError
 from ..runlog import RunInfo
-from ..runlog.trial import PROXY_INITS
+from ..runlog.trial import check_proxy_init
 from ..utils.environment import result_changes, run_environment
 from .cluster import Resources
 from ..latency import LatencyConfig
@@ -146,8 +146,8 @@ def check_choices(settings: SearchSettings) -> None:
         raise ConfigError(f"--contract-axes must be one of {', '.join(CONTRACTIONS)}, got '{settings.contract_axes}'")
     if settings.on_tie is not None and settings.on_tie not in TIE_RULES:
         raise ConfigError(f"--on-tie must be one of {', '.join(TIE_RULES)}, got '{settings.on_tie}'")
-    if settings.proxy_init is not None and settings.proxy_init not in PROXY_INITS:
-        raise ConfigError(f"--proxy-init must be one of {', '.join(PROXY_INITS)}, got '{settings.proxy_init}'")
+    if settings.proxy_init is not None:
+        check_proxy_init(settings.proxy_init)
     for name, value in (("--repeats", settings.repeats), ("--max-repeats", settings.max_repeats)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ConfigError(f"{name} must be a positive integer, got {value!r}")
