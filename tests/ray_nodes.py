@@ -8,6 +8,7 @@ tmpfs hides some folders: a machine of the cluster that does not share that file
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -127,3 +128,11 @@ def _wait_for_cpus(address: str, node: subprocess.Popen) -> None:
             return
         time.sleep(0.5)
     pytest.fail("the worker node did not join the head within 90 s")
+
+
+def listed_nodes(run_dir: Path) -> dict[str, str]:
+    """The cluster's nodes as search.log lists them, each with what it offers (``head, 1 CPUs``); empty
+    before the search has written the line."""
+    log = run_dir / "search.log"
+    listed = re.search(r"INFO nodes: (.*)", log.read_text()) if log.is_file() else None
+    return dict(re.findall(r"(\S+) \(([^)]*)\)", listed.group(1))) if listed else {}

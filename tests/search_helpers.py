@@ -40,6 +40,16 @@ def load_log(run_dir: Path) -> dict:
     return yaml.safe_load((run_dir / "expansion_path.yaml").read_text())
 
 
+def state_trials(run_dir: Path) -> list[dict]:
+    """The seed and every step's candidates as ``state.json`` holds them; empty while it is not written
+    yet (a search may be replacing it: the read is retried by the caller's loop)."""
+    try:
+        state = json.loads((run_dir / "state.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return []
+    return [state["seed"], *[c for s in state["steps"] for c in s["candidates"]]]
+
+
 def trial_dirs(run_dir: Path, prefix: str) -> list[Path]:
     folder = run_dir / "candidates"
     return sorted(p for p in folder.glob(f"{prefix}*")) if folder.is_dir() else []

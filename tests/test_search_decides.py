@@ -27,10 +27,8 @@ model validated at 50% (every video the same class: its BN running statistics la
 """
 from __future__ import annotations
 
-import json
 import os
 import random
-import re
 import signal
 import subprocess
 import time
@@ -42,8 +40,8 @@ import yaml
 from x3dsearch.data import synthesize
 from x3dsearch.data.layout import load_split
 
-from ray_nodes import kill_node, ray_head, ray_worker
-from search_helpers import X3DSEARCH, cli_env, load_log, path_of, run_cli, space_file
+from ray_nodes import kill_node, listed_nodes, ray_head, ray_worker
+from search_helpers import X3DSEARCH, cli_env, load_log, path_of, run_cli, space_file, state_trials
 
 pytestmark = pytest.mark.slow
 
@@ -171,22 +169,12 @@ def test_a_step_without_signal_is_a_tie(shuffled_data: Path, budget_file: Path, 
 
 
 # --- the same search on a two-node Ray cluster whose worker node dies mid-step ----------------------
-def _state_trials(run_dir: Path) -> list[dict]:
-    try:
-        state = json.loads((run_dir / "state.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):  # not written yet, or being replaced
-        return []
-    return [state["seed"], *[c for s in state["steps"] for c in s["candidates"]]]
-
-
 def _worker_name(run_dir: Path) -> str | None:
     """The worker node's name as search.log lists the cluster's nodes (the head is marked)."""
-    log = run_dir / "search.log"
-    listed = re.search(r"INFO nodes: (.*)", log.read_text()) if log.is_file() else None
-    if listed is None:
+    workers = [name for name, offers in listed_nodes(run_dir).items() if not offers.startswith("head")]
+    if not workers:
         return None
-    (worker,) = [name for name, offers in re.findall(r"(\S+) \(([^)]*)\)", listed.group(1))
-                 if not offers.startswith("head")]
+    (worker,) = workers
     return worker
 
 
@@ -207,7 +195,7 @@ def test_a_worker_node_killed_mid_step_fails_over_to_the_head_on_the_same_path(
                 assert search.poll() is None, "the search ended before a training finished on the worker node"
                 assert time.monotonic() < deadline, "no training finished on the worker node in 180 s"
                 worker_name = worker_name or _worker_name(run_dir)
-                trials = _state_trials(run_dir)
+                trials = state_trials(run_dir)
                 running = [t["name"] for t in trials if t["status"] == "running"]
                 if worker_name and running and any(t["status"] == "ok" and t["node"] == worker_name for t in trials):
                     kill_node(worker)
@@ -228,7 +216,7 @@ def test_a_worker_node_killed_mid_step_fails_over_to_the_head_on_the_same_path(
     assert [c["score_ci"] for c in log["steps"][0]["candidates"]] == [c["score_ci"] for c in step["candidates"]]
 
     # where each training ran: both nodes, and nothing on the worker after its death
-    trials = _state_trials(run_dir)
+    trials = state_trials(run_dir)
     head = {t["node"] for t in trials} - {worker_name}
     assert len(head) == 1 and {t["node"] for t in trials} == head | {worker_name}
     entries = [log["steps"][0]["from"], *log["steps"][0]["candidates"]]

@@ -19,8 +19,8 @@ from x3dsearch.complexity import complexity
 from x3dsearch.factors import Factors
 from x3dsearch.search.space import DEFAULT_SPACE
 
-from ray_nodes import ray_head, ray_worker
-from search_helpers import X3DSEARCH, cli_env, load_log, run_cli, space_file
+from ray_nodes import listed_nodes, ray_head, ray_worker
+from search_helpers import X3DSEARCH, cli_env, load_log, run_cli, space_file, state_trials
 
 pytestmark = pytest.mark.slow
 
@@ -98,15 +98,11 @@ def test_a_node_that_cannot_see_the_data_fails_its_trials_with_one_line(tiny_dat
     assert error.startswith("x3dsearch: error: ") and proc.stderr.count("x3dsearch: error") == 1, proc.stderr
     assert f"data root {tiny_dataset} is not visible on node " in error
     assert "must be on a filesystem every node sees" in error
-    log_text = (run_dir / "search.log").read_text()
-    listed = re.search(r"INFO nodes: (.*)", log_text)
-    assert listed, log_text[:2000]
-    nodes = dict(re.findall(r"(\S+) \(([^)]*)\)", listed.group(1)))
-    assert sorted(nodes.values()) == ["1 CPUs", "head, 0 CPUs"], nodes
+    nodes = listed_nodes(run_dir)
+    assert sorted(nodes.values()) == ["1 CPUs", "head, 0 CPUs"], (run_dir / "search.log").read_text()[:2000]
     worker = next(name for name, offers in nodes.items() if offers == "1 CPUs")
     head = next(name for name in nodes if name != worker)
-    state = json.loads((run_dir / "state.json").read_text())
-    trials = [state["seed"], *[c for s in state["steps"] for c in s["candidates"]]]
+    trials = state_trials(run_dir)
     assert {t["status"] for t in trials} == {"failed"} and {t["node"] for t in trials} == {worker} != {head}
     assert all(f"is not visible on node {worker} " in t["error"] for t in trials)
 
