@@ -10,7 +10,7 @@ TORCH_VERSION := 2.13.0
 # (the long search files first; xdist would otherwise start the files with the most tests first).
 TEST_WORKERS ?= 2
 
-.PHONY: install demo test test-fast lint bench docs clean
+.PHONY: install demo test test-fast test-faults lint bench docs clean
 
 # torch goes in pinned first: an unpinned resolve pulls a multi-GB CUDA build.
 $(STAMP): pyproject.toml
@@ -26,8 +26,13 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/x3dsearch expand --target-gflops 0.25
 
+# Everything but the fault injection (kill -9, killed nodes, full disks: tests marked `fault`), which
+# test-faults runs; CI runs both.
 test: $(STAMP)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+	$(PY) -m pytest -q -m "not fault" -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
+
+test-faults: $(STAMP)
+	$(PY) -m pytest -q -m fault -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -q -m "not slow" -n $(TEST_WORKERS) --dist loadfile

@@ -16,6 +16,7 @@ CHAOS = Path(__file__).resolve().parents[1] / "experiments" / "chaos.py"
 
 
 @pytest.mark.slow
+@pytest.mark.fault  # injects a fault: make test-faults runs it, make test does not
 def test_three_kills_end_on_the_uninterrupted_path_with_nothing_trained_twice(tmp_path: Path):
     proc = subprocess.run([sys.executable, str(CHAOS), "--kills", "3", "--seed", "0", "--out", str(tmp_path),
                            "--axes", "x-bottleneck"],

@@ -172,6 +172,7 @@ def test_ensure_synthetic_regenerates_a_cache_made_with_other_parameters(tmp_pat
 
 
 @pytest.mark.slow
+@pytest.mark.fault  # injects a fault: make test-faults runs it, make test does not
 def test_ensure_synthetic_waits_for_a_concurrent_generation(tmp_path: Path) -> None:
     """Two processes asking at once: one generates, the other waits and reuses it; a stale temp dir goes."""
     stale = tmp_path / f".synthetic-v{SYNTHETIC_VERSION}-c2-k2-s9.x.tmp"
@@ -197,6 +198,7 @@ def test_resolve_data_checks_the_root(tiny_dataset: Path, tmp_path: Path) -> Non
 
 
 @pytest.mark.slow
+@pytest.mark.fault  # injects a fault: make test-faults runs it, make test does not
 def test_killed_generation_leaves_no_half_dataset(tmp_path: Path) -> None:
     out = tmp_path / "synth"
     proc = subprocess.Popen([str(REPO / ".venv" / "bin" / "x3dsearch") if (REPO / ".venv").exists() else "x3dsearch",

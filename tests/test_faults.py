@@ -124,6 +124,7 @@ def _hand_written_run(folder: Path) -> Path:
 
 
 @pytest.mark.slow  # a real search holds the run directory
+@pytest.mark.fault  # injects a fault: make test-faults runs it, make test does not
 def test_a_second_process_on_a_run_directory_is_refused_naming_the_running_pid(tiny_dataset: Path, tmp_path: Path):
     run_dir = _hand_written_run(tmp_path / "run")
     calibration = tmp_path / "calibration"

@@ -15,7 +15,7 @@ import pytest
 
 from search_helpers import X3DSEARCH, cli_env, load_log, run_cli, space_file
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.fault]  # make test-faults runs them, make test does not
 
 TARGET = "0.04"  # one step (x-spatial, 0.038 GFLOPs), no contraction: two trainings in all
 

@@ -70,6 +70,7 @@ def test_a_recorded_state_file_loads_as_the_same_run():
 
 
 @pytest.mark.slow
+@pytest.mark.fault  # injects a fault: make test-faults runs it, make test does not
 def test_a_recorded_run_killed_mid_step_resumes_to_the_recorded_path(tiny_dataset: Path, tmp_path: Path):
     """The killed run, resumed by today's code, ends where the uninterrupted recorded run ended."""
     run_dir = _copy("interrupted", tmp_path, tiny_dataset)

@@ -178,6 +178,7 @@ def _worker_name(run_dir: Path) -> str | None:
     return worker
 
 
+@pytest.mark.fault  # injects a fault: make test-faults runs it, make test does not
 def test_a_worker_node_killed_mid_step_fails_over_to_the_head_on_the_same_path(
         signal_run: tuple[Path, dict], ramp_data: Path, budget_file: Path, tmp_path: Path):
     """Two Ray nodes of one CPU each (trials of one CPU: one on each at a time). Once a training has

@@ -103,6 +103,7 @@ def test_every_candidate_starts_from_its_step_starts_weights(inherit_run):
     assert others and not any(_weights(run_dir, name).exists() for name in others)
 
 
+@pytest.mark.fault  # injects a fault: make test-faults runs it, make test does not
 def test_kill_9_in_step_2_then_moved_and_resumed_lands_on_the_same_path(inherit_run, args: list[str],
                                                                         tiny_dataset: Path, tmp_path: Path):
     """Started with relative paths (trials run in other directories), killed with kill -9 while a trial

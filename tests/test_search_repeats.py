@@ -23,6 +23,7 @@ def budget_file(tmp_path: Path) -> Path:
     return checkpointed_smoke_budget(tmp_path)
 
 
+@pytest.mark.fault  # injects a fault: make test-faults runs it, make test does not
 def test_repeats_and_ties_retrained_are_deterministic_and_a_repeat_killed_with_kill_9_resumes(
         tiny_dataset: Path, budget_file: Path, tmp_path: Path):
     """--repeats 2 --on-tie repeat: every candidate trains with 2 seeds, tied ones with a third; a run

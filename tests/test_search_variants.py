@@ -83,6 +83,7 @@ def test_search_joins_a_ray_head_and_records_a_raising_candidate(ray_head_1cpu: 
     assert "x-width" in err and "failed" in err
 
 
+@pytest.mark.fault  # injects a fault: make test-faults runs it, make test does not
 def test_a_node_that_cannot_see_the_data_fails_its_trials_with_one_line(tiny_dataset: Path, tmp_path: Path):
     """A two-node cluster whose only CPUs are on a node that does not share the filesystem the data and
     the run directory are on (a tmpfs hides both there): every trial lands on it, and fails saying so."""
@@ -107,6 +108,7 @@ def test_a_node_that_cannot_see_the_data_fails_its_trials_with_one_line(tiny_dat
     assert all(f"is not visible on node {worker} " in t["error"] for t in trials)
 
 
+@pytest.mark.fault  # injects a fault: make test-faults runs it, make test does not
 def test_a_step_where_every_candidate_fails_stops_and_resume_retries(tiny_dataset: Path, tmp_path: Path):
     space = space_file(tmp_path, ("x-spatial",))
     run_dir = tmp_path / "run"

@@ -83,6 +83,7 @@ def test_train_bad_input_is_one_line(tiny_dataset: Path, tmp_path: Path, capsys:
 
 
 @pytest.mark.slow
+@pytest.mark.fault  # injects a fault: make test-faults runs it, make test does not
 def test_kill_9_then_resume_equals_uninterrupted(tiny_dataset: Path, tmp_path: Path) -> None:
     budget = tmp_path / "budget.yaml"
     budget.write_text(yaml.safe_dump({"epochs": 3, "batch_size": 2, "lr": 0.05, "lr_batch": 2, "dropout": 0.5,
