@@ -38,6 +38,23 @@ def tiny_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return synthesize(root, classes=3, videos_per_class=4, seed=0, size=(64, 86), seconds=(1.0, 1.5))
 
 
+@pytest.fixture(scope="session")
+def signal_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Data on which a short training decides: brightening vs dimming, 40 videos each (28 train and 12 val
+    per class, 24 val videos), 32x44 px real H.264.
+
+    The light's middle level is random, so no single frame tells the classes apart and any two frames do:
+    from X2D (1 frame) the candidates that read two frames (X-Fast, X-Temporal) score 100% under
+    ``search_helpers.DECIDE_BUDGET`` and the 1-frame ones about 50-60% (measured in
+    test_search_decides.py). Validation upscales the short side for the crop; the light level is the whole
+    signal, so the small frames lose nothing and are quick to write and decode."""
+    from x3dsearch.data import synthesize
+
+    root = tmp_path_factory.mktemp("data") / "ramp"
+    return synthesize(root, classes=2, videos_per_class=40, seed=0, size=(32, 44), seconds=(1.0, 1.5),
+                      val_fraction=0.3)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Files with end-to-end (slow) tests first, the files with the most of them first.
 

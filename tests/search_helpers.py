@@ -65,6 +65,38 @@ def checkpointed_smoke_budget(folder: Path) -> Path:
     return path
 
 
+#: One epoch over ``signal_dataset``'s 56 training clips in batches of 8 (7 steps, lr 0.2), BN statistics
+#: recomputed over 2 batches before validating, and every validation video scored (the smoke budget
+#: scores 4). Written by the tests, not shipped: these numbers mean something only for that data
+#: (sized in test_search_decides.py).
+DECIDE_BUDGET = {"epochs": 1, "batch_size": 8, "lr": 0.2, "lr_batch": 8, "warmup_epochs": 0, "train_fraction": 1.0,
+                 "eval_clips": None, "precise_bn_batches": 2, "dropout": 0.0, "workers": 0,
+                 "notes": "tests/search_helpers.py: sized for conftest's signal_dataset only"}
+
+#: The candidates of a step from X2D that read two frames, and so see signal_dataset's cue.
+SEES_TWO_FRAMES = frozenset({"x-fast", "x-temporal"})
+
+
+def decide_budget(folder: Path, **changes: object) -> Path:
+    """``DECIDE_BUDGET`` (plus ``changes``, e.g. a checkpoint after every step) as ``folder/decide.yaml``."""
+    path = folder / "decide.yaml"
+    path.write_text(yaml.safe_dump({**DECIDE_BUDGET, **changes}, sort_keys=False))
+    return path
+
+
+def assert_decided_on_scores(step: dict, winners: frozenset[str] = SEES_TWO_FRAMES) -> None:
+    """The step chose among ``winners`` (the candidates that can see the data's cue), and its simultaneous
+    bounds put every other candidate below the choice: a decision made on scores, not on a tie-break."""
+    decision = step["decision"]
+    assert step["chosen"] == decision["winner"] and decision["winner"] in winners, decision
+    losers = {c["axis"] for c in step["candidates"] if c["status"] == "ok"} - set(winners)
+    assert losers, "no candidate that misses the cue: nothing to decide"
+    for axis in losers:
+        against = decision["against"][axis]
+        assert against["excluded"] is True and against["ci"][0] > 0, (axis, against)
+    assert set(decision["tied"]) <= set(winners) and decision["significant"] is (not decision["tied"])
+
+
 def without_nodes(entry: dict | None) -> dict | None:
     """A log entry without the Ray nodes its models trained on, at any depth (a contraction's ``from``
     names one too): a new local Ray has a new node id."""

@@ -1,13 +1,14 @@
 """A search step decided on scores: real CLI, real Ray, real fvcore, real mp4s, one search per test.
 
-On ``tiny_dataset`` every training scores 33.3%, so no other test sees a decision made on scores.
-Here the data has a signal only one axis can see. The two classes are ``brightening`` and
+Here the search's axes are chosen so that only one of them sees the data's signal (the other end-to-end
+searches on ``signal_dataset`` include X-Fast too, which sees it as well), and a second search on the same
+videos with shuffled labels has no signal at all. The two classes are ``brightening`` and
 ``dimming`` (``_ramp_light``): the light's middle level is random, so no single frame tells them
 apart and any two frames do. From X2D (1 frame) only X-Temporal's 2x24@112 reads two frames; X-Spatial
 (1x30@160) and X-Width (1x30@112 w1.45) still read one, so they can only guess.
 
-Sized by measurement: ``x3dsearch train --factors F --data ROOT --budget BUDGET.yaml --seed S --threads 1``
-on ``ramp_data`` with ``BUDGET`` below:
+Sized by measurement: ``x3dsearch train --factors F --data ROOT --budget decide.yaml --seed S --threads 1``
+on ``signal_dataset`` (tests/conftest.py) with ``search_helpers.DECIDE_BUDGET``:
 
 =================  ======  ======  ======
 val top-1 (%)      seed 0  seed 1  seed 2
@@ -35,13 +36,11 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from x3dsearch.data import synthesize
 from x3dsearch.data.layout import load_split
 
 from ray_nodes import kill_node, listed_nodes, ray_head, ray_worker
-from search_helpers import X3DSEARCH, cli_env, load_log, path_of, run_cli, space_file, state_trials
+from search_helpers import X3DSEARCH, cli_env, decide_budget, load_log, path_of, run_cli, space_file, state_trials
 
 pytestmark = pytest.mark.slow
 
@@ -52,28 +51,9 @@ TARGET = "0.04"
 SEED = "0"
 RULE = ("--criterion", "top1", "--on-tie", "best")
 
-#: One epoch over 56 clips in batches of 8 (7 steps, lr 0.2), BN statistics recomputed over 2 batches
-#: before validating, and every validation video scored (the smoke budget scores 4). Written by the test,
-#: not shipped: these numbers mean something only for this data.
-BUDGET = {"epochs": 1, "batch_size": 8, "lr": 0.2, "lr_batch": 8, "warmup_epochs": 0, "train_fraction": 1.0,
-          "eval_clips": None, "precise_bn_batches": 2, "dropout": 0.0, "workers": 0,
-          "notes": "tests/test_search_decides.py: sized for its 2-class ramp data only"}
-
-
 @pytest.fixture(scope="module")
-def ramp_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Brightening vs dimming, 40 videos each: 28 train and 12 val per class (24 val videos), 32x44 px.
-
-    Validation upscales the short side to 128 px for the 112 crop; the light level is the whole signal,
-    so the small frames lose nothing, and they are quicker to write and decode."""
-    root = tmp_path_factory.mktemp("data") / "ramp"
-    return synthesize(root, classes=2, videos_per_class=40, seed=0, size=(32, 44), seconds=(1.0, 1.5),
-                      val_fraction=0.3)
-
-
-@pytest.fixture(scope="module")
-def shuffled_data(ramp_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Hand-made from real videos with shuffled labels: ``ramp_data``'s mp4 files (by absolute path), with
+def shuffled_data(signal_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Hand-made from real videos with shuffled labels: ``signal_dataset``'s mp4 files (by absolute path), with
     labels drawn again at random (seeded) so that in every split exactly half of each true class gets each
     label. The true class then says nothing about the label in the sample itself, not only in expectation:
     the 2-frame model's sight of the ramp is worth nothing, and what else differs between videos (colour,
@@ -84,7 +64,7 @@ def shuffled_data(ramp_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     for split in ("train", "val"):
         lines = []
         for true_label in (0, 1):
-            videos = [r.path for r in load_split(ramp_data, split) if r.label == true_label]
+            videos = [r.path for r in load_split(signal_dataset, split) if r.label == true_label]
             labels = [0, 1] * (len(videos) // 2)
             assert len(labels) == len(videos)  # an even count per class, so the halves are exact
             rng.shuffle(labels)
@@ -96,9 +76,7 @@ def shuffled_data(ramp_data: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.fixture(scope="module")
 def budget_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("budget") / "decide.yaml"
-    path.write_text(yaml.safe_dump(BUDGET, sort_keys=False))
-    return path
+    return decide_budget(tmp_path_factory.mktemp("budget"))
 
 
 def _args(data: Path, budget: Path, folder: Path) -> list[str]:
@@ -129,9 +107,9 @@ def _step(run_dir: Path) -> tuple[Path, dict]:
 
 
 @pytest.fixture(scope="module")
-def signal_run(ramp_data: Path, budget_file: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+def signal_run(signal_dataset: Path, budget_file: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     """The search on the data with signal, on a local Ray (read by two tests)."""
-    return _search(ramp_data, budget_file, tmp_path_factory.mktemp("signal"))
+    return _search(signal_dataset, budget_file, tmp_path_factory.mktemp("signal"))
 
 
 def test_a_step_with_signal_chooses_the_axis_that_sees_it_significantly(signal_run: tuple[Path, dict]):
@@ -180,14 +158,14 @@ def _worker_name(run_dir: Path) -> str | None:
 
 @pytest.mark.fault  # injects a fault: make test-faults runs it, make test does not
 def test_a_worker_node_killed_mid_step_fails_over_to_the_head_on_the_same_path(
-        signal_run: tuple[Path, dict], ramp_data: Path, budget_file: Path, tmp_path: Path):
+        signal_run: tuple[Path, dict], signal_dataset: Path, budget_file: Path, tmp_path: Path):
     """Two Ray nodes of one CPU each (trials of one CPU: one on each at a time). Once a training has
     finished on the worker node and another runs there, the worker node is killed (every process of it,
     at once). The trial it ran fails over to the head under --max-failures 1 and resumes there; the search
     ends on the path, decision and scores of the local run, and records where each training ran."""
     run_dir = tmp_path / "run"
     with ray_head(1) as address, ray_worker(address, 1) as worker:
-        search = subprocess.Popen([str(X3DSEARCH), *_args(ramp_data, budget_file, tmp_path), "--address", address],
+        search = subprocess.Popen([str(X3DSEARCH), *_args(signal_dataset, budget_file, tmp_path), "--address", address],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(),
                                   start_new_session=True)
         try:
