@@ -1,4 +1,5 @@
-"""Whole searches through the real CLI, real Ray, real fvcore and real videos (tiny dataset, smoke budget).
+"""Whole searches through the real CLI, real Ray, real fvcore and real videos (``signal_dataset``, where a
+short training decides: step 1's candidates that read two frames beat the others beyond noise).
 
 A module-wide reference search is run once and read by every test here. Kill -9 and resume are tested
 in test_search_inherit.py (relative paths, a moved run, the report page) and test_chaos.py (kills at
@@ -19,9 +20,9 @@ from x3dsearch.factors import Factors
 from x3dsearch.model_file import load_model_file
 
 from browser import PLOT_BLUE, has_colour, needs_chromium, screenshot
-from search_helpers import (checkpointed_smoke_budget, load_log, run_cli, space_file)
+from search_helpers import assert_decided_on_scores, decide_budget, load_log, run_cli, space_file
 
-TARGET = "0.06"  # 3 classes: X2D is 0.0198 GFLOPs, so two steps and a contraction
+TARGET = "0.06"  # 2 classes: X2D is 0.0198 GFLOPs, so two steps and a contraction
 
 pytestmark = pytest.mark.slow
 
@@ -34,13 +35,14 @@ RULE = ("--criterion", "top1", "--on-tie", "best")
 
 @pytest.fixture(scope="module")
 def budget_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return checkpointed_smoke_budget(tmp_path_factory.mktemp("budget"))
+    """The decide budget plus a checkpoint after every step (which changes no number)."""
+    return decide_budget(tmp_path_factory.mktemp("budget"), checkpoint_every=1)
 
 
 @pytest.fixture(scope="module")
-def reference_run(tiny_dataset: Path, budget_file: Path, tmp_path_factory: pytest.TempPathFactory):
+def reference_run(signal_dataset: Path, budget_file: Path, tmp_path_factory: pytest.TempPathFactory):
     run_dir = tmp_path_factory.mktemp("reference") / "run"
-    proc = run_cli("expand", "--target-gflops", TARGET, "--data", str(tiny_dataset), "--budget", str(budget_file),
+    proc = run_cli("expand", "--target-gflops", TARGET, "--data", str(signal_dataset), "--budget", str(budget_file),
                    "--run-dir", str(run_dir), "--seed", "0", *RULE)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return run_dir, proc
@@ -51,7 +53,7 @@ def axes_of(step: dict) -> list[str]:
 
 
 # --- a whole search --------------------------------------------------------------------------
-def test_whole_search_writes_every_key(reference_run, tiny_dataset: Path):
+def test_whole_search_writes_every_key(reference_run, signal_dataset: Path):
     run_dir, proc = reference_run
     log = load_log(run_dir)
     assert set(log) == {"target_gflops", "complexity", "target_ms", "path", "seed", "space", "budget", "proxy_init",
@@ -61,9 +63,9 @@ def test_whole_search_writes_every_key(reference_run, tiny_dataset: Path):
     assert log["baselines"] is None  # none added yet (x3dsearch baseline)
     assert (log["complexity"], log["target_ms"], log["path"]) == ("gflops", None, None)
     assert (log["target_gflops"], log["seed"], log["space"], log["budget"], log["status"]) == \
-        (0.06, 0, "x3d", "smoke-ckpt", "finished")
+        (0.06, 0, "x3d", "decide", "finished")
     assert log["stop_reason"] == "target reached" and "reached the 0.06 GFLOPs target" in log["stop_detail"]
-    assert log["data"] == {"root": str(tiny_dataset), "num_classes": 3, "train_videos": 9, "val_videos": 3,
+    assert log["data"] == {"root": str(signal_dataset), "num_classes": 2, "train_videos": 56, "val_videos": 24,
                            "test_videos": None}
     assert len(log["steps"]) == 2
     previous = None
@@ -72,7 +74,7 @@ def test_whole_search_writes_every_key(reference_run, tiny_dataset: Path):
         decision = step["decision"]
         assert set(decision) == {"criterion", "winner", "runner_up", "margin", "ci", "vs_start", "significant", "rule",
                                  "videos", "repeats", "tied", "method", "level", "noise", "against", "dropped_seeds"}
-        assert decision["winner"] == step["chosen"] and decision["videos"] == 3 and decision["repeats"] == 1
+        assert decision["winner"] == step["chosen"] and decision["videos"] == 24 and decision["repeats"] == 1
         assert decision["ci"][0] <= decision["margin"] <= decision["ci"][1]
         assert (decision["method"], decision["level"]) == ("mcb-max-t", 0.9)
         assert decision["noise"] == "videos only (no seed-noise model)"  # not the synthetic data: no shipped model
@@ -94,7 +96,7 @@ def test_whole_search_writes_every_key(reference_run, tiny_dataset: Path):
                               "error", "train_macs", "init", "parent", "node", "score", "score_ci", "score_videos",
                               "top1_ci"} | chosen_keys
             assert (c["init"], c["parent"]) == ("scratch", None)
-            assert c["score"] == pytest.approx(c["top1"]) and c["score_videos"] == 3  # top-1 on every video
+            assert c["score"] == pytest.approx(c["top1"]) and c["score_videos"] == 24  # top-1 on every video
             assert c["score_ci"][0] <= c["score"] <= c["score_ci"][1] and c.get("heldout_top1") is None
             assert c["status"] == "ok" and c["error"] is None and 0 <= c["top1"] <= c["top5"] <= 100
             assert c["train_time_s"] > 0 and c["train_macs"] > 0
@@ -103,8 +105,12 @@ def test_whole_search_writes_every_key(reference_run, tiny_dataset: Path):
         assert step["chosen"] == best["axis"]  # best top-1, ties to the lower GFLOPs
         previous = best
         checked = Factors.from_dict(best["factors"])
-        fv = complexity(checked, 3)
+        fv = complexity(checked, 2)
         assert best["gflops"] == pytest.approx(fv.gflops, rel=1e-9) and best["params_m"] == pytest.approx(fv.params_m)
+    # Step 1 decided on scores: the candidates that read two frames see the cue and the others cannot, so
+    # the simultaneous bounds exclude every 1-frame candidate (the two 2-frame ones may tie). From step 2's
+    # 2-frame start every candidate sees it.
+    assert_decided_on_scores(log["steps"][0])
     assert previous["gflops"] > 0.06  # the last step overshot ...
     contraction = log["contraction"]
     assert set(contraction) == {"from", "axis", "factors", "gflops", "top1", "params_m", "init", "parent", "node",
@@ -120,7 +126,7 @@ def test_whole_search_writes_every_key(reference_run, tiny_dataset: Path):
     assert set(contraction["vs_overshoot"]) == {"margin", "ci"}
     assert contraction["from"]["factors"] == previous["factors"] and contraction["axis"] == log["steps"][-1]["chosen"]
     assert contraction["gflops"] <= 0.06 and contraction["top1"] is not None  # ... and was contracted under it
-    assert complexity(Factors.from_dict(contraction["factors"]), 3).gflops <= 0.06
+    assert complexity(Factors.from_dict(contraction["factors"]), 2).gflops <= 0.06
     final = log["final"]
     assert set(final) == {"factors", "gflops", "params_m", "top1", "heldout_top1"}
     assert final["factors"] == contraction["factors"] and final["heldout_top1"] is None  # no test split
@@ -132,7 +138,7 @@ def test_whole_search_writes_every_key(reference_run, tiny_dataset: Path):
     assert cost["train_s"] + cost["ray_s"] + cost["flop_count_s"] <= cost["wall_time_s"] * 1.01
 
     model = load_model_file(run_dir / "final_model.yaml")
-    assert model.factors == Factors.from_dict(final["factors"]) and model.num_classes == 3
+    assert model.factors == Factors.from_dict(final["factors"]) and model.num_classes == 2
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert config["space"]["name"] == "x3d" and config["budget"]["checkpoint_every"] == 1
     assert config["seed"] == 0 and {"torch", "ray", "fvcore", "x3dsearch"} <= set(config["versions"])
@@ -206,8 +212,10 @@ def test_baselines_train_under_the_runs_budget_and_are_compared_with_the_final_m
     entries = {b["name"]: b for b in log["baselines"]}
     assert list(entries) == ["x2d", "random-1", "random-2"]
     entry = entries["x2d"]
-    assert entry["status"] == "ok" and entry["score_videos"] == 3
+    assert entry["status"] == "ok" and entry["score_videos"] == 24
     assert set(entry["vs_final"]) == {"margin", "ci"} and entry["vs_final"]["ci"][0] <= entry["vs_final"]["margin"]
+    # X2D reads one frame and cannot see the cue; the final model reads two or more: better beyond noise.
+    assert entry["vs_final"]["ci"][0] > 0, entry
     for name in ("random-1", "random-2"):  # random paths of the space, landed on the run's target as it did
         drawn = entries[name]
         assert drawn["status"] == "ok" and drawn["factors"] != log["final"]["factors"], name
