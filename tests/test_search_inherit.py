@@ -1,6 +1,6 @@
-"""``expand --proxy-init inherit --keep chosen`` through the real CLI, real Ray and real videos (tiny
-dataset, smoke budget): every candidate starts from its step start's trained weights, grown, and a
-``kill -9`` in step 2 resumes onto the uninterrupted run's path."""
+"""``expand --proxy-init inherit --keep chosen`` through the real CLI, real Ray and real videos
+(``signal_dataset``, decide budget): every candidate starts from its step start's trained weights, grown;
+step 1 is decided on scores; and a ``kill -9`` in step 2 resumes onto the uninterrupted run's path."""
 from __future__ import annotations
 
 import json
@@ -16,22 +16,23 @@ import yaml
 
 from x3dsearch.factors import Factors
 
-from search_helpers import (X3DSEARCH, checkpointed_smoke_budget, cli_env, load_log, run_cli, space_file, trial_dirs,
-                            without_nodes)
+from search_helpers import (X3DSEARCH, assert_decided_on_scores, cli_env, decide_budget, load_log, run_cli, space_file,
+                            trial_dirs, without_nodes)
 
 pytestmark = pytest.mark.slow
 
 AXES = ("x-temporal", "x-depth", "x-width")
-TARGET = "0.06"  # 3 classes: X2D is 0.0198 GFLOPs, a step about 0.039, the next overshoots: 2 steps, a contraction
+TARGET = "0.06"  # 2 classes: X2D is 0.0198 GFLOPs, a step about 0.039, the next overshoots: 2 steps, a contraction
 
 
 @pytest.fixture(scope="module")
-def args(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    """The search's arguments: three axes, the smoke budget with a checkpoint after every step (so a
-    kill lands between checkpoints of a running trial; no number changes), inherit, --keep chosen."""
+def args(signal_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The search's arguments: three axes (only X-Temporal reads two frames), the decide budget with a
+    checkpoint after every step (so a kill lands between checkpoints of a running trial; no number
+    changes), inherit, --keep chosen."""
     folder = tmp_path_factory.mktemp("inherit-inputs")
-    return ["expand", "--target-gflops", TARGET, "--data", str(tiny_dataset), "--budget",
-            str(checkpointed_smoke_budget(folder)), "--space", str(space_file(folder, AXES)), "--seed", "0",
+    return ["expand", "--target-gflops", TARGET, "--data", str(signal_dataset), "--budget",
+            str(decide_budget(folder, checkpoint_every=1)), "--space", str(space_file(folder, AXES)), "--seed", "0",
             "--criterion", "top1", "--on-tie", "best", "--proxy-init", "inherit", "--keep", "chosen"]
 
 
@@ -69,6 +70,9 @@ def test_every_candidate_starts_from_its_step_starts_weights(inherit_run):
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert log["proxy_init"] == config["proxy_init"] == "inherit" and "proxy init inherit" in stdout
     assert len(log["steps"]) == 2 and log["contraction"] is not None and log["final"] is not None
+    # Grown from the seed's 1-frame weights, X-Temporal still learns what a second frame shows; the
+    # 1-frame candidates cannot: step 1 is decided on scores.
+    assert_decided_on_scores(log["steps"][0], {"x-temporal"})
     starts = ["seed", f"s01-{log['steps'][0]['chosen']}"]
     assert [s["start"] for s in state["steps"]] == starts
     assert _init(run_dir, "seed") is None  # the seed model starts from scratch
