@@ -1,6 +1,6 @@
-"""Faults met by whole searches (real CLI, real Ray, real fvcore, real videos; tiny dataset, smoke
-budget, a one-axis space): a damaged state.json or expansion_path.yaml, and a run directory on a
-filesystem that fills up in the middle of a step."""
+"""Faults met by whole searches (real CLI, real Ray, real fvcore, real videos; signal_dataset, the decide
+budget, a two-axis space whose step is decided on scores): a damaged state.json or expansion_path.yaml,
+and a run directory on a filesystem that fills up in the middle of a step."""
 from __future__ import annotations
 
 import json
@@ -13,18 +13,19 @@ from pathlib import Path
 
 import pytest
 
-from search_helpers import X3DSEARCH, cli_env, load_log, run_cli, space_file
+from search_helpers import X3DSEARCH, assert_decided_on_scores, cli_env, decide_budget, load_log, run_cli, space_file
 
 pytestmark = [pytest.mark.slow, pytest.mark.fault]  # make test-faults runs them, make test does not
 
-TARGET = "0.04"  # one step (x-spatial, 0.038 GFLOPs), no contraction: two trainings in all
+TARGET = "0.04"  # one step (x-temporal 0.0393, x-spatial 0.0381 GFLOPs), no contraction: three trainings in all
 
 
 @pytest.fixture(scope="module")
-def args(tiny_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
-    space = space_file(tmp_path_factory.mktemp("space"), ("x-spatial",))
-    return ["--target-gflops", TARGET, "--data", str(tiny_dataset), "--budget", "smoke", "--space", str(space),
-            "--seed", "0"]
+def args(signal_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    folder = tmp_path_factory.mktemp("inputs")
+    space = space_file(folder, ("x-temporal", "x-spatial"))
+    return ["--target-gflops", TARGET, "--data", str(signal_dataset), "--budget", str(decide_budget(folder)),
+            "--space", str(space), "--seed", "0", "--cpus-per-trial", "1"]
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +33,7 @@ def finished(args: list[str], tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = tmp_path_factory.mktemp("finished") / "run"
     proc = run_cli("expand", *args, "--run-dir", str(run_dir))
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert_decided_on_scores(load_log(run_dir)["steps"][0], {"x-temporal"})  # the 2-frame model sees the cue
     return run_dir
 
 
