@@ -85,17 +85,9 @@ def _percentile_interval(value: float, draws: np.ndarray, level: float) -> Inter
 
 def ranks(values: Sequence[float] | np.ndarray) -> np.ndarray:
     """Ranks 1..n, ties sharing their average rank."""
-    values = np.asarray(values, dtype=np.float64)
-    order = np.argsort(values, kind="mergesort")
-    out = np.empty(len(values))
-    i = 0
-    while i < len(values):
-        j = i
-        while j + 1 < len(values) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        out[order[i:j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    return out
+    _, inverse, counts = np.unique(np.asarray(values, dtype=np.float64), return_inverse=True, return_counts=True)
+    first = np.cumsum(counts) - counts  # each distinct value's first 0-based position in sorted order
+    return (first + (counts - 1) / 2.0 + 1.0)[inverse.reshape(-1)]
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
@@ -107,22 +99,17 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> float:
 
 
 def kendall(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray) -> float:
-    """Kendall's tau-b (ties in either ranking reduce the denominator); nan when a side is constant."""
+    """Kendall's tau-b (ties in either ranking reduce the denominator); nan when a side is constant.
+
+    Every pair at once: a bootstrap interval calls it thousands of times."""
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    concordant = discordant = ties_x = ties_y = 0
-    for i in range(len(x)):
-        for j in range(i + 1, len(x)):
-            dx, dy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
-            if dx == 0 and dy == 0:
-                continue
-            if dx == 0:
-                ties_x += 1
-            elif dy == 0:
-                ties_y += 1
-            elif dx == dy:
-                concordant += 1
-            else:
-                discordant += 1
+    i, j = np.triu_indices(len(x), 1)
+    dx, dy = np.sign(x[i] - x[j]), np.sign(y[i] - y[j])
+    ties_x = int(np.count_nonzero((dx == 0) & (dy != 0)))
+    ties_y = int(np.count_nonzero((dy == 0) & (dx != 0)))
+    untied = (dx != 0) & (dy != 0)
+    concordant = int(np.count_nonzero(untied & (dx == dy)))
+    discordant = int(np.count_nonzero(untied & (dx != dy)))
     denominator = np.sqrt((concordant + discordant + ties_x) * (concordant + discordant + ties_y))
     return float((concordant - discordant) / denominator) if denominator else float("nan")
 
@@ -160,17 +147,48 @@ def rank_interval(proxy: Sequence[np.ndarray], reference: Sequence[np.ndarray], 
     stacked = [np.stack(side) for side in sides]  # models x seeds x videos
     value = correlation(stacked[0].mean(axis=(1, 2)), stacked[1].mean(axis=(1, 2)))
     rng = np.random.default_rng(seed)
-    draws = np.empty(resamples)
+    means = [np.empty((resamples, len(stacked[0]))) for _ in stacked]  # resample x model, per side
     for i in range(resamples):
-        means = []
-        for values in stacked:
+        for side, values in enumerate(stacked):
             _, seeds, videos = values.shape
             rows = rng.integers(0, seeds, seeds)
             cols = rng.integers(0, videos, videos)
-            means.append(values[:, rows][:, :, cols].mean(axis=(1, 2)))
-        draws[i] = correlation(*means)
+            means[side][i] = values[:, rows][:, :, cols].mean(axis=(1, 2))
+    draws = _correlate_rows(correlation, means[0], means[1])
     finite = np.isfinite(draws)
     return RankInterval(_percentile_interval(value, draws[finite], level), float(1.0 - finite.mean()))
+
+
+def _row_ranks(values: np.ndarray) -> np.ndarray:
+    """:func:`ranks` of every row at once (the rows are short: a calibration's models)."""
+    below = (values[:, None, :] < values[:, :, None]).sum(axis=2)
+    equal = (values[:, None, :] == values[:, :, None]).sum(axis=2)
+    return below + (equal - 1) / 2.0 + 1.0
+
+
+def _correlate_rows(correlation: Callable[[Sequence[float], Sequence[float]], float], x: np.ndarray,
+                    y: np.ndarray) -> np.ndarray:
+    """``correlation(x[i], y[i])`` for every row ``i``; Spearman's and Kendall's all rows at once (a
+    bootstrap asks for thousands), any other statistic row by row."""
+    if correlation is spearman:
+        rx, ry = _row_ranks(x), _row_ranks(y)
+        rx, ry = rx - rx.mean(axis=1, keepdims=True), ry - ry.mean(axis=1, keepdims=True)
+        sxx, syy = (rx * rx).sum(axis=1), (ry * ry).sum(axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out = (rx * ry).sum(axis=1) / np.sqrt(sxx * syy)
+        return np.where((sxx > 0) & (syy > 0), out, np.nan)
+    if correlation is kendall:
+        i, j = np.triu_indices(x.shape[1], 1)
+        dx, dy = np.sign(x[:, i] - x[:, j]), np.sign(y[:, i] - y[:, j])
+        untied = (dx != 0) & (dy != 0)
+        concordant = (untied & (dx == dy)).sum(axis=1)
+        discordant = (untied & (dx != dy)).sum(axis=1)
+        ties_x = ((dx == 0) & (dy != 0)).sum(axis=1)
+        ties_y = ((dy == 0) & (dx != 0)).sum(axis=1)
+        denominator = np.sqrt(((concordant + discordant + ties_x) * (concordant + discordant + ties_y)).astype(float))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(denominator > 0, (concordant - discordant) / denominator, np.nan)
+    return np.array([correlation(a, b) for a, b in zip(x, y)])
 
 
 def spearman_interval(proxy: Sequence[np.ndarray], reference: Sequence[np.ndarray], seed: Sequence[int] | int,
