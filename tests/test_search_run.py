@@ -193,7 +193,7 @@ def test_the_search_writes_report_html_that_stops_reloading_when_it_ends(referen
 
 
 @needs_chromium
-def test_chromium_renders_the_smoke_searchs_page(reference_run, tmp_path: Path):
+def test_chromium_renders_the_reference_searchs_page(reference_run, tmp_path: Path):
     run_dir, _ = reference_run
     _report_page(run_dir)
     pixels = screenshot(run_dir / "report.html", tmp_path / "report.png")
