@@ -109,7 +109,7 @@ def test_every_candidate_starts_from_its_step_starts_weights(inherit_run):
 
 @pytest.mark.fault  # injects a fault: make test-faults runs it, make test does not
 def test_kill_9_in_step_2_then_moved_and_resumed_lands_on_the_same_path(inherit_run, args: list[str],
-                                                                        tiny_dataset: Path, tmp_path: Path):
+                                                                        signal_dataset: Path, tmp_path: Path):
     """Started with relative paths (trials run in other directories), killed with kill -9 while a trial
     of step 2 runs, moved, and resumed through a relative path from another directory: the same path
     as the uninterrupted run, nothing finished trained again, the interrupted trial continued from its
@@ -117,8 +117,8 @@ def test_kill_9_in_step_2_then_moved_and_resumed_lands_on_the_same_path(inherit_
     here, elsewhere = tmp_path / "here", tmp_path / "elsewhere"
     here.mkdir()
     elsewhere.mkdir()
-    shutil.copytree(tiny_dataset, here / "mydata")
-    relative = [("./mydata" if a == str(tiny_dataset) else a) for a in args]
+    shutil.copytree(signal_dataset, here / "mydata")
+    relative = [("./mydata" if a == str(signal_dataset) else a) for a in args]
     run_dir = here / "killed"
     proc = subprocess.Popen([str(X3DSEARCH), *relative, "--run-dir", "killed"], cwd=here, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, env=cli_env(), start_new_session=True)
