@@ -26,11 +26,13 @@ def run_cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     return subprocess.run([str(X3DSEARCH), *args], capture_output=True, text=True, timeout=timeout, env=cli_env())
 
 
-def space_file(folder: Path, axes: tuple[str, ...]) -> Path:
-    """The default space cut down to ``axes`` (fewer candidates per step), written into ``folder``."""
+def space_file(folder: Path, axes: tuple[str, ...], **changes: object) -> Path:
+    """The default space cut down to ``axes`` (fewer candidates per step), with top-level ``changes``
+    (``proposal="nearest"``), written into ``folder``."""
     data = yaml.safe_load(DEFAULT_SPACE.read_text())
     data["axes"] = {k: v for k, v in data["axes"].items() if k in axes}
     data["name"] = "-".join(axes)
+    data.update(changes)
     path = folder / "space.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

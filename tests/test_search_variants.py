@@ -259,13 +259,17 @@ def test_a_latency_targeted_search_records_ms_and_stays_under_its_target(signal_
     costs, so they move with the machine's timings: from X2D at 5.2 ms X-Temporal proposed 4x19@112 and
     X-Spatial 1x30@224, at 8.2 ms (a busier machine) 4x19@112 and 1x30@288. X-Temporal's reads 2 frames or
     more wherever they land. Measured at seed 0 (5.2 ms): x-temporal 95.8, x-spatial 50.0 on 24 videos
-    (margin +45.8, simultaneous 90% lower bound +33.3); one step, within tolerance."""
+    (margin +45.8, simultaneous 90% lower bound +33.3); one step, within tolerance.
+
+    The space proposes the nearest setting, not the largest at most 2x: on a loaded machine (a fresh
+    clone's make test, 2026-12-03) 2 frames timed over 2x the seed, so at-most skipped X-Temporal and
+    left no decision to make. Nearest always proposes both axes."""
     from x3dsearch.latency import LatencyConfig, measure_latency
     from x3dsearch.search.space import load_space
 
     seed_ms = measure_latency(load_space().seed, 2, LatencyConfig()).median_ms
     run_dir = tmp_path / "latency"
-    space = space_file(tmp_path, ("x-temporal", "x-spatial"))
+    space = space_file(tmp_path, ("x-temporal", "x-spatial"), proposal="nearest")
     proc = run_cli("expand", "--complexity", "latency", "--target-ms", f"{2.5 * seed_ms:.3f}", "--data",
                    str(signal_dataset), "--budget", str(decide_budget(tmp_path)), "--space", str(space), "--run-dir",
                    str(run_dir), "--cpus-per-trial", "1")
