@@ -188,6 +188,8 @@ class X3D(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
+        if self.head.fc2.weight.is_meta:  # built to count (no values to draw): drawing on meta is slow
+            return
         for m in self.modules():
             if isinstance(m, nn.Conv3d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
