@@ -276,5 +276,8 @@ def test_baselines_train_under_the_runs_budget_and_are_compared_with_the_final_m
     assert "baselines (the run's data, budget and seeds" in proc.stdout and "x2d" in proc.stdout
     assert "against 2 random architectures of the space at its target, the final model ranks" in proc.stdout
     assert "random architectures" in (run_dir / "report.html").read_text()
+    ray_starts = (run_dir / "search.log").read_text().count("Ray started locally")
     again = run_cli("baseline", str(run_dir), "--presets", "x2d", "--random", "2")  # nothing is trained again
     assert again.returncode == 0 and load_log(run_dir)["baselines"] == log["baselines"]
+    assert "the final model ranks" in again.stdout  # reported again, without starting Ray
+    assert (run_dir / "search.log").read_text().count("Ray started locally") == ray_starts > 0

@@ -107,30 +107,30 @@ def add_baselines(run_dir: Path, models: list[tuple[str, Factors]], overrides: d
             if init == INHERIT:  # a random path expands the seed, so it grows; checked all the same
                 _check_growth(run.seed_trial, drawn)
             models = models + drawn
-        new: dict[str, Baseline] = {}  # appended once Ray is up: a refusal above leaves the run as it was
+        new: dict[str, Baseline] = {}  # saved after training: a refusal, or Ray not starting, changes nothing
         for name, factors in models:
             if name not in new and not any(b.name == name for b in run.baselines):
                 new[name] = _baseline(name, factors, settings.seed, settings.trainings, data.num_classes,
                                       run.seed_trial, init)
-        with ray_session(resources) as (cluster, placement):
-            run.baselines.extend(new.values())
-            ctx = TrialContext(data=str(data.root), budget=budget.to_dict(), threads=max(1, int(placement[0])),
-                               device="cuda" if placement[1] > 0 else "cpu")
-            runner = TrialRunner(folder, cluster, placement, explicit_cpus=resources.cpus_per_trial is not None,
-                                 max_failures=resources.max_failures, ctx=ctx, clock=run.clock,
-                                 save=lambda: folder.save(run), history=run.trials(),
-                                 keep=resources.keep)
-            trials = [r for b in run.baselines for r in b.trial.runs]
-            runner.run("baselines", f"baselines of {folder.path.name}: {', '.join(b.name for b in run.baselines)} "
-                       f"under budget {budget.name}, {settings.trainings} seed(s) each, proxy init {init}", trials,
-                       run.final)
-            if has_split(data.root, "test"):
+        run.baselines.extend(new.values())
+        trials = [r for b in run.baselines for r in b.trial.runs]
+        heldout = has_split(data.root, "test")
+        if any(_needs_ray(t, heldout) for t in trials):
+            with ray_session(resources) as (cluster, placement):
+                ctx = TrialContext(data=str(data.root), budget=budget.to_dict(), threads=max(1, int(placement[0])),
+                                   device="cuda" if placement[1] > 0 else "cpu")
+                runner = TrialRunner(folder, cluster, placement, explicit_cpus=resources.cpus_per_trial is not None,
+                                     max_failures=resources.max_failures, ctx=ctx, clock=run.clock,
+                                     save=lambda: folder.save(run), history=run.trials(), keep=resources.keep)
+                runner.run("baselines", f"baselines of {folder.path.name}: {', '.join(b.name for b in run.baselines)} "
+                           f"under budget {budget.name}, {settings.trainings} seed(s) each, proxy init {init}",
+                           trials, run.final)
                 for trial in trials:
-                    if trial.evaluated and trial.heldout_top1 is None:
+                    if heldout and trial.evaluated and trial.heldout_top1 is None:
                         trial.heldout_top1 = evaluate_heldout(folder.trial_dir(trial.name).resolve(), str(data.root),
                                                               placement)
-            _judge(run, folder, settings.selection, settings.seed, noise_from_config(config.get("noise")))
-            folder.save(run)  # the search's cost stays the search's: baselines are not part of it
+        _judge(run, folder, settings.selection, settings.seed, noise_from_config(config.get("noise")))
+        folder.save(run)  # the search's cost stays the search's: baselines are not part of it
     return run
 
 
@@ -146,6 +146,14 @@ def _baseline(name: str, factors: Factors, seed: int, trainings: int, num_classe
                                    params_m=trial.params_m, seed=repeat_seed(seed, k), repeat=k, init=trial.init,
                                    parent=trial.parent))
     return Baseline(name, trial)
+
+
+def _needs_ray(trial: Trial, heldout: bool) -> bool:
+    """Whether a baseline's training still has work on a cluster: training it (a failed one again), or
+    scoring it on the test split. A call whose baselines are all done starts no Ray: it only reports."""
+    if trial.status not in (TrialStatus.OK, TrialStatus.DIVERGED):
+        return True
+    return heldout and trial.evaluated and trial.heldout_top1 is None
 
 
 def _inherits_now(run: Run, names: list[str], init: str) -> bool:
