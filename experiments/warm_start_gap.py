@@ -44,17 +44,20 @@ REFERENCE = REPO / "experiments" / "recipes" / "quick-x4.yaml"
 
 
 def _train(job: tuple[dict, str, str, int, str, str | None]) -> float:
-    """One training in a worker process (one thread); returns its wall seconds (0 when reused)."""
-    from x3dsearch.train import train_and_evaluate
+    """One training in a worker process (one thread), then scored on the test split, as ``x3dsearch train``
+    does; returns its wall seconds (0 when reused)."""
+    from x3dsearch.train import evaluate_split, train_and_evaluate
 
     factors, data, budget, seed, out, init = job
-    done = TrainingFolder(Path(out)).read_result()
-    if done is not None and done.ok:
-        return 0.0
+    folder = TrainingFolder(Path(out))
+    done = folder.read_result()
     started = time.monotonic()
-    train_and_evaluate(Factors.from_dict(factors), data, budget, seed, Path(out), threads=1, progress=False,
-                       init=Path(init) if init else None)
-    return time.monotonic() - started
+    if done is None or not done.ok:
+        train_and_evaluate(Factors.from_dict(factors), data, budget, seed, Path(out), threads=1, progress=False,
+                           init=Path(init) if init else None)
+    if folder.read_outcomes("test") is None:
+        evaluate_split(out, data, "test", threads=1)
+    return time.monotonic() - started if done is None or not done.ok else 0.0
 
 
 def _correct(folder: Path) -> dict[str, float]:
@@ -111,7 +114,9 @@ def main() -> None:
               "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
                                        cwd=REPO).stdout.strip(),
               "run": str(args.run), "final": state["final"], "factors": factors, "reference_budget": args.budget,
-              "seeds": seeds, "trained_now": len(walls), "train_s": [round(w) for w in walls],
+              "seeds": seeds, "trained_now": len(walls),
+              "train_s": {arm: [round(TrainingFolder(folders[arm, s]).read_result().wall_time_s or 0) for s in seeds]
+                          for arm in arms},
               "heldout_top1": {"chain": top1([chain_scores]), **{arm: top1(rows) for arm, rows in scored.items()}},
               "warm_minus_scratch": _versus(scored["warm"], scored["scratch"], 0),
               "chain_minus_scratch": _versus([chain_scores] * len(seeds), scored["scratch"], 0)}
