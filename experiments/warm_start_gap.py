@@ -51,13 +51,14 @@ def _train(job: tuple[dict, str, str, int, str, str | None]) -> float:
     factors, data, budget, seed, out, init = job
     folder = TrainingFolder(Path(out))
     done = folder.read_result()
+    trains = done is None or not done.ok
     started = time.monotonic()
-    if done is None or not done.ok:
+    if trains:
         train_and_evaluate(Factors.from_dict(factors), data, budget, seed, Path(out), threads=1, progress=False,
                            init=Path(init) if init else None)
     if folder.read_outcomes("test") is None:
         evaluate_split(out, data, "test", threads=1)
-    return time.monotonic() - started if done is None or not done.ok else 0.0
+    return time.monotonic() - started if trains else 0.0
 
 
 def _correct(folder: Path) -> dict[str, float]:

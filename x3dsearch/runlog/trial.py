@@ -99,6 +99,12 @@ class Trial:
         return isinstance(self.status, TrialStatus) and self.status.finished
 
     @property
+    def needs_training(self) -> bool:
+        """No final result yet: pending, running, or failed (a failed training is tried again); ``ok`` and
+        ``diverged`` are final."""
+        return self.status not in (TrialStatus.OK, TrialStatus.DIVERGED)
+
+    @property
     def evaluated(self) -> bool:
         """Trained to the end and validated: the only trials a step may choose."""
         return self.status == TrialStatus.OK and self.top1 is not None

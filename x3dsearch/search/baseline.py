@@ -24,7 +24,7 @@ from ..criteria import Criterion
 from ..data import has_split
 from ..errors import X3DSearchError
 from ..factors import Factors
-from ..runlog import Run, RunDir, RunStatus, Trial, TrialStatus
+from ..runlog import Run, RunDir, RunStatus, Trial
 from ..models.grow import check_growth
 from ..runlog.run import RANDOM_PREFIX, Baseline
 from ..runlog.trial import INHERIT, check_proxy_init
@@ -115,7 +115,7 @@ def add_baselines(run_dir: Path, models: list[tuple[str, Factors]], overrides: d
         run.baselines.extend(new.values())
         trials = [r for b in run.baselines for r in b.trial.runs]
         heldout = has_split(data.root, "test")
-        if any(_needs_ray(t, heldout) for t in trials):
+        if any(t.needs_training or _unscored(t, heldout) for t in trials):
             with ray_session(resources) as (cluster, placement):
                 ctx = TrialContext(data=str(data.root), budget=budget.to_dict(), threads=max(1, int(placement[0])),
                                    device="cuda" if placement[1] > 0 else "cpu")
@@ -126,7 +126,7 @@ def add_baselines(run_dir: Path, models: list[tuple[str, Factors]], overrides: d
                            f"under budget {budget.name}, {settings.trainings} seed(s) each, proxy init {init}",
                            trials, run.final)
                 for trial in trials:
-                    if heldout and trial.evaluated and trial.heldout_top1 is None:
+                    if _unscored(trial, heldout):
                         trial.heldout_top1 = evaluate_heldout(folder.trial_dir(trial.name).resolve(), str(data.root),
                                                               placement)
         _judge(run, folder, settings.selection, settings.seed, noise_from_config(config.get("noise")))
@@ -148,11 +148,9 @@ def _baseline(name: str, factors: Factors, seed: int, trainings: int, num_classe
     return Baseline(name, trial)
 
 
-def _needs_ray(trial: Trial, heldout: bool) -> bool:
-    """Whether a baseline's training still has work on a cluster: training it (a failed one again), or
-    scoring it on the test split. A call whose baselines are all done starts no Ray: it only reports."""
-    if trial.status not in (TrialStatus.OK, TrialStatus.DIVERGED):
-        return True
+def _unscored(trial: Trial, heldout: bool) -> bool:
+    """A trained baseline not yet scored on the test split (``heldout``: the data has one). With
+    ``needs_training`` this is the work that needs a cluster: a call with none starts no Ray."""
     return heldout and trial.evaluated and trial.heldout_top1 is None
 
 
@@ -160,8 +158,7 @@ def _inherits_now(run: Run, names: list[str], init: str) -> bool:
     """Whether this call trains a baseline from the seed model's weights: a new one under inherit, or
     one left unfinished by an earlier call that inherits."""
     known = {b.name for b in run.baselines}
-    unfinished = [b for b in run.baselines if any(r.status not in (TrialStatus.OK, TrialStatus.DIVERGED)
-                                                  for r in b.trial.runs)]
+    unfinished = [b for b in run.baselines if any(r.needs_training for r in b.trial.runs)]
     return (init == INHERIT and any(n not in known for n in names)) or any(b.trial.init == INHERIT
                                                                             for b in unfinished)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, Protocol
 
 from ..errors import X3DSearchError
-from ..runlog import Run, Trial, TrialStatus
+from ..runlog import Run, Trial
 from ..runlog.trial import INHERIT
 from ..train.folder import TrainingFolder
 
@@ -52,7 +52,7 @@ def check_parents_kept(run: Run, trial_dir: Callable[[str], Path]) -> None:
     """Before a resumed session starts Ray or touches the state: every unfinished trial that inherits
     finds its parent's ``model.pt`` (one line naming the file otherwise)."""
     for trial in run.trials():
-        if trial.status not in (TrialStatus.OK, TrialStatus.DIVERGED):
+        if trial.needs_training:
             parent_weights(trial, trial_dir)
 
 
@@ -62,7 +62,7 @@ def train_parents_first(trials: Batches, experiment: str, title: str, runs: list
     of their own before the rest; one that does not train stops the step with one line."""
     wanted = {t.parent for t in runs if t.init == INHERIT}
     parents = [t for t in runs if t.name in wanted]
-    if any(t.status not in (TrialStatus.OK, TrialStatus.DIVERGED) for t in parents):
+    if any(t.needs_training for t in parents):
         trials.run(f"{experiment}-start", f"{title}: first the start model, whose weights every candidate grows from",
                    parents, start)
     for parent in parents:

@@ -84,7 +84,7 @@ class TrialRunner:
             ctx: TrialContext | None = None) -> None:
         """Train every trial that has no final result yet (failed ones are retried), each with its own
         seed; ``start`` is the model the table's ratios are to, ``ctx`` replaces the runner's budget."""
-        todo = [t for t in trials if t.status not in (TrialStatus.OK, TrialStatus.DIVERGED)]
+        todo = [t for t in trials if t.needs_training]
         inits = {t.name: parent_weights(t, self.run_dir.trial_dir) for t in todo}
         for t in todo:
             t.status = TrialStatus.PENDING
