@@ -137,6 +137,55 @@ def test_interrupted_then_resumed_equals_uninterrupted(reference: tuple, tiny_da
     assert "resuming from step" in (tmp_path / "train.log").read_text()
 
 
+def _checkpointed(out: Path) -> tuple[int, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """The step, the last step's weights and the moving average that ``out/checkpoint.pt`` holds."""
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=False)
+    average = {k.removeprefix("module."): v for k, v in ckpt["ema"].items() if k.startswith("module.")}
+    return ckpt["progress"]["step"], ckpt["model"], average
+
+
+def test_a_moving_average_of_the_weights_is_what_is_scored_saved_and_resumed(
+        reference: tuple, tiny_dataset: Path, tmp_path: Path) -> None:
+    """With ``ema_decay`` d the checkpoint carries avg_t = d avg_(t-1) + (1 - d) w_t (avg_1 = w_1), checked
+    against each step's checkpointed weights; model.pt is the average, not the last step's weights; and a
+    training interrupted mid-epoch resumes to the same average."""
+    decay = 0.6
+    budget = smoke(epochs=1, checkpoint_every=1, dropout=0.0, precise_bn_batches=0, ema_decay=decay)
+    out = tmp_path / "ema"
+    seen: list[tuple[int, dict, dict]] = []
+    result = train_and_evaluate(X2D, tiny_dataset, budget, 3, out, progress=False,
+                                report=lambda m, d: seen.append(_checkpointed(d)))
+    assert result.status == "ok" and [step for step, _, _ in seen] == list(range(1, len(seen) + 1))
+    assert len(seen) == steps_per_epoch(tiny_dataset) >= 3
+    first_raw, first_avg = seen[0][1], seen[0][2]
+    assert all(torch.equal(first_avg[k], first_raw[k]) for k in first_raw)
+    floats = [k for k, v in first_raw.items() if v.is_floating_point()]
+    for (_, _, before), (step, raw, after) in zip(seen, seen[1:]):
+        for k in floats:
+            assert torch.allclose(after[k], decay * before[k] + (1 - decay) * raw[k], atol=1e-6), (step, k)
+    _, last_raw, last_avg = seen[-1]
+    saved = weights(out)
+    assert all(torch.equal(saved[k], last_avg[k]) for k in floats)  # no precise-BN: buffers as averaged
+    assert not torch.equal(saved["head.fc2.weight"], last_raw["head.fc2.weight"])
+    assert "weights: moving average of every step's (decay 0.6)" in (out / "train.log").read_text()
+    assert json.loads((out / "config.json").read_text())["budget"]["ema_decay"] == decay
+    assert "ema_decay" not in json.loads((reference[1] / "config.json").read_text())["budget"]
+
+    resumed_dir, calls = tmp_path / "resumed", []
+
+    def interrupt(metrics: dict, ckpt_dir: Path) -> None:
+        calls.append(metrics["step"])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_and_evaluate(X2D, tiny_dataset, budget, 3, resumed_dir, progress=False, report=interrupt)
+    resumed = train_and_evaluate(X2D, tiny_dataset, budget, 3, resumed_dir, progress=False)
+    assert resumed.top1 == result.top1 and resumed.train_loss == result.train_loss
+    again = weights(resumed_dir)
+    assert all(torch.equal(again[k], saved[k]) for k in saved)
+
+
 def test_huge_learning_rate_diverges_without_raising(tiny_dataset: Path, tmp_path: Path) -> None:
     result = train_and_evaluate(X2D, tiny_dataset, smoke(lr=1e12, dropout=0.0), 0, tmp_path, progress=False)
     assert result.status == "diverged"

@@ -58,6 +58,16 @@ def test_init_lr_scale_must_be_a_positive_number() -> None:
             Budget(init_lr_scale=bad)
 
 
+def test_ema_decay_must_lie_strictly_between_0_and_1() -> None:
+    from x3dsearch.budget import Budget
+    from x3dsearch.errors import ConfigError
+
+    assert Budget(ema_decay=0.9).ema_decay == 0.9 and Budget().ema_decay is None
+    for bad in (0, 1, 1.5, -0.1, True, "0.9"):
+        with pytest.raises(ConfigError, match="'ema_decay' must be a number in \\(0, 1\\) or null"):
+            Budget(ema_decay=bad)
+
+
 def test_no_weight_decay_on_bn_and_biases() -> None:
     model = build_model(preset("x2d"), 10)
     budget = load_budget("quick")

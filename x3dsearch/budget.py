@@ -52,6 +52,10 @@ class Budget:
     eval_temporal_views: int = 1
     eval_spatial_views: int = 1
     precise_bn_batches: int = 0
+    #: Validate (and save, and grow children from) an exponential moving average of the weights instead
+    #: of the last step's: ``avg = decay * avg + (1 - decay) * weights`` after every step, from the first
+    #: step's weights. Averaging smooths the last steps' noise out of a short proxy; null trains without.
+    ema_decay: float | None = None
     checkpoint_every: int | None = None
     workers: int = 0
     amp: bool = True
@@ -95,6 +99,11 @@ class Budget:
             raise ConfigError(f"budget '{self.name}': 'dropout' and 'label_smoothing' must be in [0, 1)")
         if self.grad_clip is not None and (not isinstance(self.grad_clip, (int, float)) or self.grad_clip <= 0):
             raise ConfigError(f"budget '{self.name}': 'grad_clip' must be a positive number or null")
+        if self.ema_decay is not None and (isinstance(self.ema_decay, bool)
+                                           or not isinstance(self.ema_decay, (int, float))
+                                           or not 0 < self.ema_decay < 1):
+            raise ConfigError(f"budget '{self.name}': 'ema_decay' must be a number in (0, 1) or null, "
+                              f"got {self.ema_decay!r}")
         if isinstance(self.distill, Mapping):
             object.__setattr__(self, "distill", DistillConfig.from_dict(self.distill))
         if self.distill is not None and not isinstance(self.distill, DistillConfig):

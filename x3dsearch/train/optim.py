@@ -1,4 +1,5 @@
-"""The reference recipe's optimiser and schedule: SGD + Nesterov, per-iteration cosine with linear warm-up."""
+"""The reference recipe's optimiser and schedule (SGD + Nesterov, per-iteration cosine with linear warm-up),
+and the optional moving average of the weights a budget's ``ema_decay`` asks for."""
 from __future__ import annotations
 
 import math
@@ -6,6 +7,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..budget import Budget
 
@@ -27,6 +29,15 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict[str, An
 def build_optimizer(model: nn.Module, budget: Budget) -> torch.optim.SGD:
     return torch.optim.SGD(parameter_groups(model, budget.weight_decay), lr=budget.scaled_lr,
                            momentum=budget.momentum, nesterov=budget.nesterov and budget.momentum > 0)
+
+
+def build_weight_average(model: nn.Module, budget: Budget) -> AveragedModel | None:
+    """torch's ``AveragedModel`` as an exponential moving average of ``model`` at ``budget.ema_decay``, or
+    None. It averages the buffers too, so its BN statistics follow its weights (precise-BN, when the budget
+    asks for it, then recomputes them for the averaged weights)."""
+    if budget.ema_decay is None:
+        return None
+    return AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(budget.ema_decay), use_buffers=True)
 
 
 class WarmupCosine:

@@ -26,7 +26,7 @@ from .evaluate import autocast, evaluate, precise_bn, to_device
 from .folder import TrainingFolder
 from .init_weights import apply_init
 from .objective import build_training_objective
-from .optim import WarmupCosine, build_optimizer
+from .optim import WarmupCosine, build_optimizer, build_weight_average
 from .progress import ProgressBar
 from .result import TrainResult
 from .runtime import peak_memory_mb, to_channels_last, use_channels_last
@@ -114,6 +114,7 @@ class TrainingSession:
         if self.channels_last:
             self.model = to_channels_last(self.model)
         self.optimizer = build_optimizer(self.model, self.budget)
+        self.average = build_weight_average(self.model, self.budget)
         self.schedule = WarmupCosine(self.optimizer, self.budget.peak_lr(init_weights is not None),
                                      self.plan.total_steps, self.plan.warmup_steps, self.budget.warmup_start_factor)
         self.objective = build_training_objective(self.budget.distill, label_smoothing=self.budget.label_smoothing,
@@ -131,6 +132,8 @@ class TrainingSession:
             self.model.load_state_dict(checkpoint["model"])
             self.optimizer.load_state_dict(checkpoint["optimizer"])
             self.schedule.load_state_dict(checkpoint["scheduler"])
+            if self.average is not None:
+                self.average.load_state_dict(checkpoint["ema"])
             self.state = Progress(**checkpoint["progress"])
             set_rng_state(checkpoint["rng"])
         self.health = DataHealth(max_bad_fraction=0.05, min_seen=20)
@@ -253,6 +256,8 @@ class TrainingSession:
                 raise Diverged(f"gradient norm became {norm.item()} at step {self.state.step + 1}")
         self.optimizer.step()
         self.schedule.step()
+        if self.average is not None:
+            self.average.update_parameters(self.model)
         if self.state.step == 0:
             self.state.first_terms = dict(terms)
         for name, part in terms.items():
@@ -265,15 +270,19 @@ class TrainingSession:
 
     def _finish(self) -> TrainResult:
         s, budget = self.state, self.budget
+        # What is scored is also what is saved, and so what a grown child starts from.
+        model = self.average.module if self.average is not None else self.model
+        if self.average is not None:
+            log.info("weights: moving average of every step's (decay %g)", budget.ema_decay)
         if budget.precise_bn_batches:
             loader = self._loader(self.train_set, epoch=self.plan.epochs, shuffle=True)
-            used, bad = precise_bn(self.model, _isolated(loader), budget.precise_bn_batches, self.device,
+            used, bad = precise_bn(model, _isolated(loader), budget.precise_bn_batches, self.device,
                                    amp=self.amp, channels_last=self.channels_last, health=self.health)
             s.bad.extend(bad)
             log.info("precise-BN: statistics recomputed over %d batches", used)
         started = time.monotonic()
         loader = self._loader(self.val_set, epoch=0, shuffle=False)
-        ev = evaluate(self.model, _isolated(loader), self.num_classes, self.device, amp=self.amp,
+        ev = evaluate(model, _isolated(loader), self.num_classes, self.device, amp=self.amp,
                       channels_last=self.channels_last, keys=self.val_set.keys, split="val", health=self.health)
         s.bad.extend(ev.bad)
         left_out = f" ({ev.excluded} unreadable left out)" if ev.excluded else ""
@@ -286,7 +295,7 @@ class TrainingSession:
         s.history.append(line)
         s.epoch += 1
         self._write_metrics()
-        save_model_weights(self.folder.model, self.model, factors=self.factors.to_dict(),
+        save_model_weights(self.folder.model, model, factors=self.factors.to_dict(),
                            num_classes=self.num_classes, shortcut_bn=self.shortcut_bn)
         self.folder.write_outcomes(ev.outcomes)
         self.val_scored = (ev.videos, ev.excluded)
@@ -338,7 +347,8 @@ class TrainingSession:
         save_checkpoint(self.folder.checkpoint, {
             "config": self.config, "shortcut_bn": self.shortcut_bn, "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(), "scheduler": self.schedule.state_dict(),
-            "progress": state, "rng": rng_state()})
+            "progress": state, "rng": rng_state(),
+            **({"ema": self.average.state_dict()} if self.average is not None else {})})
 
     def _write_metrics(self) -> None:
         self.folder.write_metrics(self.state.history)
@@ -367,7 +377,6 @@ class TrainingSession:
                            params_m=self.params_m, epochs_done=len(s.history), bad_videos=len(set(s.bad)),
                            val_videos=val_videos, val_excluded=val_excluded,
                            bad_reads=health.bad_reads if health is not None else {})
-
 
 
 # --- helpers ------------------------------------------------------------------------------

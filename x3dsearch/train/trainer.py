@@ -140,10 +140,13 @@ def _recorded_init(init: Path | None, out_dir: Path) -> str | None:
 
 def _budget_record(budget: Budget, grown: bool) -> dict[str, Any]:
     """The budget's numbers a training's result depends on. ``init_lr_scale`` counts only in a grown training,
-    and only when it changes the rate, so every training recorded before it existed still matches."""
+    and only when it changes the rate, and ``ema_decay`` only when set, so every training recorded before
+    they existed still matches."""
     record = {k: v for k, v in budget.to_dict().items() if k not in _RESULT_NEUTRAL}
     if not grown or record.get("init_lr_scale") == 1.0:
         record.pop("init_lr_scale", None)
+    if record.get("ema_decay") is None:
+        record.pop("ema_decay", None)
     return record
 
 
