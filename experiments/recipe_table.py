@@ -2,7 +2,7 @@
 
 Each argument is a calibration folder (``x3dsearch calibrate --out DIR``) of one recipe: a proxy budget
 and a ``--proxy-init``. For each, one row of the criterion's figures as ``calibration.yaml`` has them
-(Spearman of the seed-mean ranking with the reference, seed-to-seed Spearman, the seed SD and the
+(the proxy's init, init_lr_scale and ema_decay; Spearman of the seed-mean ranking with the reference, seed-to-seed Spearman, the seed SD and the
 paired-difference SD, and one seed's 90% decisions: coverage, precision, power), and the proxy's cost:
 the multiply-adds of the proxy trainings the calibration's figures read, summed (3 x forward GFLOPs x
 clips seen, as the trainer counts them; wall seconds would compare machine loads as much as recipes)::
@@ -49,6 +49,7 @@ def row(folder: Path, criterion: str) -> list[str]:
     honesty = summary["honesty"][criterion]
     return [folder.name, summary["proxy_budget"], summary.get("proxy_init") or "scratch",
             f"{proxy.init_lr_scale:g}" if summary.get("proxy_init") == "inherit" else "-",
+            f"{proxy.ema_decay:g}" if proxy.ema_decay is not None else "-",
             f"{summary['spearman'][criterion]:.2f}",
             "{:.2f}..{:.2f}".format(*summary["spearman_ci"][criterion]["ci"]),
             f"{summary['seed_spearman'][criterion]:.2f}", f"{summary['seed_sd'][criterion]:.2f}",
@@ -63,7 +64,7 @@ def main() -> None:
     parser.add_argument("calibrations", type=Path, nargs="+", help="calibration folders, one per recipe")
     parser.add_argument("--criterion", default="top1", choices=("top1", "prob", "log-prob"))
     args = parser.parse_args()
-    head = ["calibration", "proxy budget", "init", "init_lr_scale", "Spearman with reference", "90% CI",
+    head = ["calibration", "proxy budget", "init", "init_lr_scale", "ema_decay", "Spearman with reference", "90% CI",
             "seed vs seed", "seed SD", "pair SD", "coverage", "precision", "power", "called",
             "proxy TMACs"]
     print("| " + " | ".join(head) + " |")
