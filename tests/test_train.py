@@ -137,6 +137,28 @@ def test_interrupted_then_resumed_equals_uninterrupted(reference: tuple, tiny_da
     assert "resuming from step" in (tmp_path / "train.log").read_text()
 
 
+def test_init_epochs_shortens_only_a_grown_training_and_holds_on_resume(
+        reference: tuple, tiny_dataset: Path, tmp_path: Path) -> None:
+    _, out, _ = reference
+    budget = smoke(epochs=2, init_epochs=1, checkpoint_every=1)
+    spe = steps_per_epoch(tiny_dataset)
+    scratch = train_and_evaluate(X2D, tiny_dataset, budget, 0, tmp_path / "scratch", progress=False)
+    assert (scratch.epochs_done, scratch.clips_seen) == (2, 2 * 2 * spe)
+    assert "init_epochs" not in json.loads((tmp_path / "scratch" / "config.json").read_text())["budget"]
+
+    def interrupt(metrics: dict, ckpt_dir: Path) -> None:
+        raise KeyboardInterrupt  # at the first checkpoint, after one step
+
+    grown_dir = tmp_path / "grown"
+    with pytest.raises(KeyboardInterrupt):
+        train_and_evaluate(X2D, tiny_dataset, budget, 0, grown_dir, progress=False, init=out / "model.pt",
+                           report=interrupt)
+    grown = train_and_evaluate(X2D, tiny_dataset, budget, 0, grown_dir, progress=False, init=out / "model.pt")
+    assert (grown.epochs_done, grown.clips_seen) == (1, 2 * spe)
+    assert "resuming from step 1" in (grown_dir / "train.log").read_text()
+    assert json.loads((grown_dir / "config.json").read_text())["budget"]["init_epochs"] == 1
+
+
 def _checkpointed(out: Path) -> tuple[int, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """The step, the last step's weights and the moving average that ``out/checkpoint.pt`` holds."""
     ckpt = torch.load(out / "checkpoint.pt", weights_only=False)

@@ -58,6 +58,17 @@ def test_init_lr_scale_must_be_a_positive_number() -> None:
             Budget(init_lr_scale=bad)
 
 
+def test_init_epochs_count_for_grown_trainings_only() -> None:
+    from x3dsearch.budget import Budget
+    from x3dsearch.errors import ConfigError
+
+    assert Budget(epochs=3, init_epochs=1).epochs_for(True) == 1
+    assert Budget(epochs=3, init_epochs=1).epochs_for(False) == 3 == Budget(epochs=3).epochs_for(True)
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ConfigError, match="'init_epochs' must be a positive integer or null"):
+            Budget(init_epochs=bad)
+
+
 def test_ema_decay_must_lie_strictly_between_0_and_1() -> None:
     from x3dsearch.budget import Budget
     from x3dsearch.errors import ConfigError

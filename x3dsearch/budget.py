@@ -39,6 +39,9 @@ class Budget:
     #: Multiplies ``lr`` in a training that starts from grown weights (``--init``, ``--proxy-init inherit``):
     #: fine-tuning a network that already computes its parent's function may want a gentler rate.
     init_lr_scale: float = 1.0
+    #: Epochs of a training that starts from grown weights; null: ``epochs``. A grown network starts where
+    #: its parent ended, so a shorter fine-tuning may tell candidates apart for less (``iterations`` wins).
+    init_epochs: int | None = None
     warmup_epochs: float = 0.0
     warmup_start_factor: float = 0.1
     momentum: float = 0.9
@@ -73,7 +76,7 @@ class Budget:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"budget '{self.name}': '{name}' must be a positive integer, got {value!r}")
-        for name in ("iterations", "eval_clips", "checkpoint_every"):
+        for name in ("iterations", "init_epochs", "eval_clips", "checkpoint_every"):
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ConfigError(f"budget '{self.name}': '{name}' must be a positive integer or null, "
@@ -118,6 +121,10 @@ class Budget:
         """The schedule's peak rate: ``scaled_lr``, times ``init_lr_scale`` when the training starts from
         grown weights."""
         return self.scaled_lr * (self.init_lr_scale if grown else 1.0)
+
+    def epochs_for(self, grown: bool) -> int:
+        """Epochs of a training, ``init_epochs`` when it starts from grown weights and that is set."""
+        return self.init_epochs if grown and self.init_epochs is not None else self.epochs
 
     def replace(self, **changes: Any) -> "Budget":
         return dataclasses.replace(self, **changes)

@@ -161,7 +161,8 @@ class TrainingSession:
             batches = len(self._loader(self.train_set, epoch=0, shuffle=True, fraction=b.train_fraction))
         if batches == 0:
             raise X3DSearchError("the training split yields no clips")
-        total = b.iterations if b.iterations is not None else b.epochs * batches
+        grown = self.config.get("init") is not None  # from the config, so a resumed grown training agrees
+        total = b.iterations if b.iterations is not None else b.epochs_for(grown) * batches
         return Plan(batches_per_epoch=batches, total_steps=total, epochs=math.ceil(total / batches),
                     warmup_steps=int(round(b.warmup_epochs * batches)), drop_last=drop_last)
 
