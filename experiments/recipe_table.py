@@ -2,10 +2,11 @@
 
 Each argument is a calibration folder (``x3dsearch calibrate --out DIR``) of one recipe: a proxy budget
 and a ``--proxy-init``. For each, one row of the criterion's figures as ``calibration.yaml`` has them
-(the proxy's init, init_lr_scale and ema_decay; Spearman of the seed-mean ranking with the reference, seed-to-seed Spearman, the seed SD and the
-paired-difference SD, and one seed's 90% decisions: coverage, precision, power), and the proxy's cost:
-the multiply-adds of the proxy trainings the calibration's figures read, summed (3 x forward GFLOPs x
-clips seen, as the trainer counts them; wall seconds would compare machine loads as much as recipes)::
+(the proxy's init, init_lr_scale and ema_decay; Spearman of the seed-mean ranking with the reference,
+seed-to-seed Spearman, the seed SD and the paired-difference SD, and one seed's 90% decisions: coverage,
+precision, power), and the proxy's cost: the multiply-adds of the proxy trainings the calibration's
+figures read, summed (3 x forward GFLOPs x clips seen, as the trainer counts them; wall seconds would
+compare machine loads as much as recipes)::
 
     .venv/bin/python experiments/recipe_table.py runs/cal-default runs/cal-inherit runs/cal-inherit-ft25
 
