@@ -2,11 +2,11 @@
 
 Each argument is a calibration folder (``x3dsearch calibrate --out DIR``) of one recipe: a proxy budget
 and a ``--proxy-init``. For each, one row of the criterion's figures as ``calibration.yaml`` has them
-(the proxy's init, init_lr_scale and ema_decay; Spearman of the seed-mean ranking with the reference,
-seed-to-seed Spearman, the seed SD and the paired-difference SD, and one seed's 90% decisions: coverage,
-precision, power), and the proxy's cost: the multiply-adds of the proxy trainings the calibration's
-figures read, summed (3 x forward GFLOPs x clips seen, as the trainer counts them; wall seconds would
-compare machine loads as much as recipes)::
+(the proxy's init, init_lr_scale, a grown training's epochs and ema_decay; Spearman of the seed-mean
+ranking with the reference, seed-to-seed Spearman, the seed SD and the paired-difference SD, and one
+seed's 90% decisions: coverage, precision, power), and the proxy's cost: the multiply-adds of the proxy
+trainings the calibration's figures read, summed (3 x forward GFLOPs x clips seen, as the trainer counts
+them; wall seconds would compare machine loads as much as recipes), and the pair SD at the first row's cost::
 
     .venv/bin/python experiments/recipe_table.py runs/cal-default runs/cal-inherit runs/cal-inherit-ft25
 
@@ -15,6 +15,7 @@ Prints a markdown table.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -43,21 +44,28 @@ def proxy_macs(folder: Path, summary: dict) -> float:
     return total
 
 
-def row(folder: Path, criterion: str) -> list[str]:
+def row(folder: Path, criterion: str, base_macs: float | None) -> tuple[list[str], float]:
+    """One recipe's cells, and its proxy multiply-adds. The last cell is the pair SD at the first row's cost:
+    ``k`` seeds averaged cost ``k`` times as much and divide the SD by the square root of ``k``, so a recipe
+    at ``c`` times the cost stands at ``SD * sqrt(c)``."""
     summary = read_yaml(folder / "calibration.yaml")
     config = read_yaml(folder / "config.yaml")
     proxy = Budget.from_dict(config["proxy"])
     honesty = summary["honesty"][criterion]
-    return [folder.name, summary["proxy_budget"], summary.get("proxy_init") or "scratch",
+    macs = proxy_macs(folder, summary)
+    pair_sd = summary["noise"]["sd"][criterion]
+    cells = [folder.name, summary["proxy_budget"], summary.get("proxy_init") or "scratch",
             f"{proxy.init_lr_scale:g}" if summary.get("proxy_init") == "inherit" else "-",
+            str(proxy.epochs_for(True)) if summary.get("proxy_init") == "inherit" else "-",
             f"{proxy.ema_decay:g}" if proxy.ema_decay is not None else "-",
             f"{summary['spearman'][criterion]:.2f}",
             "{:.2f}..{:.2f}".format(*summary["spearman_ci"][criterion]["ci"]),
             f"{summary['seed_spearman'][criterion]:.2f}", f"{summary['seed_sd'][criterion]:.2f}",
-            f"{summary['noise']['sd'][criterion]:.2f}",
+            f"{pair_sd:.2f}",
             f"{honesty['coverage']['value']:.2f}", f"{honesty['precision']['value']:.2f}",
             f"{honesty['power']['value']:.2f}", f"{honesty['called']} of {honesty['judged']}",
-            f"{proxy_macs(folder, summary) / 1e12:.2f}"]
+            f"{macs / 1e12:.2f}", f"{pair_sd * math.sqrt(macs / (base_macs or macs)):.2f}"]
+    return cells, macs
 
 
 def main() -> None:
@@ -65,13 +73,16 @@ def main() -> None:
     parser.add_argument("calibrations", type=Path, nargs="+", help="calibration folders, one per recipe")
     parser.add_argument("--criterion", default="top1", choices=("top1", "prob", "log-prob"))
     args = parser.parse_args()
-    head = ["calibration", "proxy budget", "init", "init_lr_scale", "ema_decay", "Spearman with reference", "90% CI",
-            "seed vs seed", "seed SD", "pair SD", "coverage", "precision", "power", "called",
-            "proxy TMACs"]
+    head = ["calibration", "proxy budget", "init", "init_lr_scale", "grown epochs", "ema_decay",
+            "Spearman with reference", "90% CI", "seed vs seed", "seed SD", "pair SD", "coverage", "precision",
+            "power", "called", "proxy TMACs", "pair SD at the first row's cost"]
     print("| " + " | ".join(head) + " |")
     print("| " + " | ".join("---" for _ in head) + " |")
+    base = None
     for folder in args.calibrations:
-        print("| " + " | ".join(row(folder, args.criterion)) + " |")
+        cells, macs = row(folder, args.criterion, base)
+        base = base or macs
+        print("| " + " | ".join(cells) + " |")
 
 
 if __name__ == "__main__":
