@@ -43,7 +43,7 @@ REPO = Path(__file__).resolve().parents[1]
 REFERENCE = REPO / "experiments" / "recipes" / "quick-x4.yaml"
 
 
-def _train(job: tuple[dict, str, str, int, str, str | None]) -> float:
+def train_and_score(job: tuple[dict, str, str, int, str, str | None]) -> float:
     """One training in a worker process (one thread), then scored on the test split, as ``x3dsearch train``
     does; returns its wall seconds (0 when reused)."""
     from x3dsearch.train import evaluate_split, train_and_evaluate
@@ -61,10 +61,11 @@ def _train(job: tuple[dict, str, str, int, str, str | None]) -> float:
     return time.monotonic() - started if trains else 0.0
 
 
-def _correct(folder: Path) -> dict[str, float]:
+def heldout_correct(folder: Path) -> dict[str, float]:
+    """Each test video's outcome (1.0 right, 0.0 wrong) of the training in ``folder``."""
     outcomes = TrainingFolder(folder).read_outcomes("test")
     if outcomes is None:
-        raise SystemExit(f"warm_start_gap.py: {folder} has no test outcomes (the data needs a test split)")
+        raise SystemExit(f"{Path(sys.argv[0]).name}: {folder} has no test outcomes (the data needs a test split)")
     return {video: float(v.correct) for video, v in outcomes.videos.items()}
 
 
@@ -104,9 +105,9 @@ def main() -> None:
     jobs = [(factors, data, args.budget, s, str(folders[arm, s]), arms[arm]) for arm, s in folders]
     # Not multiprocessing.Pool: its daemonic workers may not start the trainer's data-loading processes.
     with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as pool:
-        walls = [w for w in pool.map(_train, jobs) if w > 0]
-    scored = {arm: [_correct(folders[arm, s]) for s in seeds] for arm in arms}
-    chain_scores = _correct(chain)
+        walls = [w for w in pool.map(train_and_score, jobs) if w > 0]
+    scored = {arm: [heldout_correct(folders[arm, s]) for s in seeds] for arm in arms}
+    chain_scores = heldout_correct(chain)
 
     def top1(rows: list[dict[str, float]]) -> list[float]:
         return [round(100.0 * float(np.mean(list(r.values()))), 1) for r in rows]
