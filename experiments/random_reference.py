@@ -21,11 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
-import platform
-import subprocess
 import sys
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +29,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from warm_start_gap import REFERENCE, REPO, heldout_correct, train_and_score
+from warm_start_gap import add_reference_options, heldout_correct, provenance, train_all
 
 from x3dsearch.utils.io import read_yaml
 
@@ -61,10 +57,7 @@ def final_minus_median(final: np.ndarray, randoms: np.ndarray, seed: int = 0) ->
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="a finished search run with random baselines (baseline --random N)")
-    parser.add_argument("--budget", default=str(REFERENCE), help="the reference budget (name or YAML)")
-    parser.add_argument("--seeds", type=int, default=1, help="seeds per model (0, 1, ...)")
-    parser.add_argument("--workers", type=int, default=2, help="trainings side by side, one thread each")
-    parser.add_argument("--out", type=Path, help="where the trainings go (default RUN/random-reference)")
+    add_reference_options(parser, seeds=1, out="random-reference")
     args = parser.parse_args()
     log = read_yaml(args.run / "expansion_path.yaml")
     if log.get("status") != "finished" or not log.get("final"):
@@ -79,18 +72,14 @@ def main() -> None:
     seeds = list(range(args.seeds))
     folders = {(name, s): out / f"{name}-s{s}" for name in models for s in seeds}
     jobs = [(models[name], data, args.budget, s, str(folder), None) for (name, s), folder in folders.items()]
-    # Not multiprocessing.Pool: its daemonic workers may not start the trainer's data-loading processes.
-    with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as pool:
-        trained = sum(1 for wall in pool.map(train_and_score, jobs) if wall > 0)
+    trained = len(train_all(jobs, args.workers))
     outcomes = {key: heldout_correct(folder) for key, folder in folders.items()}
     videos = sorted(set.intersection(*(set(o) for o in outcomes.values())))
     table = np.array([[[outcomes[name, s][v] for v in videos] for s in seeds] for name in models])
     top1 = {name: [round(100.0 * float(row.mean()), 1) for row in table[i]] for i, name in enumerate(models)}
     margin, low, high = final_minus_median(table[0], table[1:])
-    report = {"command": " ".join(sys.argv), "machine": f"{platform.node()} ({mp.cpu_count()} CPUs)",
-              "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                       cwd=REPO).stdout.strip(),
-              "run": str(args.run), "reference_budget": args.budget, "seeds": seeds, "videos": len(videos),
+    report = {**provenance(), "run": str(args.run), "reference_budget": args.budget, "seeds": seeds,
+              "videos": len(videos),
               "trained_now": trained, "factors": models, "heldout_top1": top1,
               "random_median": round(float(np.median(100.0 * table[1:].mean(axis=(1, 2)))), 1),
               "final_minus_random_median": {"margin": round(margin, 2), "ci90": [round(low, 2), round(high, 2)]},

@@ -78,13 +78,32 @@ def _versus(a: list[dict[str, float]], b: list[dict[str, float]], seed: int) -> 
             "videos": len(videos), "rows": len(diff)}
 
 
+def add_reference_options(parser: argparse.ArgumentParser, *, seeds: int, out: str) -> None:
+    """The options of a script that trains architectures of a run under a reference budget."""
+    parser.add_argument("--budget", default=str(REFERENCE), help="the reference budget (name or YAML)")
+    parser.add_argument("--seeds", type=int, default=seeds, help="seeds per model (0, 1, ...)")
+    parser.add_argument("--workers", type=int, default=2, help="trainings side by side, one thread each")
+    parser.add_argument("--out", type=Path, help=f"where the trainings go (default RUN/{out})")
+
+
+def train_all(jobs: list[tuple[dict, str, str, int, str, str | None]], workers: int) -> list[float]:
+    """Every job through :func:`train_and_score`, ``workers`` at a time; the wall seconds of those trained now."""
+    # Not multiprocessing.Pool: its daemonic workers may not start the trainer's data-loading processes.
+    with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+        return [w for w in pool.map(train_and_score, jobs) if w > 0]
+
+
+def provenance() -> dict[str, str]:
+    """What every printed figure carries: the command, the machine and the commit."""
+    return {"command": " ".join(sys.argv), "machine": f"{platform.node()} ({mp.cpu_count()} CPUs)",
+            "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                     cwd=REPO).stdout.strip()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="a finished search run with --proxy-init inherit")
-    parser.add_argument("--budget", default=str(REFERENCE), help="the reference budget (name or YAML)")
-    parser.add_argument("--seeds", type=int, default=2, help="seeds per arm (0, 1, ...)")
-    parser.add_argument("--workers", type=int, default=2, help="trainings side by side, one thread each")
-    parser.add_argument("--out", type=Path, help="where the trainings go (default RUN/warm-start-gap)")
+    add_reference_options(parser, seeds=2, out="warm-start-gap")
     args = parser.parse_args()
     state = json.loads((args.run / "state.json").read_text())
     config = read_yaml(args.run / "config.yaml")
@@ -103,19 +122,15 @@ def main() -> None:
     arms = {"scratch": None, "warm": str(weights.resolve())}
     folders = {(arm, s): out / f"{arm}-s{s}" for arm in arms for s in seeds}
     jobs = [(factors, data, args.budget, s, str(folders[arm, s]), arms[arm]) for arm, s in folders]
-    # Not multiprocessing.Pool: its daemonic workers may not start the trainer's data-loading processes.
-    with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as pool:
-        walls = [w for w in pool.map(train_and_score, jobs) if w > 0]
+    walls = train_all(jobs, args.workers)
     scored = {arm: [heldout_correct(folders[arm, s]) for s in seeds] for arm in arms}
     chain_scores = heldout_correct(chain)
 
     def top1(rows: list[dict[str, float]]) -> list[float]:
         return [round(100.0 * float(np.mean(list(r.values()))), 1) for r in rows]
 
-    report = {"command": " ".join(sys.argv), "machine": f"{platform.node()} ({mp.cpu_count()} CPUs)",
-              "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                                       cwd=REPO).stdout.strip(),
-              "run": str(args.run), "final": state["final"], "factors": factors, "reference_budget": args.budget,
+    report = {**provenance(), "run": str(args.run), "final": state["final"], "factors": factors,
+              "reference_budget": args.budget,
               "seeds": seeds, "trained_now": len(walls),
               "train_s": {arm: [round(TrainingFolder(folders[arm, s]).read_result().wall_time_s or 0) for s in seeds]
                           for arm in arms},
