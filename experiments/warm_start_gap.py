@@ -130,8 +130,7 @@ def main() -> None:
         return [round(100.0 * float(np.mean(list(r.values()))), 1) for r in rows]
 
     report = {**provenance(), "run": str(args.run), "final": state["final"], "factors": factors,
-              "reference_budget": args.budget,
-              "seeds": seeds, "trained_now": len(walls),
+              "reference_budget": args.budget, "seeds": seeds, "trained_now": len(walls),
               "train_s": {arm: [round(TrainingFolder(folders[arm, s]).read_result().wall_time_s or 0) for s in seeds]
                           for arm in arms},
               "heldout_top1": {"chain": top1([chain_scores]), **{arm: top1(rows) for arm, rows in scored.items()}},

@@ -81,6 +81,7 @@ class TrainingSession:
         self.root, self.train_set, self.val_set, self.num_classes = root, train_set, val_set, num_classes
         self.fit_set = train_set  # what the objective trains on (distillation may need larger crops)
         self.shortcut_bn, self.config, self.report_fn, self.show_progress = shortcut_bn, config, report, progress
+        self.grown = config.get("init") is not None  # from the config: a resumed grown training agrees
         self.session_start = session_start
         self.state = Progress()
         self.cuda = device.type == "cuda"
@@ -115,7 +116,7 @@ class TrainingSession:
             self.model = to_channels_last(self.model)
         self.optimizer = build_optimizer(self.model, self.budget)
         self.average = build_weight_average(self.model, self.budget)
-        self.schedule = WarmupCosine(self.optimizer, self.budget.peak_lr(init_weights is not None),
+        self.schedule = WarmupCosine(self.optimizer, self.budget.peak_lr(self.grown),
                                      self.plan.total_steps, self.plan.warmup_steps, self.budget.warmup_start_factor)
         self.objective = build_training_objective(self.budget.distill, label_smoothing=self.budget.label_smoothing,
                                                   model=self.model, factors=self.factors,
@@ -161,8 +162,7 @@ class TrainingSession:
             batches = len(self._loader(self.train_set, epoch=0, shuffle=True, fraction=b.train_fraction))
         if batches == 0:
             raise X3DSearchError("the training split yields no clips")
-        grown = self.config.get("init") is not None  # from the config, so a resumed grown training agrees
-        total = b.iterations if b.iterations is not None else b.epochs_for(grown) * batches
+        total = b.iterations if b.iterations is not None else b.epochs_for(self.grown) * batches
         return Plan(batches_per_epoch=batches, total_steps=total, epochs=math.ceil(total / batches),
                     warmup_steps=int(round(b.warmup_epochs * batches)), drop_last=drop_last)
 
@@ -271,9 +271,9 @@ class TrainingSession:
 
     def _finish(self) -> TrainResult:
         s, budget = self.state, self.budget
-        # What is scored is also what is saved, and so what a grown child starts from.
-        model = self.average.module if self.average is not None else self.model
+        model: torch.nn.Module = self.model  # scored, saved, and so what a grown child starts from
         if self.average is not None:
+            model = self.average.module
             log.info("weights: moving average of every step's (decay %g)", budget.ema_decay)
         if budget.precise_bn_batches:
             loader = self._loader(self.train_set, epoch=self.plan.epochs, shuffle=True)

@@ -139,15 +139,16 @@ def _recorded_init(init: Path | None, out_dir: Path) -> str | None:
 
 
 def _budget_record(budget: Budget, grown: bool) -> dict[str, Any]:
-    """The budget's numbers a training's result depends on. ``init_lr_scale`` and ``init_epochs`` count only
-    in a grown training, and only when they change it, and ``ema_decay`` only when set, so every training
-    recorded before they existed still matches."""
+    """The budget's numbers a training's result depends on. ``init_lr_scale`` counts only in a grown training
+    whose rate it changes, ``init_epochs`` only in a grown training that sets it, and ``ema_decay`` only when
+    set, so every training recorded before they existed still matches."""
     record = {k: v for k, v in budget.to_dict().items() if k not in _RESULT_NEUTRAL}
     if not grown or record.get("init_lr_scale") == 1.0:
         record.pop("init_lr_scale", None)
-    for key in ("init_epochs", "ema_decay"):
-        if record.get(key) is None or (key == "init_epochs" and not grown):
-            record.pop(key, None)
+    if not grown or record.get("init_epochs") is None:
+        record.pop("init_epochs", None)
+    if record.get("ema_decay") is None:
+        record.pop("ema_decay", None)
     return record
 
 
