@@ -12,9 +12,21 @@ REPO = Path(__file__).resolve().parents[1]
 # core in each of them oversubscribes the cores, and the OpenMP threads that spin while they wait slowed
 # some tests 15-fold (test_train.py's resume test: 1.3 s alone, 18.9 s beside the other process). Each
 # process, and every training it starts through the CLI or Ray, gets its share of the cores instead.
+#
+# The share is also pinned (the affinity mask, which children inherit): a search started by a test then
+# sees its process's cores only (x3dsearch.utils.cpus.local_cpus), so its local Ray offers one CPU on
+# 2 cores, trains one trial at a time and reuses one Tune actor for a step's trials instead of starting
+# two. Each actor process imports torch, Tune and torch._dynamo (about 4.5 CPU-s) before it trains, so
+# on 2 cores this cut make test from 661 to 581 CPU-s and from 5 min 54 s to 5 min 18 s (47 trial actors
+# to 29; experiments/cpu_by_process.py, 2026-12-04). X3DSEARCH_TEST_PIN=0 turns the pinning off.
 if os.environ.get("PYTEST_XDIST_WORKER"):
-    _share = len(os.sched_getaffinity(0)) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _share)))
+    _cores = sorted(os.sched_getaffinity(0))
+    _workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    _share = max(1, len(_cores) // _workers)
+    os.environ.setdefault("OMP_NUM_THREADS", str(_share))
+    if os.environ.get("X3DSEARCH_TEST_PIN", "1") == "1" and len(_cores) >= _workers:
+        _index = int(os.environ["PYTEST_XDIST_WORKER"].removeprefix("gw"))
+        os.sched_setaffinity(0, _cores[_index * _share:(_index + 1) * _share])
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -263,13 +263,20 @@ def test_a_latency_targeted_search_records_ms_and_stays_under_its_target(signal_
 
     The space proposes the nearest setting, not the largest at most 2x: on a loaded machine (a fresh
     clone's make test, 2026-12-03) 2 frames timed over 2x the seed, so at-most skipped X-Temporal and
-    left no decision to make. Nearest always proposes both axes."""
+    left no decision to make. Nearest always proposes both axes.
+
+    The axes stop at 4 frames and crop 224, so the models stay small whatever the timings: at 7.6 ms (a
+    make test that pinned each pytest process to one core) the unbounded space proposed 7x16@112 and
+    1x30@352, then a second step of 15x13@112 and 7x16@168, and the search took 84 s instead of 27 s."""
     from x3dsearch.latency import LatencyConfig, measure_latency
     from x3dsearch.search.space import load_space
 
     seed_ms = measure_latency(load_space().seed, 2, LatencyConfig()).median_ms
     run_dir = tmp_path / "latency"
     space = space_file(tmp_path, ("x-temporal", "x-spatial"), proposal="nearest")
+    data = yaml.safe_load(space.read_text())
+    data["axes"]["x-temporal"]["max"], data["axes"]["x-spatial"]["max"] = 4, 224
+    space.write_text(yaml.safe_dump(data, sort_keys=False))
     proc = run_cli("expand", "--complexity", "latency", "--target-ms", f"{2.5 * seed_ms:.3f}", "--data",
                    str(signal_dataset), "--budget", str(decide_budget(tmp_path)), "--space", str(space), "--run-dir",
                    str(run_dir), "--cpus-per-trial", "1")
