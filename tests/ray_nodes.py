@@ -42,21 +42,10 @@ def _env() -> dict[str, str]:
     return env
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    """Kill the node's whole process group (its raylet, agents and workers), as a dead machine."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
-
-
 def kill_node(proc: subprocess.Popen) -> None:
-    """``kill -9`` every process of a node at once: no goodbye to the head."""
+    """``kill -9`` every process of a node at once: no goodbye to the head. Also how every node a test
+    starts is stopped, as a dead machine: ``ray start --block`` ignores SIGTERM (it was still running 30 s
+    after one), so a SIGTERM first only made each teardown wait out a timeout."""
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
@@ -91,7 +80,7 @@ def ray_head(cpus: int) -> Iterator[str]:
                 time.sleep(0.2)
         yield f"127.0.0.1:{port}"
     finally:
-        _stop(head)
+        kill_node(head)
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
@@ -113,7 +102,7 @@ def ray_worker(address: str, cpus: int, hide: tuple[Path, ...] = ()) -> Iterator
         _wait_for_cpus(address, node)
         yield node
     finally:
-        _stop(node)
+        kill_node(node)
 
 
 def _wait_for_cpus(address: str, node: subprocess.Popen) -> None:
