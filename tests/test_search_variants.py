@@ -265,24 +265,25 @@ def test_a_latency_targeted_search_records_ms_and_stays_under_its_target(signal_
     clone's make test, 2026-12-03) 2 frames timed over 2x the seed, so at-most skipped X-Temporal and
     left no decision to make. Nearest always proposes both axes.
 
-    The axes stop at 4 frames and crop 224, so the models stay small whatever the timings: at 7.6 ms (a
-    make test that pinned each pytest process to one core) the unbounded space proposed 7x16@112 and
-    1x30@352, then a second step of 15x13@112 and 7x16@168, and the search took 84 s instead of 27 s."""
+    One step, whatever the timings: the target is 4x the seed's ms and the space's tolerance 0.6, so the
+    search stops at any model from 1.6x to 4x the seed; step 1's candidates aim at 2x, and the seed, at
+    1x, is far from stopping it on a noisy measurement. Under the shipped 0.29 and a 2.5x target, a busy
+    machine (7.6 ms, each pytest process pinned to a core) chose 7x16@112 at only 68% of its target and
+    trained a second step of 15x13@112 and 7x16@168: 84 s instead of 27. Bounding the axes instead (4
+    frames, crop 224) failed under heavier load, where both largest settings timed under sqrt(2) x the
+    seed and were skipped."""
     from x3dsearch.latency import LatencyConfig, measure_latency
     from x3dsearch.search.space import load_space
 
     seed_ms = measure_latency(load_space().seed, 2, LatencyConfig()).median_ms
     run_dir = tmp_path / "latency"
-    space = space_file(tmp_path, ("x-temporal", "x-spatial"), proposal="nearest")
-    data = yaml.safe_load(space.read_text())
-    data["axes"]["x-temporal"]["max"], data["axes"]["x-spatial"]["max"] = 4, 224
-    space.write_text(yaml.safe_dump(data, sort_keys=False))
-    proc = run_cli("expand", "--complexity", "latency", "--target-ms", f"{2.5 * seed_ms:.3f}", "--data",
+    space = space_file(tmp_path, ("x-temporal", "x-spatial"), proposal="nearest", tolerance=0.6)
+    proc = run_cli("expand", "--complexity", "latency", "--target-ms", f"{4 * seed_ms:.3f}", "--data",
                    str(signal_dataset), "--budget", str(decide_budget(tmp_path)), "--space", str(space), "--run-dir",
                    str(run_dir), "--cpus-per-trial", "1")
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = load_log(run_dir)
-    assert log["complexity"] == "latency" and log["target_ms"] == pytest.approx(2.5 * seed_ms, rel=1e-3)
+    assert log["complexity"] == "latency" and log["target_ms"] == pytest.approx(4 * seed_ms, rel=1e-3)
     assert log["target_gflops"] is None
     for step in log["steps"]:  # an axis its bound skipped (by measured ms, which vary) has no model to time
         trained = [c for c in step["candidates"] if c["status"] != "skipped"]
