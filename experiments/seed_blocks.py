@@ -4,7 +4,8 @@
 pairs. Issue 24's goals are about k-seed means (the 3-seed mean against the reference at 0.61) and two
 seeds (Spearman 0.7), so a calibration with many seeds can show their spread directly: the proxy seeds are
 cut into disjoint blocks of ``--block`` seeds in order (0-2, 3-5, ...), and each block's mean ranking is
-compared with the reference; every pair of seeds is compared with each other. Reads ``calibration.yaml``::
+compared with the reference; every pair of seeds is compared with each other; and the whole table gives
+one seed's reliability (``x3dsearch.calibrate.reliability``). Reads ``calibration.yaml``::
 
     .venv/bin/python experiments/seed_blocks.py runs/cal-ft50-ema90-12 --block 3
 
@@ -23,6 +24,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from x3dsearch.calibrate.plan import CalibrationDir
+from x3dsearch.calibrate.reliability import seed_reliability
 from x3dsearch.stats import spearman
 from x3dsearch.utils.io import read_yaml
 
@@ -77,6 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     print(f"seed against seed ({len(pairs)} pairs): mean {pairs.mean():.2f}, median {np.median(pairs):.2f}, "
           f"min {pairs.min():.2f}, max {pairs.max():.2f}; at least {args.pair_goal:g} in "
           f"{int((pairs >= args.pair_goal).sum())} of {len(pairs)}")
+    r = seed_reliability(proxy)
+    print(f"one seed's reliability ICC(C,1): {r.one_seed:.2f} (90% CI {r.interval[0]:.2f}..{r.interval[1]:.2f}); "
+          f"model SD {r.model_sd:.2f}, training SD {r.training_sd:.2f}; a {proxy.shape[1]}-seed mean "
+          f"{r.of_mean(proxy.shape[1]):.2f}; seeds for 0.7: {r.seeds_for(0.7) or '-'}")
     return 0
 
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from x3dsearch.calibrate.honesty import honesty, pair_calls, pair_noise
 from x3dsearch.calibrate.plan import Model
+from x3dsearch.calibrate.reliability import seed_reliability
 from x3dsearch.calibrate.report import ModelScores, summarize
 from x3dsearch.factors import Factors, preset
 from x3dsearch.cli.main import main
@@ -89,6 +90,12 @@ def test_the_summary_has_hand_worked_correlations_and_nulls_with_reasons():
     # the two reference seeds rank the models the same way
     assert summary["reference_seed_spearman"] == pytest.approx(1.0)
     assert "ceiling" not in summary
+    # one seed's reliability: MS(model) = 559.375 / 3, MS(rest) = 184.375 / 3 (residuals +-8.125, +-1.875,
+    # +-4.375, +-1.875), so ICC(C,1) = (559.375 - 184.375) / (559.375 + 184.375) = 60/119
+    reliability = summary["reliability"]["top1"]
+    assert reliability["one_seed"] == pytest.approx(60 / 119)
+    assert reliability["model_sd"] == pytest.approx(np.sqrt(62.5))
+    assert reliability["training_sd"] == pytest.approx(np.sqrt(184.375 / 3))
     # a calibration where every model scored the same: nulls with reasons, never NaN
     flat = _hand_models()
     for m in flat:
@@ -99,6 +106,7 @@ def test_the_summary_has_hand_worked_correlations_and_nulls_with_reasons():
     assert flat_summary["undefined"]["spearman.top1"] == "every model scored the same"
     assert flat_summary["honesty"]["top1"]["precision"] is None
     assert "no pair was called" in flat_summary["undefined"]["honesty.top1.precision"]
+    assert flat_summary["reliability"]["top1"] is None and "exactly" in flat_summary["undefined"]["reliability.top1"]
     assert "nan" not in yaml.safe_dump(flat_summary).lower()
 
 
@@ -168,6 +176,13 @@ def test_a_smoke_calibration_ranks_models_and_a_rerun_trains_nothing(capsys, tin
     assert report["undefined"]["reference_seed_spearman"] == "one seed"
     assert set(report["noise"]["sd"]) == {"top1", "prob", "log-prob"} and report["noise"]["seeds"] == 2
     assert set(report["honesty"]) <= {"top1", "prob", "log-prob"}
+    for criterion, entry in report["reliability"].items():  # the models x seeds table, not its transpose
+        table = np.array([m["proxy"][criterion]["seeds"] for m in report["models"]])
+        if entry is None:
+            assert f"reliability.{criterion}" in report["undefined"]
+        else:
+            assert entry["one_seed"] == pytest.approx(seed_reliability(table).one_seed)
+            assert (entry["models"], entry["seeds"]) == (3, 2)
     assert report["proxy_budget"] == "proxy" and report["reference_budget"] == "reference"
     assert (out / "calibration.png").stat().st_size > 1000 and "Spearman" in printed
     trainings = sorted(p.name for p in (out / "runs").glob("*/*"))

@@ -25,6 +25,7 @@ from ..outcomes import SplitOutcomes
 from ..simultaneous import NoiseModel
 from ..stats import kendall, rank_interval, spearman
 from .honesty import honesty, noise_block, pair_calls, pair_noise
+from .reliability import seed_reliability
 from ..utils.io import atomic_write_bytes, atomic_write_yaml
 from .plan import Model
 
@@ -90,7 +91,7 @@ def summarize(models: list[ModelScores], settings: dict[str, Any]) -> dict[str, 
     undefined: dict[str, str] = {}
     out: dict[str, Any] = {**settings, "models": [], "seed_sd": {}, "seed_spearman": {}, "spearman": {},
                            "spearman_ci": {}, "kendall": {}, "kendall_ci": {}, "spearman_one_seed": {},
-                           "honesty": {}}
+                           "reliability": {}, "honesty": {}}
     for m in models:
         out["models"].append({
             "name": m.model.name, "factors": m.model.factors.to_dict(), "gflops": m.gflops,
@@ -118,6 +119,7 @@ def summarize(models: list[ModelScores], settings: dict[str, Any]) -> dict[str, 
         out["spearman_one_seed"][criterion] = _defined(
             float(np.mean(one_seed)) if all(np.isfinite(one_seed)) else None, f"spearman_one_seed.{criterion}",
             "a seed or the reference scored every model the same", undefined)
+        out["reliability"][criterion] = _reliability(per_seed, f"reliability.{criterion}", undefined)
         for name, statistic in (("spearman", spearman), ("kendall", kendall)):
             out[f"{name}_ci"][criterion] = _rank_ci(models, criterion, statistic, f"{name}_ci.{criterion}", undefined)
         values = [m.proxy_videos[criterion] for m in models] if models[0].proxy_videos is not None else None
@@ -133,6 +135,18 @@ def summarize(models: list[ModelScores], settings: dict[str, Any]) -> dict[str, 
     out["noise"] = noise_block(noise, settings, len(models[0].proxy["top1"]), videos or 0, len(models))
     out["undefined"] = undefined
     return out
+
+
+def _reliability(per_seed: list[list[float]], key: str, undefined: dict[str, str]) -> dict[str, Any] | None:
+    """One seed's reliability (:mod:`.reliability`) of the models x seeds table, or None with its reason."""
+    if len(per_seed) < 2:
+        undefined[key] = "one seed"
+        return None
+    try:
+        return seed_reliability(np.array(per_seed).T).to_dict()
+    except ValueError as exc:
+        undefined[key] = str(exc)
+        return None
 
 
 def _why_no_agreement(rankings: list[list[float]]) -> str:
@@ -210,6 +224,13 @@ def table(summary: dict[str, Any]) -> list[str]:
     for c, h in summary["honesty"].items():
         lines.append(f"{c:<10} {_share_cell(h['coverage']):>19} {_share_cell(h['precision']):>19} "
                      f"{_share_cell(h['power']):>19} {h['called']:>4} of {h['judged']:<4}")
+    lines.append("")
+    lines.append("how much of one training's score is its model's (one seed's reliability ICC(C,1) [90% CI]):")
+    lines.append(f"{'criterion':<10} {'one seed':>19} {'model SD':>9} {'training SD':>12} {'seeds for 0.7':>14}")
+    for c, r in summary.get("reliability", {}).items():
+        if r is not None:
+            lines.append(f"{c:<10} {r['one_seed']:>5.2f} [{r['interval'][0]:>5.2f},{r['interval'][1]:>5.2f}] "
+                         f"{r['model_sd']:>9.3g} {r['training_sd']:>12.3g} {_cell(r['seeds_for_0.7'], 'd'):>14}")
     for key, reason in summary["undefined"].items():
         lines.append(f"undefined: {key}: {reason}")
     return lines
