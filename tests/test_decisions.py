@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import yaml
 
 from x3dsearch.factors import preset
 from x3dsearch.outcomes import SplitOutcomes, VideoOutcome
@@ -163,3 +164,21 @@ def test_compare_with_is_deterministic_and_pairs_by_seed():
     first = compare_with("c", rows, seed=[1, 2])
     assert first == compare_with("c", rows, seed=[1, 2])
     assert first.bounds["a"].seeds == (0, 1) and first.bounds["a"].margin == pytest.approx(9.0)
+
+
+def test_noise_auto_applies_the_shipped_model_only_to_what_it_measured():
+    """The shipped model measured `quick` from scratch on the synthetic data: grown candidates (whose
+    paired noise the twelve-seed calibrations found half as large), another budget or other data get none."""
+    from importlib import resources
+
+    from x3dsearch.noise import load_noise
+
+    shipped = yaml.safe_load(resources.files("x3dsearch").joinpath("calibrations/synthetic-quick.yaml").read_text())
+    block = shipped["noise"]
+    assert (block["budget"], block["proxy_init"], block["data"]) == ("quick", "scratch", "synthetic")
+    model = load_noise("auto", "top1", "synthetic", "quick", "scratch")
+    assert model is not None and model.sd == block["sd"]["top1"] and model.source == "shipped:synthetic-quick.yaml"
+    assert load_noise("auto", "top1", "synthetic", "quick", "inherit") is None
+    assert load_noise("auto", "top1", "synthetic", "smoke", "scratch") is None
+    assert load_noise("auto", "top1", "/data/kinetics", "quick", "scratch") is None
+    assert load_noise("none", "top1", "synthetic", "quick", "scratch") is None

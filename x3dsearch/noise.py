@@ -7,8 +7,8 @@ SD over seeds of a paired difference of two models on the same videos), and the
 search widens its single-seed intervals by it (``expand --noise``).
 
 ``--noise auto`` (the default) uses the model this package ships for the
-default proxy on the synthetic data (``calibrations/synthetic-quick.yaml``,
-measured by ``x3dsearch calibrate``), and none elsewhere: there the intervals
+default proxy on the synthetic data (``calibrations/synthetic-quick.yaml``: ``quick``
+from scratch, measured by ``x3dsearch calibrate``), and none elsewhere: there the intervals
 cover the videos only, and the search says so and names the command that
 measures the noise. ``none`` never widens; a path reads a calibration's file.
 """
@@ -22,8 +22,8 @@ from .errors import ConfigError
 from .simultaneous import NoiseModel
 from .utils.io import read_yaml
 
-#: The proxy and data the shipped noise model was measured on.
-SHIPPED = {("synthetic", "quick"): "synthetic-quick.yaml"}
+#: The data, proxy budget and proxy init the shipped noise model was measured on.
+SHIPPED = {("synthetic", "quick", "scratch"): "synthetic-quick.yaml"}
 
 
 def noise_block(document: Mapping[str, Any], source: str) -> Mapping[str, Any]:
@@ -47,15 +47,16 @@ def _from_block(block: Mapping[str, Any], criterion: str, source: str) -> NoiseM
     return NoiseModel(criterion, value, source, block.get("budget"), block.get("data"))
 
 
-def load_noise(spec: str, criterion: str, data: str, budget: str) -> NoiseModel | None:
-    """The noise model ``--noise spec`` names for a search by ``criterion`` on ``data`` with ``budget``;
-    None: intervals cover the videos only. Bad files end as one line (:class:`ConfigError`)."""
+def load_noise(spec: str, criterion: str, data: str, budget: str, init: str = "scratch") -> NoiseModel | None:
+    """The noise model ``--noise spec`` names for a search by ``criterion`` on ``data`` with ``budget`` and
+    candidates that start as ``init`` says (grown ones share their parent's weights, and so their noise
+    differs); None: intervals cover the videos only. Bad files end as one line (:class:`ConfigError`)."""
     if criterion == "gain-per-gflop" and spec == "auto":
         return None  # a gain's noise scales with each candidate's added GFLOPs: no single SD applies
     if spec == "none":
         return None
     if spec == "auto":
-        name = SHIPPED.get((data, budget))
+        name = SHIPPED.get((data, budget, init))
         if name is None:
             return None
         text = resources.files("x3dsearch").joinpath(f"calibrations/{name}").read_text()

@@ -75,7 +75,7 @@ def expand(settings: SearchSettings, resources: Resources, run_dir: Path | None 
                settings.contract_axes)
     with ray_session(resources) as (cluster, placement):
         budget = load_budget(budget_spec, cuda=placement[1] > 0)
-        noise = load_noise(settings.noise, settings.selection, settings.data, budget.name)
+        noise = load_noise(settings.noise, settings.selection, settings.data, budget.name, settings.init_rule)
         folder.path.mkdir(parents=True, exist_ok=True)
         with locked(folder, console):
             seed = settings.space.seed
