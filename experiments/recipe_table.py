@@ -6,7 +6,10 @@ and a ``--proxy-init``. For each, one row of the criterion's figures as ``calibr
 ranking with the reference, seed-to-seed Spearman, the seed SD and the paired-difference SD, and one
 seed's 90% decisions: coverage, precision, power), and the proxy's cost: the multiply-adds of the proxy
 trainings the calibration's figures read, summed (3 x forward GFLOPs x clips seen, as the trainer counts
-them; wall seconds would compare machine loads as much as recipes), and the pair SD at the first row's cost::
+them; wall seconds would compare machine loads as much as recipes), and the pair SD at the first row's cost;
+then one seed's reliability (``x3dsearch.calibrate.reliability``, ICC(C,1) of the models x seeds table), the
+seeds a step's mean needs to reach 0.7, and what those seeds cost for every model: the signal a
+multiply-add buys::
 
     .venv/bin/python experiments/recipe_table.py runs/cal-default runs/cal-inherit runs/cal-inherit-ft25
 
@@ -17,12 +20,15 @@ from __future__ import annotations
 import argparse
 import math
 import sys
+
+import numpy as np
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from x3dsearch.budget import Budget
 from x3dsearch.calibrate.plan import CalibrationDir
+from x3dsearch.calibrate.reliability import seed_reliability
 from x3dsearch.train.folder import TrainingFolder
 from x3dsearch.utils.io import read_yaml
 
@@ -65,6 +71,11 @@ def row(folder: Path, criterion: str, base_macs: float | None) -> tuple[list[str
             f"{honesty['coverage']['value']:.2f}", f"{honesty['precision']['value']:.2f}",
             f"{honesty['power']['value']:.2f}", f"{honesty['called']} of {honesty['judged']}",
             f"{macs / 1e12:.2f}", f"{pair_sd * math.sqrt(macs / (base_macs or macs)):.2f}"]
+    reliability = seed_reliability(np.array([m["proxy"][criterion]["seeds"] for m in summary["models"]]))
+    needed = reliability.seeds_for(0.7)
+    cells += [f"{reliability.one_seed:.2f} [{reliability.interval[0]:.2f}, {reliability.interval[1]:.2f}]",
+              f"{reliability.model_sd:.2f}", f"{reliability.training_sd:.2f}", str(needed or "-"),
+              f"{needed * macs / int(summary['seeds']) / 1e12:.2f}" if needed else "-"]
     return cells, macs
 
 
@@ -75,7 +86,8 @@ def main() -> None:
     args = parser.parse_args()
     head = ["calibration", "proxy budget", "init", "init_lr_scale", "grown epochs", "ema_decay",
             "Spearman with reference", "90% CI", "seed vs seed", "seed SD", "pair SD", "coverage", "precision",
-            "power", "called", "proxy TMACs", "pair SD at the first row's cost"]
+            "power", "called", "proxy TMACs", "pair SD at the first row's cost", "one seed's ICC [90% CI]",
+            "model SD", "training SD", "seeds for 0.7", "proxy TMACs for 0.7"]
     print("| " + " | ".join(head) + " |")
     print("| " + " | ".join("---" for _ in head) + " |")
     base = None
