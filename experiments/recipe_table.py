@@ -9,7 +9,8 @@ trainings the calibration's figures read, summed (3 x forward GFLOPs x clips see
 them; wall seconds would compare machine loads as much as recipes), and the pair SD at the first row's cost;
 then one seed's reliability (``x3dsearch.calibrate.reliability``, ICC(C,1) of the models x seeds table), the
 seeds a step's mean needs to reach 0.7, and what those seeds cost for every model: the signal a
-multiply-add buys::
+multiply-add buys; and the seeds and cost for 0.7 on each seed's ranks of the models (the reliability of
+a ranking, whose one-seed figure is the seed-against-seed Spearman)::
 
     .venv/bin/python experiments/recipe_table.py runs/cal-default runs/cal-inherit runs/cal-inherit-ft25
 
@@ -29,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from x3dsearch.budget import Budget
 from x3dsearch.calibrate.plan import CalibrationDir
 from x3dsearch.calibrate.reliability import seed_reliability
+from x3dsearch.stats import ranks
 from x3dsearch.train.folder import TrainingFolder
 from x3dsearch.utils.io import read_yaml
 
@@ -71,11 +73,17 @@ def row(folder: Path, criterion: str, base_macs: float | None) -> tuple[list[str
             f"{honesty['coverage']['value']:.2f}", f"{honesty['precision']['value']:.2f}",
             f"{honesty['power']['value']:.2f}", f"{honesty['called']} of {honesty['judged']}",
             f"{macs / 1e12:.2f}", f"{pair_sd * math.sqrt(macs / (base_macs or macs)):.2f}"]
-    reliability = seed_reliability(np.array([m["proxy"][criterion]["seeds"] for m in summary["models"]]))
-    needed = reliability.seeds_for(0.7)
+    table = np.array([m["proxy"][criterion]["seeds"] for m in summary["models"]])
+    reliability = seed_reliability(table)
+    # The same on each seed's ranks of the models: its ICC is the mean seed-against-seed Spearman (exactly,
+    # without ties), which no far-ahead model can carry; point figures only (ranks are not normal).
+    by_ranks = seed_reliability(np.column_stack([ranks(table[:, s]) for s in range(table.shape[1])]))
+    needed, rank_needed = reliability.seeds_for(0.7), by_ranks.seeds_for(0.7)
+    per_seed = macs / int(summary["seeds"]) / 1e12
     cells += [f"{reliability.one_seed:.2f} [{reliability.interval[0]:.2f}, {reliability.interval[1]:.2f}]",
               f"{reliability.model_sd:.2f}", f"{reliability.training_sd:.2f}", str(needed or "-"),
-              f"{needed * macs / int(summary['seeds']) / 1e12:.2f}" if needed else "-"]
+              f"{needed * per_seed:.2f}" if needed else "-", str(rank_needed or "-"),
+              f"{rank_needed * per_seed:.2f}" if rank_needed else "-"]
     return cells, macs
 
 
@@ -87,7 +95,8 @@ def main() -> None:
     head = ["calibration", "proxy budget", "init", "init_lr_scale", "grown epochs", "ema_decay",
             "Spearman with reference", "90% CI", "seed vs seed", "seed SD", "pair SD", "coverage", "precision",
             "power", "called", "proxy TMACs", "pair SD at the first row's cost", "one seed's ICC [90% CI]",
-            "model SD", "training SD", "seeds for 0.7", "proxy TMACs for 0.7"]
+            "model SD", "training SD", "seeds for 0.7", "proxy TMACs for 0.7", "seeds for 0.7 by ranks",
+            "proxy TMACs for 0.7 by ranks"]
     print("| " + " | ".join(head) + " |")
     print("| " + " | ".join("---" for _ in head) + " |")
     base = None
