@@ -67,3 +67,17 @@ def test_too_small_or_exact_tables_are_refused():
         seed_reliability(np.ones((1, 4)))
     with pytest.raises(ValueError, match="exactly"):
         seed_reliability(np.add.outer([1.0, 2.0, 3.0], [0.0, 1.0]))
+
+
+def test_on_each_seeds_ranks_it_is_the_mean_seed_against_seed_spearman():
+    """The identity docs/method/calibration.md relies on: without ties, one seed's ICC of the ranks is the
+    mean Spearman over every two seeds (random, tie-free scores)."""
+    from itertools import combinations
+
+    from x3dsearch.stats import ranks, spearman
+
+    table = np.random.default_rng(3).normal(0, 1, (8, 6)) + np.linspace(0, 2, 8)[:, None]
+    ranked = np.column_stack([ranks(table[:, s]) for s in range(6)])
+    pairs = [spearman(table[:, a], table[:, b]) for a, b in combinations(range(6), 2)]
+    assert seed_reliability(ranked).one_seed == pytest.approx(np.mean(pairs), abs=1e-12)
+    assert seed_reliability(table).one_seed != pytest.approx(np.mean(pairs), abs=0.01)  # the scores' differs
