@@ -47,7 +47,7 @@ def _from_block(block: Mapping[str, Any], criterion: str, source: str) -> NoiseM
     return NoiseModel(criterion, value, source, block.get("budget"), block.get("data"))
 
 
-def load_noise(spec: str, criterion: str, data: str, budget: str, init: str = "scratch") -> NoiseModel | None:
+def load_noise(spec: str, criterion: str, data: str, budget: str, init: str) -> NoiseModel | None:
     """The noise model ``--noise spec`` names for a search by ``criterion`` on ``data`` with ``budget`` and
     candidates that start as ``init`` says (grown ones share their parent's weights, and so their noise
     differs); None: intervals cover the videos only. Bad files end as one line (:class:`ConfigError`)."""

@@ -227,7 +227,7 @@ def table(summary: dict[str, Any]) -> list[str]:
     lines.append("")
     lines.append("how much of one training's score is its model's (one seed's reliability ICC(C,1) [90% CI]):")
     lines.append(f"{'criterion':<10} {'one seed':>19} {'model SD':>9} {'training SD':>12} {'seeds for 0.7':>14}")
-    for c, r in summary.get("reliability", {}).items():
+    for c, r in summary["reliability"].items():
         if r is not None:
             lines.append(f"{c:<10} {r['one_seed']:>5.2f} [{r['interval'][0]:>5.2f},{r['interval'][1]:>5.2f}] "
                          f"{r['model_sd']:>9.3g} {r['training_sd']:>12.3g} {_cell(r['seeds_for_0.7'], 'd'):>14}")

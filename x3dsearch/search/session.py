@@ -59,7 +59,7 @@ def expand(settings: SearchSettings, resources: Resources, run_dir: Path | None 
         replay(settings.space, settings.path, settings.target, 1, settings.measure(), settings.contract_axes)
     check_choices(settings)
     if settings.noise not in ("auto", "none"):  # a bad noise file fails before anything starts
-        load_noise(settings.noise, settings.selection, settings.data, "")
+        load_noise(settings.noise, settings.selection, settings.data, "", settings.init_rule)
     folder = RunDir(run_dir if run_dir is not None else default_run_dir())
     folder.check_new()
     budget_spec = settings.budget or settings.space.budget
