@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -39,6 +40,21 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     cache.mkdir(exist_ok=True)
     os.environ["X3DSEARCH_CACHE"] = str(cache)
     return cache
+
+
+@pytest.fixture(scope="session")
+def shared_ray() -> Iterator[str]:
+    """The address of one Ray head (``ray start``, one CPU) that this pytest process's end-to-end searches
+    join with ``--address``, started at the first test that asks for it.
+
+    A search that starts its own local Ray spends about 5 s of its 20 on starting and stopping it (a
+    one-step search on one core: 20 s alone, 15 s joining a running head). Searches that test how a
+    search starts its own cluster (test_search_run.py, the faults) do not use it; the others join this one.
+    One CPU: trials run one at a time, in the order the tests expect."""
+    from ray_nodes import ray_head
+
+    with ray_head(1) as address:
+        yield address
 
 
 @pytest.fixture(scope="session")

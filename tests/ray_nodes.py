@@ -27,7 +27,8 @@ from search_helpers import cli_env
 RAY = Path(sys.executable).parent / "ray"
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port nothing listens on (bound, then released)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -63,7 +64,7 @@ def can_hide_folders() -> bool:
 def ray_head(cpus: int) -> Iterator[str]:
     """``ray start --head`` on 127.0.0.1 with ``cpus`` CPUs; yields its address. Its temp dir is private,
     so the head does not become other processes' default cluster."""
-    port = _free_port()
+    port = free_port()
     temp_dir = tempfile.mkdtemp(prefix="x3dray", dir="/tmp")
     head = subprocess.Popen([str(RAY), "start", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1",
                              "--num-cpus", str(cpus), "--include-dashboard", "false", "--disable-usage-stats",

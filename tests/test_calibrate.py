@@ -1,7 +1,8 @@
-"""``x3dsearch calibrate`` through the real CLI, a real local Ray and real videos (tiny dataset, smoke budgets)."""
+"""``x3dsearch calibrate`` through the real CLI, a real Ray and real videos (tiny dataset, smoke budgets)."""
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ from x3dsearch.calibrate.reliability import seed_reliability
 from x3dsearch.calibrate.report import ModelScores, summarize
 from x3dsearch.factors import Factors, preset
 from x3dsearch.cli.main import main
+
+from search_helpers import run_cli
 
 MODELS = "x2d,frames=2,stride=15,crop=112,width=1,bottleneck=1,depth=1,x3d-xs"
 #: The calibration that trains: X3D-XS's bottleneck and depth at X2D's clip (1x30@112, about a fifth of
@@ -153,17 +156,25 @@ def test_bad_calibrate_input_is_one_line_and_leaves_nothing(capsys, tiny_dataset
     assert message in err and not out.exists()
 
 
+def _calibrate(*args: str) -> subprocess.CompletedProcess:
+    proc = run_cli("calibrate", *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
 @pytest.mark.slow
-def test_a_smoke_calibration_ranks_models_and_a_rerun_trains_nothing(capsys, tiny_dataset: Path, tmp_path: Path):
+def test_a_smoke_calibration_ranks_models_and_a_rerun_trains_nothing(tiny_dataset: Path, shared_ray: str,
+                                                                    tmp_path: Path):
+    """Three calibrations in one folder, each a real CLI process on the session's shared Ray head: the first
+    trains, the second finds every training finished, the third adds the grown proxy trainings."""
     proxy, reference = _budget(tmp_path, "proxy", eval_clips=None), _budget(tmp_path, "reference", epochs=2,
                                                                              eval_clips=None)
     out = tmp_path / "cal"
-    args = ["calibrate", "--data", str(tiny_dataset), "--budget", str(proxy), "--reference-budget", str(reference),
-            "--seeds", "2", "--reference-seeds", "1", "--models", TRAINED_MODELS, "--out", str(out)]
-    with pytest.raises(SystemExit) as exit_info:
-        main(args)
-    printed = capsys.readouterr().out
-    assert exit_info.value.code == 0
+    args = ["--data", str(tiny_dataset), "--budget", str(proxy), "--reference-budget", str(reference),
+            "--seeds", "2", "--reference-seeds", "1", "--models", TRAINED_MODELS, "--out", str(out),
+            "--address", shared_ray]
+    proc = _calibrate(*args)
+    printed = proc.stdout
     report = yaml.safe_load((out / "calibration.yaml").read_text())
     assert [m["name"] for m in report["models"]] == ["t2_s15_c112_w1_b1_d1", "x2d", XS_AT_X2D]
     for m in report["models"]:
@@ -188,9 +199,7 @@ def test_a_smoke_calibration_ranks_models_and_a_rerun_trains_nothing(capsys, tin
     trainings = sorted(p.name for p in (out / "runs").glob("*/*"))
     assert len(trainings) == 9  # 3 models x 2 proxy seeds, 3 models x 1 reference seed
     logs = {p: p.read_text() for p in (out / "runs").glob("*/*/train.log")}
-    with pytest.raises(SystemExit) as exit_info:  # a rerun finds every training finished
-        main(args)
-    assert exit_info.value.code == 0
+    _calibrate(*args)  # a rerun finds every training finished
     assert {p: p.read_text() for p in (out / "runs").glob("*/*/train.log")} == logs
     assert yaml.safe_load((out / "calibration.yaml").read_text()) == report
     assert report["proxy_init"] == "scratch" and report["proxy_parent"] is None
@@ -198,10 +207,7 @@ def test_a_smoke_calibration_ranks_models_and_a_rerun_trains_nothing(capsys, tin
 
     # --proxy-init inherit into the same folder: only the two grown models' proxy trainings are new (named
     # -inherit, the scratch ones untouched); x2d's own proxy trainings and every reference are shared
-    with pytest.raises(SystemExit) as exit_info:
-        main([*args, "--proxy-init", "inherit"])
-    printed = capsys.readouterr().out
-    assert exit_info.value.code == 0
+    printed = _calibrate(*args, "--proxy-init", "inherit").stdout
     assert {p: p.read_text() for p in (out / "runs").glob("*/*/train.log") if p in logs} == logs  # none again
     grown = sorted(p.name for p in (out / "runs").glob("*/*") if p.name.endswith("-inherit"))
     assert grown == ["t1_s30_c112_w1_b2.25_d2.2-s0-inherit", "t1_s30_c112_w1_b2.25_d2.2-s1-inherit",

@@ -317,7 +317,7 @@ def test_training_folder_drops_the_checkpoint_only_when_finished(trained: dict, 
 
 @pytest.mark.slow
 def test_a_smoke_search_leaves_bad_videos_out_and_compares_on_the_videos_all_candidates_read(
-        broken_signal: dict, tmp_path: Path) -> None:
+        broken_signal: dict, shared_ray: str, tmp_path: Path) -> None:
     """One corrupt video in each split: trials train (train substitutes), validation and test leave theirs
     out and count it, and the step's decision is taken on the videos every candidate read, on scores:
     X-Temporal reads the two frames the classes need, X-Spatial one. Measured at seed 0:
@@ -333,7 +333,8 @@ def test_a_smoke_search_leaves_bad_videos_out_and_compares_on_the_videos_all_can
     # 2 classes: 0.0393 (x-temporal) and 0.0381 GFLOPs (x-spatial), within tolerance under 0.04: one step
     proc = subprocess.run([str(Path(sys.executable).parent / "x3dsearch"), "expand", "--target-gflops", "0.04",
                            "--data", str(broken_signal["root"]), "--budget", str(decide_budget(tmp_path)),
-                           "--space", str(space_file), "--run-dir", str(run_dir), "--cpus-per-trial", "1"],
+                           "--space", str(space_file), "--run-dir", str(run_dir), "--cpus-per-trial", "1",
+                           "--address", shared_ray],
                           capture_output=True, text=True, timeout=400, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     state = json.loads((run_dir / "state.json").read_text())

@@ -66,8 +66,8 @@ def _args(data: Path, budget: Path, folder: Path) -> list[str]:
             "--cpus-per-trial", "1"]
 
 
-def _search(data: Path, budget: Path, tmp_path: Path) -> tuple[Path, dict]:
-    proc = run_cli(*_args(data, budget, tmp_path))
+def _search(data: Path, budget: Path, tmp_path: Path, *extra: str) -> tuple[Path, dict]:
+    proc = run_cli(*_args(data, budget, tmp_path), *extra)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return _step(tmp_path / "run")
 
@@ -92,14 +92,14 @@ def signal_run(signal_dataset: Path, budget_file: Path, tmp_path_factory: pytest
     return _search(signal_dataset, budget_file, tmp_path_factory.mktemp("signal"))
 
 
-def test_a_step_without_signal_is_a_tie(shuffled_data: Path, budget_file: Path, tmp_path: Path):
+def test_a_step_without_signal_is_a_tie(shuffled_data: Path, budget_file: Path, shared_ray: str, tmp_path: Path):
     """The same search on the same videos with labels no model can learn.
 
     Without signal a step still comes out significant with probability up to 10% (the bounds' level), so
     this passes at seed 0 by measurement, not by construction: there x-width won with 54.2 against 50.0
     and 50.0, margins +4.2 with lower bounds -5.6 and -8.3. At seeds 1 and 2 the same search was a tie
     too (lower bounds -20.8 at seed 1; 0.0 at seed 2, where all three got the same videos right)."""
-    _, step = _search(shuffled_data, budget_file, tmp_path)
+    _, step = _search(shuffled_data, budget_file, tmp_path, "--address", shared_ray)
     decision = step["decision"]
     assert decision["significant"] is False and decision["tied"], decision
     assert all(not decision["against"][axis]["excluded"] for axis in decision["tied"])

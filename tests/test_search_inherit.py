@@ -37,9 +37,10 @@ def args(signal_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> list
 
 
 @pytest.fixture(scope="module")
-def inherit_run(args: list[str], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def inherit_run(args: list[str], shared_ray: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The search, on the session's shared Ray head (the kill -9 test starts its own local Ray, as a user would)."""
     run_dir = tmp_path_factory.mktemp("inherit") / "run"
-    proc = run_cli(*args, "--run-dir", str(run_dir), timeout=480)
+    proc = run_cli(*args, "--run-dir", str(run_dir), "--address", shared_ray, timeout=480)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return run_dir, proc.stdout
 
@@ -170,14 +171,15 @@ def test_kill_9_in_step_2_then_moved_and_resumed_lands_on_the_same_path(inherit_
     assert '<meta http-equiv="refresh"' not in page and '<span class="badge finished">' in page
 
 
-def test_a_random_baseline_of_the_inherit_run_grows_from_its_seed_models_weights(inherit_run, tmp_path: Path):
+def test_a_random_baseline_of_the_inherit_run_grows_from_its_seed_models_weights(inherit_run, shared_ray: str,
+                                                                                 tmp_path: Path):
     """``baseline --random 1`` on the finished run (a copy) with no --proxy-init: the run's own, inherit. The
     baseline starts from the seed model's trained model.pt, grown, as a first-step candidate did: the state,
     the log and the trainer's own config.json and train.log say so."""
     reference, _ = inherit_run
     run_dir = tmp_path / "run"
     shutil.copytree(reference, run_dir)
-    proc = run_cli("baseline", str(run_dir), "--random", "1", timeout=300)
+    proc = run_cli("baseline", str(run_dir), "--random", "1", "--address", shared_ray, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     entry = load_log(run_dir)["baselines"][0]
     assert (entry["name"], entry["status"], entry["init"], entry["parent"]) == ("random-1", "ok", "inherit", "seed")

@@ -1,6 +1,9 @@
-"""Searches that each need their own set-up: a Ray head started by the test, a candidate that raises,
-a step where every candidate fails, contraction along every axis, a bounded space, a replayed path
-and a latency target (real CLI, real Ray, real fvcore, real videos).
+"""Searches that each need their own set-up: a joined Ray head with a candidate that raises and a
+contraction along every axis, a node that cannot see the data, a step where every candidate fails, a
+bounded space, a replayed path and a latency target (real CLI, real Ray, real fvcore, real videos).
+
+The searches of ``make test`` join the pytest process's shared Ray head (conftest's ``shared_ray``);
+the fault-injecting ones (``make test-faults``) start their own cluster, as a user's search does.
 
 Every search that can decide does so on ``signal_dataset`` with ``decide_budget``, with X-Temporal (the
 one axis that reads the two frames the classes need) among its axes, and asserts that its first step
@@ -31,14 +34,7 @@ from search_helpers import (X3DSEARCH, assert_decided_on_scores, cli_env, decide
 pytestmark = pytest.mark.slow
 
 
-# --- a Ray cluster started by the test; a candidate that raises; a node that cannot see the data ---
-@pytest.fixture()
-def ray_head_1cpu():
-    """A head with one CPU (trials run one at a time, in order)."""
-    with ray_head(1) as address:
-        yield address
-
-
+# --- a Ray cluster the search joins; a candidate that raises; a node that cannot see the data ---
 def _expand_with_failing(args: list[str], run_dir: Path, names: list[str]) -> tuple[int, str]:
     """Run ``x3dsearch expand ARGS --run-dir RUN_DIR``; while the seed trains, put a file where these
     candidates' output folders go, so their trainings fail for real (the folder cannot be created)
@@ -66,35 +62,6 @@ def _expand_with_failing(args: list[str], run_dir: Path, names: list[str]) -> tu
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
     return proc.returncode, err
-
-
-def test_search_joins_a_ray_head_and_records_a_raising_candidate(ray_head_1cpu: str, signal_dataset: Path,
-                                                                 tmp_path: Path):
-    """X-Width's training raises (its folder cannot be created); of the two that train, X-Temporal is
-    chosen on scores. Measured at seed 0: x-temporal 100.0, x-spatial 62.5 on 24 videos (margin +37.5,
-    simultaneous 90% lower bound +25.0)."""
-    ray_head = ray_head_1cpu
-    # 2 classes: 0.0393 (x-temporal), 0.0381 (x-spatial), 0.0372 (x-width) GFLOPs, all within the
-    # tolerance under 0.04: one step, no contraction
-    space = space_file(tmp_path, ("x-temporal", "x-spatial", "x-width"))
-    run_dir = tmp_path / "run"
-    returncode, err = _expand_with_failing(["--target-gflops", "0.04", "--data", str(signal_dataset), "--budget",
-                                            str(decide_budget(tmp_path)), "--space", str(space), "--address", ray_head],
-                                           run_dir, ["s01-x-width"])
-    assert returncode == 0, err[-3000:]
-    assert f"Ray cluster at {ray_head}: 1 CPUs" in (run_dir / "search.log").read_text()
-    log = load_log(run_dir)
-    (step,) = log["steps"]
-    by_axis = {c["axis"]: c for c in step["candidates"]}
-    assert by_axis["x-width"]["status"] == "failed" and by_axis["x-width"]["top1"] is None
-    assert "s01-x-width" in by_axis["x-width"]["error"] and "\n" not in by_axis["x-width"]["error"]
-    errors = (run_dir / "trials" / "step01" / "s01-x-width" / "error.txt").read_text()
-    assert "Failure # 2" in errors  # FailureConfig retried it once (--max-failures 1) before giving up
-    assert by_axis["x-spatial"]["status"] == by_axis["x-temporal"]["status"] == "ok"
-    assert "x-width" not in step["decision"]["against"]  # the failed candidate has no score to compare
-    assert_decided_on_scores(step, {"x-temporal"})
-    assert log["final"]["factors"] == by_axis["x-temporal"]["factors"] and log["contraction"] is None
-    assert "x-width" in err and "failed" in err
 
 
 @pytest.mark.fault  # injects a fault: make test-faults runs it, make test does not
@@ -161,24 +128,46 @@ def test_a_step_where_every_candidate_fails_stops_and_resume_retries(signal_data
     assert seed_log.count("fresh start") == 1 and "resuming" not in seed_log  # the seed was not retrained
 
 
-def test_contraction_along_every_axis_with_gain_per_gflop(signal_dataset: Path, tmp_path: Path):
-    """Step 1 chooses X-Temporal by top-1 gained over X2D per added GFLOP, significantly; every candidate
-    overshoots 0.03 GFLOPs, so the step is contracted along every axis from X2D. X-Temporal's own axis has
-    nothing under the target (2 frames is its least), so the contraction trains the other axes' settings
-    and keeps the one with the best gain per GFLOP. Those read one frame each, like X2D: nothing tells
-    them apart, and the kept one is the best score (a tie under the bounds, resolved by --on-tie best).
+def test_a_search_on_a_joined_head_contracts_along_every_axis_past_a_candidate_that_raises(
+        signal_dataset: Path, shared_ray: str, tmp_path: Path):
+    """The search joins a running Ray head (one CPU: trials run one at a time, in order), and X-Width's step-1
+    training raises (its folder cannot be created) and is retried once; it has no score to compare.
+
+    Step 1 chooses X-Temporal by top-1 gained over X2D per added GFLOP, significantly, over the two other
+    candidates that trained; every candidate overshoots 0.03 GFLOPs, so the step is contracted along every
+    axis from X2D. X-Temporal's own axis has nothing under the target (2 frames is its least), so the
+    contraction trains the other axes' settings (X-Width's too: its folder there is another) and keeps the
+    one with the best gain per GFLOP. Those read one frame each, like X2D: nothing tells them apart, and the
+    kept one is the best score (a tie under the bounds, resolved by --on-tie best).
     Measured at seed 0 (points of top-1 per GFLOP over X2D's 58.3): x-temporal 2144.2, x-spatial 228.0,
     x-bottleneck -512.6 (margin over x-spatial +1916.2, simultaneous 90% lower bound +1031.3); in the
-    contraction x-spatial 0.0 (1x30@128, 58.3) and x-bottleneck -512.2, a tie (lower bound -1773.5)."""
-    space = space_file(tmp_path, ("x-temporal", "x-spatial", "x-bottleneck"))
+    contraction x-spatial 0.0 (1x30@128, 58.3), x-bottleneck -512.2 and x-width -978.3, a tie (lower bounds
+    -1911.2 and -1550.0).
+
+    One search in place of two (a joined head with a raising candidate; a contraction along every axis):
+    its setup and Ray's were most of each one's 22-28 s on a pinned core."""
+    space = space_file(tmp_path, ("x-temporal", "x-spatial", "x-bottleneck", "x-width"))
     run_dir = tmp_path / "run"
-    proc = run_cli("expand", "--target-gflops", "0.03", "--data", str(signal_dataset), "--budget",
-                   str(decide_budget(tmp_path)), "--space", str(space), "--run-dir", str(run_dir), "--criterion",
-                   "gain-per-gflop", "--contract-axes", "all", "--cpus-per-trial", "1")
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    returncode, err = _expand_with_failing(["--target-gflops", "0.03", "--data", str(signal_dataset), "--budget",
+                                            str(decide_budget(tmp_path)), "--space", str(space), "--criterion",
+                                            "gain-per-gflop", "--on-tie", "best", "--contract-axes", "all",
+                                            "--address", shared_ray], run_dir, ["s01-x-width"])
+    assert returncode == 0, err[-3000:]
+    assert f"Ray cluster at {shared_ray}: 1 CPUs" in (run_dir / "search.log").read_text()
     state = json.loads((run_dir / "state.json").read_text())
     (step,) = state["steps"]
     seed = state["seed"]
+    log = load_log(run_dir)
+
+    # the candidate that raised: failed after its retry, one line of error, left out of the decision
+    by_axis = {c["axis"]: c for c in log["steps"][0]["candidates"]}
+    assert by_axis["x-width"]["status"] == "failed" and by_axis["x-width"]["top1"] is None
+    assert "s01-x-width" in by_axis["x-width"]["error"] and "\n" not in by_axis["x-width"]["error"]
+    errors = (run_dir / "trials" / "step01" / "s01-x-width" / "error.txt").read_text()
+    assert "Failure # 2" in errors  # FailureConfig retried it once (--max-failures 1) before giving up
+    assert "x-width" not in log["steps"][0]["decision"]["against"]
+    assert "x-width" in err and "failed" in err
+
     usable = [c for c in step["candidates"] if c["status"] == "ok"]
 
     def gain(c: dict, base: dict) -> tuple:  # state.json keeps each trial's training result whole
@@ -186,7 +175,6 @@ def test_contraction_along_every_axis_with_gain_per_gflop(signal_dataset: Path, 
 
     assert step["chosen"] == max(usable, key=lambda c: gain(c, seed))["axis"] == "x-temporal"
     assert min(c["gflops"] for c in usable) > 0.03
-    log = load_log(run_dir)
     # the decision is made on gain per GFLOP: its margins and bounds are in points per GFLOP
     decision = log["steps"][0]["decision"]
     assert decision["criterion"] == "gain-per-gflop" and len(usable) == 3
@@ -194,7 +182,7 @@ def test_contraction_along_every_axis_with_gain_per_gflop(signal_dataset: Path, 
     contraction = state["contraction"]
     assert contraction["axis"] == step["chosen"] and contraction["start"] == "seed"
     by_axis = {c["axis"]: c for c in contraction["candidates"]}
-    assert set(by_axis) == {"x-temporal", "x-spatial", "x-bottleneck"}  # its own axis and every other one
+    assert set(by_axis) == {"x-temporal", "x-spatial", "x-bottleneck", "x-width"}  # its own axis and every other
     own = by_axis.pop("x-temporal")
     assert own["status"] == "skipped" and "already exceeds the target" in own["error"]
     for c in by_axis.values():
@@ -206,7 +194,7 @@ def test_contraction_along_every_axis_with_gain_per_gflop(signal_dataset: Path, 
     assert log["final"]["gflops"] <= 0.03
 
 
-def test_a_search_stopped_by_the_space_bounds_says_so(signal_dataset: Path, tmp_path: Path):
+def test_a_search_stopped_by_the_space_bounds_says_so(signal_dataset: Path, shared_ray: str, tmp_path: Path):
     """Two frames and crop 160 are all the space allows (depth is at its bound from the start): step 1
     chooses X-Temporal over X-Spatial on scores, step 2 can only grow the crop, and then the search stops
     short of the target; the log and show say why. Measured at seed 0: x-temporal 100.0, x-spatial 62.5 on
@@ -223,7 +211,7 @@ def test_a_search_stopped_by_the_space_bounds_says_so(signal_dataset: Path, tmp_
     # 2 classes: step 1 ends at 2x24@112 (0.0393 GFLOPs), step 2 at 2x24@160 (0.0758), both under 0.71 x 0.15
     proc = run_cli("expand", "--target-gflops", "0.15", "--data", str(signal_dataset), "--budget",
                    str(decide_budget(tmp_path)), "--space", str(space), "--run-dir", str(run_dir),
-                   "--cpus-per-trial", "1")
+                   "--cpus-per-trial", "1", "--address", shared_ray)
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = load_log(run_dir)
     assert [s["chosen"] for s in log["steps"]] == ["x-temporal", "x-spatial"] and log["final"]["gflops"] < 0.15
@@ -236,12 +224,13 @@ def test_a_search_stopped_by_the_space_bounds_says_so(signal_dataset: Path, tmp_
     assert "stopped: every axis bounded" in run_cli("show", str(run_dir)).stdout
 
 
-def test_a_replay_trains_only_the_paths_model_and_contracts_as_usual(tiny_dataset: Path, tmp_path: Path):
+def test_a_replay_trains_only_the_paths_model_and_contracts_as_usual(tiny_dataset: Path, shared_ray: str,
+                                                                    tmp_path: Path):
     # A replay trains one candidate per step (and one per contraction, along its own axis): nothing is
     # decided on scores by design, so the tiny data and the smoke budget suffice.
     run_dir = tmp_path / "replay"
     proc = run_cli("expand", "--path", "spatial,bottleneck,depth", "--target-gflops", "0.06", "--data",
-                   str(tiny_dataset), "--budget", "smoke", "--run-dir", str(run_dir))
+                   str(tiny_dataset), "--budget", "smoke", "--run-dir", str(run_dir), "--address", shared_ray)
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = load_log(run_dir)
     assert log["path"] == ["x-spatial", "x-bottleneck", "x-depth"]
@@ -254,7 +243,8 @@ def test_a_replay_trains_only_the_paths_model_and_contracts_as_usual(tiny_datase
     assert log["final"]["factors"] == plan["final"]["factors"]  # the dry run planned what the replay trained
 
 
-def test_a_latency_targeted_search_records_ms_and_stays_under_its_target(signal_dataset: Path, tmp_path: Path):
+def test_a_latency_targeted_search_records_ms_and_stays_under_its_target(signal_dataset: Path, shared_ray: str,
+                                                                        tmp_path: Path):
     """Proposals aim at twice the current model's measured ms, which a tiny model spends mostly on fixed
     costs, so they move with the machine's timings: from X2D at 5.2 ms X-Temporal proposed 4x19@112 and
     X-Spatial 1x30@224, at 8.2 ms (a busier machine) 4x19@112 and 1x30@288. X-Temporal's reads 2 frames or
@@ -280,7 +270,7 @@ def test_a_latency_targeted_search_records_ms_and_stays_under_its_target(signal_
     space = space_file(tmp_path, ("x-temporal", "x-spatial"), proposal="nearest", tolerance=0.6)
     proc = run_cli("expand", "--complexity", "latency", "--target-ms", f"{4 * seed_ms:.3f}", "--data",
                    str(signal_dataset), "--budget", str(decide_budget(tmp_path)), "--space", str(space), "--run-dir",
-                   str(run_dir), "--cpus-per-trial", "1")
+                   str(run_dir), "--cpus-per-trial", "1", "--address", shared_ray)
     assert proc.returncode == 0, proc.stderr[-3000:]
     log = load_log(run_dir)
     assert log["complexity"] == "latency" and log["target_ms"] == pytest.approx(4 * seed_ms, rel=1e-3)
