@@ -83,6 +83,23 @@ def signal_dataset(tmp_path_factory: pytest.TempPathFactory) -> Path:
                       val_fraction=0.3)
 
 
+@pytest.fixture(scope="session")
+def broken_signal(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """``signal_dataset``'s videos (brightening vs dimming: the same 56 training and 24 validation videos,
+    byte for byte) plus a test split of 6 videos per class; one video of each split corrupt
+    (``search_helpers.corrupt_videos``). Returns ``{"root": ..., "bad": {split: record}}``.
+
+    A training under ``search_helpers.DECIDE_BUDGET`` reads about 96 videos (56 training, 16 for
+    precise-BN, 24 validation): its 2 or 3 failed reads stay under the 5% limit."""
+    from x3dsearch.data import synthesize
+
+    from search_helpers import corrupt_videos
+
+    root = synthesize(tmp_path_factory.mktemp("broken") / "ramp", classes=2, videos_per_class=46, seed=0,
+                      size=(32, 44), seconds=(1.0, 1.5), val_fraction=12 / 46, test_fraction=6 / 46)
+    return {"root": root, "bad": corrupt_videos(root, {"train": 4, "val": 7, "test": 5})}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Files with end-to-end (slow) tests first, the files with the most of them first.
 

@@ -38,6 +38,20 @@ def space_file(folder: Path, axes: tuple[str, ...], **changes: object) -> Path:
     return path
 
 
+def corrupt_videos(root: Path, index: dict[str, int]) -> dict:
+    """Corrupt the ``index[split]``-th video of each split of the dataset at ``root``: the training and test
+    ones cut to a tenth, the validation one emptied; returns their records by split."""
+    from x3dsearch.data import load_split
+
+    bad = {}
+    for split, i in index.items():
+        record = load_split(root, split)[i]
+        data = record.path.read_bytes()
+        record.path.write_bytes(data[: len(data) // 10] if split != "val" else b"")
+        bad[split] = record
+    return bad
+
+
 def load_log(run_dir: Path) -> dict:
     return yaml.safe_load((run_dir / "expansion_path.yaml").read_text())
 

@@ -1,6 +1,7 @@
 """Searches that each need their own set-up: a joined Ray head with a candidate that raises and a
 contraction along every axis, a node that cannot see the data, a step where every candidate fails, a
-bounded space, a replayed path and a latency target (real CLI, real Ray, real fvcore, real videos).
+bounded space, a replayed path, and a latency target on videos with a corrupt one in each split (one
+search read by two tests) (real CLI, real Ray, real fvcore, real videos).
 
 The searches of ``make test`` join the pytest process's shared Ray head (conftest's ``shared_ray``);
 the fault-injecting ones (``make test-faults``) start their own cluster, as a user's search does.
@@ -26,6 +27,7 @@ import yaml
 from x3dsearch.complexity import complexity
 from x3dsearch.factors import Factors
 from x3dsearch.search.space import DEFAULT_SPACE
+from x3dsearch.train import TrainingFolder
 
 from ray_nodes import listed_nodes, ray_head, ray_worker
 from search_helpers import (X3DSEARCH, assert_decided_on_scores, cli_env, decide_budget, load_log, run_cli, space_file,
@@ -243,13 +245,33 @@ def test_a_replay_trains_only_the_paths_model_and_contracts_as_usual(tiny_datase
     assert log["final"]["factors"] == plan["final"]["factors"]  # the dry run planned what the replay trained
 
 
-def test_a_latency_targeted_search_records_ms_and_stays_under_its_target(signal_dataset: Path, shared_ray: str,
-                                                                        tmp_path: Path):
+@pytest.fixture(scope="module")
+def latency_run(broken_signal: dict, shared_ray: str, tmp_path_factory: pytest.TempPathFactory,
+                ) -> tuple[Path, subprocess.CompletedProcess, float]:
+    """One latency-targeted search on ``broken_signal`` (the signal data plus a test split, one corrupt
+    video in each split), read by the two tests below; returns its run directory, the process and X2D's
+    measured ms."""
+    from x3dsearch.latency import LatencyConfig, measure_latency
+    from x3dsearch.search.space import load_space
+
+    folder = tmp_path_factory.mktemp("latency")
+    seed_ms = measure_latency(load_space().seed, 2, LatencyConfig()).median_ms
+    run_dir = folder / "latency"
+    space = space_file(folder, ("x-temporal", "x-spatial"), proposal="nearest", tolerance=0.6)
+    proc = run_cli("expand", "--complexity", "latency", "--target-ms", f"{4 * seed_ms:.3f}", "--data",
+                   str(broken_signal["root"]), "--budget", str(decide_budget(folder)), "--space", str(space),
+                   "--run-dir", str(run_dir), "--cpus-per-trial", "1", "--address", shared_ray)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run_dir, proc, seed_ms
+
+
+def test_a_latency_targeted_search_records_ms_and_stays_under_its_target(latency_run, tmp_path: Path):
     """Proposals aim at twice the current model's measured ms, which a tiny model spends mostly on fixed
     costs, so they move with the machine's timings: from X2D at 5.2 ms X-Temporal proposed 4x19@112 and
     X-Spatial 1x30@224, at 8.2 ms (a busier machine) 4x19@112 and 1x30@288. X-Temporal's reads 2 frames or
-    more wherever they land. Measured at seed 0 (5.2 ms): x-temporal 95.8, x-spatial 50.0 on 24 videos
-    (margin +45.8, simultaneous 90% lower bound +33.3); one step, within tolerance.
+    more wherever they land. Measured at seed 0 on ``broken_signal``'s 23 readable validation videos (X2D
+at 7.0 ms; X-Temporal proposed 7x16@112): x-temporal 95.7, x-spatial 60.9 (margin +34.8, simultaneous 90%
+lower bound +21.7); one step, within tolerance. (On ``signal_dataset``'s 24 at 5.2 ms: 95.8 against 50.0.)
 
     The space proposes the nearest setting, not the largest at most 2x: on a loaded machine (a fresh
     clone's make test, 2026-12-03) 2 frames timed over 2x the seed, so at-most skipped X-Temporal and
@@ -262,16 +284,7 @@ def test_a_latency_targeted_search_records_ms_and_stays_under_its_target(signal_
     trained a second step of 15x13@112 and 7x16@168: 84 s instead of 27. Bounding the axes instead (4
     frames, crop 224) failed under heavier load, where both largest settings timed under sqrt(2) x the
     seed and were skipped."""
-    from x3dsearch.latency import LatencyConfig, measure_latency
-    from x3dsearch.search.space import load_space
-
-    seed_ms = measure_latency(load_space().seed, 2, LatencyConfig()).median_ms
-    run_dir = tmp_path / "latency"
-    space = space_file(tmp_path, ("x-temporal", "x-spatial"), proposal="nearest", tolerance=0.6)
-    proc = run_cli("expand", "--complexity", "latency", "--target-ms", f"{4 * seed_ms:.3f}", "--data",
-                   str(signal_dataset), "--budget", str(decide_budget(tmp_path)), "--space", str(space), "--run-dir",
-                   str(run_dir), "--cpus-per-trial", "1", "--address", shared_ray)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    run_dir, proc, seed_ms = latency_run
     log = load_log(run_dir)
     assert log["complexity"] == "latency" and log["target_ms"] == pytest.approx(4 * seed_ms, rel=1e-3)
     assert log["target_gflops"] is None
@@ -288,3 +301,28 @@ def test_a_latency_targeted_search_records_ms_and_stays_under_its_target(signal_
     plot = run_cli("plot", str(run_dir), "-o", str(tmp_path / "ms.svg"))  # a latency run plots in ms
     assert plot.returncode == 0, plot.stderr
     assert "measured latency per clip" in (tmp_path / "ms.svg").read_text()
+
+
+def test_a_search_leaves_bad_videos_out_and_compares_on_the_videos_all_candidates_read(latency_run,
+                                                                                        broken_signal: dict):
+    """The same search: one corrupt video in each split. Trials train (train substitutes), validation and
+    test leave theirs out and count it, and the step's decision is taken on the videos every candidate
+    read, on scores: X-Temporal reads the two frames the classes need, X-Spatial one (the scores are in the
+    test above). A search of its own (GFLOPs-targeted: 2x24@112 against 1x30@160) scored 100.0 against 47.8
+    on the same 23 videos; sharing the latency search saves that search's 17-21 s in make test."""
+    run_dir, _, _ = latency_run
+    state = json.loads((run_dir / "state.json").read_text())
+    candidates = [c for step in state["steps"] for c in step["candidates"]]
+    assert len(candidates) == 2 and all(c["result"]["val_excluded"] == 1 and c["result"]["val_videos"] == 23
+                                        for c in candidates + [state["seed"]])
+    (step,) = load_log(run_dir)["steps"]
+    assert step["decision"]["videos"] == 23 and all(c["score_videos"] == 23 for c in step["candidates"])
+    assert_decided_on_scores(step, {"x-temporal"})
+    bad_val = broken_signal["bad"]["val"].key
+    for name in ("seed", f"s01-{step['chosen']}"):
+        folder = TrainingFolder(run_dir / "candidates" / name)
+        assert folder.read_outcomes("val").excluded == [bad_val] and bad_val not in folder.read_outcomes("val").videos
+    chosen_test = TrainingFolder(run_dir / "candidates" / f"s01-{step['chosen']}").read_outcomes("test")
+    assert len(chosen_test.videos) == 11 and chosen_test.excluded == [broken_signal["bad"]["test"].key]
+    assert step["candidates"][[c["axis"] for c in step["candidates"]].index(step["chosen"])]["heldout_top1"] == \
+        pytest.approx(chosen_test.top1)
