@@ -47,10 +47,11 @@ def shared_ray() -> Iterator[str]:
     """The address of one Ray head (``ray start``, one CPU) that this pytest process's end-to-end searches
     join with ``--address``, started at the first test that asks for it.
 
-    A search that starts its own local Ray spends about 5 s of its 20 on starting and stopping it (a
-    one-step search on one core: 20 s alone, 15 s joining a running head). Searches that test how a
-    search starts its own cluster (test_search_run.py, the faults) do not use it; the others join this one.
-    One CPU: trials run one at a time, in the order the tests expect."""
+    A search that starts its own local Ray spends about 5 s on starting and stopping it (a one-step
+    search on one core: about 21 s alone, 16 s joining a running head; docs/results.md). The searches that
+    stand for a user's, on their own local Ray, do not use it: test_search_run.py's reference search,
+    test_search_cli's cluster check and the fault tests. One CPU: trials run one at a time, in the order
+    the tests expect."""
     from ray_nodes import ray_head
 
     with ray_head(1) as address:
