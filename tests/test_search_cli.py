@@ -1,7 +1,6 @@
 """Bad input to ``x3dsearch expand`` / ``resume``: one line on stderr, exit code 2, nothing started."""
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ import yaml
 from x3dsearch.search.space import DEFAULT_SPACE
 
 from cli_helpers import invoke
+from ray_nodes import free_port
 
 
 def _error(capsys: pytest.CaptureFixture, *args: str) -> str:
@@ -20,12 +20,6 @@ def _error(capsys: pytest.CaptureFixture, *args: str) -> str:
     assert proc.returncode == 2, err
     assert err.count("\n") == 1 and err.startswith("x3dsearch: error: ") and "Traceback" not in err, err
     return err
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]  # nothing listens once the socket is closed
 
 
 @pytest.mark.parametrize("args, message", [
@@ -53,7 +47,7 @@ def test_bad_expand_input_is_one_line_and_starts_nothing(capsys, tmp_path: Path,
 
 
 def test_unreachable_ray_address(capsys, tmp_path: Path):
-    port = _closed_port()
+    port = free_port()  # nothing listens there
     err = _error(capsys, "expand", "--target-gflops", "1", "--address", f"127.0.0.1:{port}", "--run-dir",
                  str(tmp_path / "run"))
     assert f"cannot reach a Ray cluster at 127.0.0.1:{port}" in err
